@@ -1,0 +1,528 @@
+//! Fills and renders one event. The generator decides *which* event (recipient, dose, date, defect);
+//! this module turns that decision into fields and bytes.
+//!
+//! One `CertifyRequest` is kept and overwritten in place: `String::clear` keeps capacity, so after
+//! warm-up a valid event costs no allocation apart from rare comorbidity strings.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io;
+
+use divoc_pipeline::event::{Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator};
+use serde_json::{json, Value};
+
+use super::data::{self, Script, STATES};
+use super::util::{days_from_civil, mix64, push_date, push_timestamp, SplitMix64, Weighted, MS_PER_DAY};
+use super::vaccines::{VaccineProduct, PRODUCTS};
+use super::{Expected, GenFormat, WINDOW_END_MS, WINDOW_START_MS};
+
+/// Date and per-event randomness of one emitted dose, kept so a duplicate can reproduce it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DoseRecord {
+    pub event_seed: u64,
+    pub date_ms: i64,
+}
+
+/// Everything needed to render one event deterministically.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventSpec {
+    pub recipient: u64,
+    pub product: usize,
+    pub dose: u8,
+    pub record: DoseRecord,
+    /// Seeds facility and vaccinator; differs from `record.event_seed` when a duplicate is
+    /// re-uploaded by another site.
+    pub facility_seed: u64,
+}
+
+/// Byte sink for the reused CSV writer; `csv::Writer` only lends `&W`, hence the `RefCell`.
+#[derive(Debug, Default)]
+pub(crate) struct LineSink(RefCell<Vec<u8>>);
+
+impl io::Write for LineSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.get_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the recipient fill decided that later steps (defects, facility) need.
+struct RecipientInfo {
+    state: usize,
+    district: usize,
+    dob_day: i64,
+}
+
+const DOB_FIRST_DAY: i64 = -14_610; // 1930-01-01
+const DOB_LAST_DAY: i64 = 14_974; // 2010-12-31
+const UNKNOWN_VACCINES: &[&str] = &["Snake Oil", "Placebo Plus", "Miracle Tonic"];
+
+pub(crate) struct Filler {
+    seed: u64,
+    now_ms: i64,
+    window_lo: i64,
+    window_hi: i64,
+    code_mul: u64,
+    code_add: u64,
+    states: Weighted,
+    genders: Weighted,
+    products: Weighted,
+    long_name: String,
+    req: CertifyRequest,
+}
+
+impl Filler {
+    /// `now_ms` earlier than the window's end shrinks the window; if it leaves under 30 days the
+    /// window becomes the 30 days before `now_ms` so dates never pass "now".
+    pub fn new(seed: u64, now_ms: i64) -> Self {
+        let window_hi = (WINDOW_END_MS - 1).min(now_ms);
+        let window_lo = WINDOW_START_MS.min(window_hi - 30 * MS_PER_DAY);
+        // An affine map with a multiplier coprime to 10^12 permutes 0..10^12, so distinct recipient
+        // numbers always give distinct 12-digit codes while looking unrelated to each other.
+        let mut code_mul = (mix64(seed ^ 0xC0DE) % CODE_SPACE) | 1;
+        while code_mul % 5 == 0 {
+            code_mul += 2;
+        }
+        let product_weight = |p: &VaccineProduct| {
+            data::VACCINE_WEIGHTS.iter().find(|(n, _)| *n == p.name).map_or(1, |(_, w)| u64::from(*w))
+        };
+        let mut long_name = String::with_capacity(2000);
+        while long_name.len() < 2000 {
+            long_name.push_str("Venkata Subrahmanya Lakshmi Narasimha ");
+        }
+        long_name.truncate(2000);
+        Filler {
+            seed,
+            now_ms,
+            window_lo,
+            window_hi,
+            code_mul,
+            code_add: mix64(seed ^ 0xADD) % CODE_SPACE,
+            states: Weighted::new(STATES.iter().map(|s| u64::from(s.weight))),
+            genders: Weighted::new(data::GENDERS.iter().map(|g| u64::from(g.1))),
+            products: Weighted::new(PRODUCTS.iter().map(product_weight)),
+            long_name,
+            req: CertifyRequest::default(),
+        }
+    }
+
+    fn recipient_seed(&self, recipient: u64) -> u64 {
+        mix64(self.seed ^ mix64(recipient.wrapping_add(0x5EED)))
+    }
+
+    /// The vaccine a recipient gets for all its doses (a property of the recipient, so duplicates
+    /// and follow-up doses agree with the first dose).
+    pub fn recipient_product(&self, recipient: u64) -> usize {
+        let mut rng = SplitMix64::new(mix64(self.recipient_seed(recipient) ^ 0x7AC));
+        self.products.pick(&mut rng)
+    }
+
+    pub fn total_doses(&self, product: usize) -> u8 {
+        PRODUCTS.get(product).map_or(1, |p| p.total_doses)
+    }
+
+    /// A vaccination time inside the window, at 09:00..18:00 IST on a uniformly chosen day.
+    pub fn first_dose_time(&self, rng: &mut SplitMix64) -> i64 {
+        let day = rng.range(self.window_lo.div_euclid(MS_PER_DAY), self.window_hi.div_euclid(MS_PER_DAY));
+        (day * MS_PER_DAY + clinic_time_of_day(rng)).clamp(self.window_lo, self.window_hi)
+    }
+
+    /// 4..16 weeks after `prev`, or `None` if that passes the window's end.
+    pub fn next_dose_time(&self, rng: &mut SplitMix64, prev: i64) -> Option<i64> {
+        let day = prev.div_euclid(MS_PER_DAY) + rng.range(28, 112);
+        let t = day * MS_PER_DAY + clinic_time_of_day(rng);
+        (t <= self.window_hi).then_some(t)
+    }
+
+    /// Renders a valid event (new or duplicate) to `out`.
+    pub fn render_valid(&mut self, spec: &EventSpec, format: GenFormat, csv: &mut csv::Writer<LineSink>, out: &mut Vec<u8>) {
+        self.fill(spec);
+        match format {
+            GenFormat::Ndjson => write_json(&self.req, out),
+            GenFormat::Csv => write_csv(&self.req, None, None, csv, out),
+        }
+    }
+
+    /// Renders `spec` with exactly one defect of kind `reason` and returns the expected outcome.
+    pub fn render_invalid(
+        &mut self,
+        spec: &EventSpec,
+        reason: &'static str,
+        format: GenFormat,
+        csv: &mut csv::Writer<LineSink>,
+        out: &mut Vec<u8>,
+    ) -> Expected {
+        let info = self.fill(spec);
+        let mut rng = SplitMix64::new(mix64(spec.record.event_seed ^ 0xBAD));
+        let (mut dose_cell, mut total_cell) = (None, None);
+        let mut json_patch: Option<fn(&mut Value, &mut SplitMix64)> = None;
+        let req = &mut self.req;
+        let rec = req.recipient.get_or_insert_with(Default::default);
+        let vac = req.vaccination.get_or_insert_with(Default::default);
+        match reason {
+            "malformed_json" => {
+                let start = out.len();
+                write_json(req, out);
+                malform(out, start, req.pre_enrollment_code.as_deref().unwrap_or(""), &mut rng);
+                return Expected::Invalid(reason);
+            }
+            "invalid_field_type" => match format {
+                GenFormat::Ndjson => json_patch = Some(wrong_json_type),
+                GenFormat::Csv if rng.percent(70) => dose_cell = Some("abc"),
+                GenFormat::Csv => total_cell = Some("two"),
+            },
+            "missing_field" => {
+                if rng.percent(50) {
+                    req.pre_enrollment_code = None;
+                } else {
+                    vac.name = None;
+                }
+            }
+            "missing_age_and_dob" => {
+                rec.dob = None;
+                rec.age = None;
+            }
+            "dose_out_of_range" => vac.dose = Some(if rng.percent(50) { 0 } else { vac.total_doses.unwrap_or(1) + 1 }),
+            "future_date" => {
+                let t = self.now_ms + rng.range(30, 365) * MS_PER_DAY + clinic_time_of_day(&mut rng);
+                set_vaccination_dates(vac, t);
+            }
+            "dob_after_vaccination" => {
+                // Vaccinated at least two days before "now", born after that but not in the future.
+                let now_day = self.now_ms.div_euclid(MS_PER_DAY);
+                let hi = self.window_hi.min((now_day - 2) * MS_PER_DAY);
+                let t = rng.range(self.window_lo.min(hi), hi);
+                set_vaccination_dates(vac, t);
+                let vac_day = t.div_euclid(MS_PER_DAY);
+                let dob_day = vac_day + rng.range(1, (now_day - 1 - vac_day).clamp(1, 365));
+                push_date(slot(&mut rec.dob), dob_day);
+                rec.age = None;
+            }
+            "unknown_vaccine" => {
+                set(&mut vac.name, rng.pick(UNKNOWN_VACCINES));
+                set(&mut vac.manufacturer, "Acme Remedies");
+            }
+            "invalid_date" => {
+                let (y, _, _) = super::util::civil_from_days(info.dob_day);
+                let dob = slot(&mut rec.dob);
+                let _ = match rng.below(3) {
+                    0 => write!(dob, "31-02-{y}"),
+                    1 => write!(dob, "{y}-02-30"),
+                    _ => write!(dob, "{y}-13-45"),
+                };
+                write_age(slot(&mut rec.age), self.now_ms, info.dob_day);
+            }
+            "field_too_long" => set(&mut rec.name, &self.long_name),
+            _ => {}
+        }
+        match format {
+            GenFormat::Ndjson => write_invalid_json(req, json_patch, &mut rng, out),
+            GenFormat::Csv => write_csv(req, dose_cell, total_cell, csv, out),
+        }
+        Expected::Invalid(reason)
+    }
+
+    /// Overwrites every field of the reused request from `spec`.
+    fn fill(&mut self, spec: &EventSpec) -> RecipientInfo {
+        let product = &PRODUCTS[spec.product.min(PRODUCTS.len() - 1)];
+        let mut rr = SplitMix64::new(self.recipient_seed(spec.recipient));
+        let mut ev = SplitMix64::new(spec.record.event_seed);
+        let mut fr = SplitMix64::new(spec.facility_seed);
+        let (code_mul, code_add, now_ms) = (self.code_mul, self.code_add, self.now_ms);
+        let req = &mut self.req;
+
+        let code = ((u128::from(spec.recipient % CODE_SPACE) * u128::from(code_mul) + u128::from(code_add))
+            % u128::from(CODE_SPACE)) as u64;
+        let _ = write!(slot(&mut req.pre_enrollment_code), "{code:012}");
+        set(&mut req.program_id, "COVID-19");
+        set(&mut req.enrollment_type, if ev.percent(55) { "PRE_ENRL" } else { "WALK_IN" });
+        req.meta = None;
+
+        let info = fill_recipient(req.recipient.get_or_insert_with(Default::default), &mut rr, &self.states, &self.genders, now_ms);
+        let comorbidities = req.comorbidities.get_or_insert_with(Vec::new);
+        comorbidities.clear();
+        if rr.percent(12) {
+            comorbidities.push((*rr.pick(data::COMORBIDITIES)).to_owned());
+        }
+
+        let vac = req.vaccination.get_or_insert_with(Default::default);
+        set(&mut vac.name, &product.name);
+        set(&mut vac.manufacturer, &product.manufacturer);
+        let batch = slot(&mut vac.batch);
+        for c in product.name.chars().filter(char::is_ascii_alphanumeric).take(2) {
+            batch.push(c.to_ascii_uppercase());
+        }
+        let _ = write!(batch, "{:04}{}", ev.below(10_000), char::from(b'A' + ev.below(26) as u8));
+        set_vaccination_dates(vac, spec.record.date_ms);
+        vac.dose = Some(i64::from(spec.dose));
+        vac.total_doses = Some(i64::from(product.total_doses));
+
+        // Nine in ten people are vaccinated in their own district.
+        let (fs, fd) = if fr.percent(90) {
+            (info.state, info.district)
+        } else {
+            let s = self.states.pick(&mut fr);
+            (s, fr.below(STATES[s].districts.len() as u64) as usize)
+        };
+        let facility = req.facility.get_or_insert_with(Facility::default);
+        fill_facility(facility, &mut fr, fs, fd);
+        let vaccinator = req.vaccinator.get_or_insert_with(Vaccinator::default);
+        let name = slot(&mut vaccinator.name);
+        name.push_str(fr.pick(data::VACCINATOR_TITLES));
+        let female = fr.percent(70);
+        push_name(name, &mut fr, Script::Latin, female);
+        info
+    }
+}
+
+/// Upper bound (exclusive) of pre-enrollment codes: 12 decimal digits.
+const CODE_SPACE: u64 = 1_000_000_000_000;
+
+fn clinic_time_of_day(rng: &mut SplitMix64) -> i64 {
+    // 09:00..18:00 IST is 03:30..12:30 UTC.
+    rng.range(12_600_000, 45_000_000)
+}
+
+#[inline]
+fn slot(o: &mut Option<String>) -> &mut String {
+    let s = o.get_or_insert_with(String::new);
+    s.clear();
+    s
+}
+
+#[inline]
+fn set(o: &mut Option<String>, v: &str) {
+    slot(o).push_str(v);
+}
+
+fn set_vaccination_dates(vac: &mut Vaccination, t: i64) {
+    push_timestamp(slot(&mut vac.date), t);
+    let day = t.div_euclid(MS_PER_DAY);
+    push_date(slot(&mut vac.effective_start), day);
+    push_date(slot(&mut vac.effective_until), day + 365);
+}
+
+/// DIVOC's derivation: floor((now - dob) / 365.25 days), in integers.
+fn write_age(out: &mut String, now_ms: i64, dob_day: i64) {
+    let age = (now_ms - dob_day * MS_PER_DAY).max(0) * 4 / (1461 * MS_PER_DAY);
+    let _ = write!(out, "{age}");
+}
+
+fn fill_recipient(r: &mut Recipient, rng: &mut SplitMix64, states: &Weighted, genders: &Weighted, now_ms: i64) -> RecipientInfo {
+    let state = states.pick(rng);
+    let st = &STATES[state];
+    let district = rng.below(st.districts.len() as u64) as usize;
+    let gender = data::GENDERS[genders.pick(rng)].0;
+    set(&mut r.gender, gender);
+    let female = gender == "Female" || (gender == "Other" && rng.percent(50));
+    let script = if rng.percent(st.urdu_percent) {
+        Script::Urdu
+    } else if rng.percent(st.script_percent) {
+        st.script
+    } else {
+        Script::Latin
+    };
+    let name = slot(&mut r.name);
+    push_name(name, rng, script, female);
+
+    // sqrt skews towards later births: more young adults than octogenarians.
+    let dob_day = DOB_FIRST_DAY + ((DOB_LAST_DAY - DOB_FIRST_DAY) as f64 * rng.unit().sqrt()) as i64;
+    // 88% send dob and age, 7% dob only, 5% age only (DIVOC requires one of them).
+    let mode = rng.below(100);
+    if mode < 95 {
+        push_date(slot(&mut r.dob), dob_day);
+    } else {
+        r.dob = None;
+    }
+    if mode < 88 || mode >= 95 {
+        write_age(slot(&mut r.age), now_ms, dob_day);
+    } else {
+        r.age = None;
+    }
+    set(&mut r.nationality, "Indian");
+    let identity = slot(&mut r.identity);
+    if rng.percent(88) {
+        let _ = write!(identity, "did:in.gov.uidai.aadhaar:XXXXXXXX{:04}", rng.below(10_000));
+    }
+
+    let contact = r.contact.get_or_insert_with(Vec::new);
+    contact.truncate(1);
+    if contact.is_empty() {
+        contact.push(String::new());
+    }
+    contact[0].clear();
+    let _ = write!(contact[0], "tel:+91{}{:09}", 6 + rng.below(4), rng.below(1_000_000_000));
+    if script == Script::Latin && rng.percent(5) {
+        let mut email = String::from("mailto:");
+        email.extend(name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).take(16));
+        let _ = write!(email, "{}@example.com", rng.below(1000));
+        contact.push(email);
+    }
+    fill_address(r.address.get_or_insert_with(Address::default), rng, state, district, true);
+    RecipientInfo { state, district, dob_day }
+}
+
+fn fill_address(a: &mut Address, rng: &mut SplitMix64, state: usize, district: usize, home: bool) {
+    let st = &STATES[state];
+    let (district_name, pin_prefix) = st.districts[district];
+    let line1 = slot(&mut a.address_line1);
+    let _ = match (home, rng.below(3)) {
+        (true, 0) => write!(line1, "H.No. {}-{}-{}", rng.range(1, 20), rng.range(1, 12), rng.range(1, 300)),
+        (true, 1) => write!(line1, "Flat {}, {}", rng.range(101, 1204), rng.pick(data::APARTMENTS)),
+        _ => write!(line1, "{}, {}", rng.range(1, 250), rng.pick(data::STREETS)),
+    };
+    set(&mut a.address_line2, rng.pick(data::LOCALITIES));
+    set(&mut a.district, district_name);
+    set(&mut a.state, st.name);
+    set(&mut a.country, "IN");
+    let _ = write!(slot(&mut a.pincode), "{pin_prefix:03}{:03}", rng.range(1, 99));
+}
+
+fn fill_facility(f: &mut Facility, rng: &mut SplitMix64, state: usize, district: usize) {
+    let district_name = STATES[state].districts[district].0;
+    let name = slot(&mut f.name);
+    let _ = if rng.percent(15) {
+        write!(name, "{}, {district_name}", rng.pick(data::PRIVATE_HOSPITALS))
+    } else if rng.percent(50) {
+        write!(name, "{} {}", rng.pick(data::FACILITY_KINDS), rng.pick(data::LOCALITIES))
+    } else {
+        write!(name, "{} {district_name}", rng.pick(data::FACILITY_KINDS))
+    };
+    fill_address(f.address.get_or_insert_with(Address::default), rng, state, district, false);
+}
+
+/// Appends a name in `script`. Latin names include initials, quoted nicknames, single names and
+/// apostrophe/hyphen surnames, because those are what break naive CSV and JSON handling.
+fn push_name(out: &mut String, rng: &mut SplitMix64, script: Script, female: bool) {
+    let t = data::names(script);
+    let given = if female { *rng.pick(t.female) } else { *rng.pick(t.male) };
+    let surname = *rng.pick(t.surnames);
+    if script != Script::Latin {
+        out.push_str(given);
+        if !rng.percent(10) {
+            out.push(' ');
+            out.push_str(surname);
+        }
+        return;
+    }
+    let surname = if female && surname == "Singh" { "Kaur" } else { surname };
+    match rng.below(100) {
+        0..4 => {
+            let _ = write!(out, "{}. {given}", char::from(*rng.pick(b"ABCGKMNPRSTV")));
+        }
+        4..7 => {
+            let _ = write!(out, "{given} \"{}\" {surname}", rng.pick(data::NICKNAMES));
+        }
+        7..15 => out.push_str(given),
+        _ => {
+            let _ = write!(out, "{given} {surname}");
+        }
+    }
+}
+
+fn write_json(req: &CertifyRequest, out: &mut Vec<u8>) {
+    // Serialising plain strings, integers and options into a Vec cannot fail.
+    serde_json::to_writer(out, req).expect("CertifyRequest serialises to a Vec");
+}
+
+/// Serialises through a `Value` so defects can drop keys (absent, not null) or change types.
+fn write_invalid_json(req: &CertifyRequest, patch: Option<fn(&mut Value, &mut SplitMix64)>, rng: &mut SplitMix64, out: &mut Vec<u8>) {
+    let mut v = serde_json::to_value(req).expect("CertifyRequest converts to a Value");
+    for (parent, key) in [(None, "preEnrollmentCode"), (Some("vaccination"), "name"), (Some("recipient"), "dob"), (Some("recipient"), "age")] {
+        let obj = match parent {
+            None => v.as_object_mut(),
+            Some(p) => v.get_mut(p).and_then(Value::as_object_mut),
+        };
+        if let Some(obj) = obj {
+            if obj.get(key).is_some_and(Value::is_null) {
+                obj.remove(key);
+            }
+        }
+    }
+    if let Some(patch) = patch {
+        patch(&mut v, rng);
+    }
+    serde_json::to_writer(out, &v).expect("Value serialises to a Vec");
+}
+
+/// One wrong JSON type: dose as a word, totalDoses as a word, or contact as a bare string.
+fn wrong_json_type(v: &mut Value, rng: &mut SplitMix64) {
+    match rng.below(4) {
+        0 | 1 => v["vaccination"]["dose"] = json!("one"),
+        2 => v["vaccination"]["totalDoses"] = json!("two"),
+        _ => {
+            let first = v["recipient"]["contact"][0].clone();
+            v["recipient"]["contact"] = first;
+        }
+    }
+}
+
+/// Turns the JSON object at `out[start..]` into a line that is not JSON: usually cut short (a
+/// truncated upload), sometimes a form-encoded body sent to the JSON endpoint.
+fn malform(out: &mut Vec<u8>, start: usize, code: &str, rng: &mut SplitMix64) {
+    let len = out.len() - start;
+    if len > 2 && rng.percent(75) {
+        let mut cut = start + 1 + rng.below(len as u64 - 2) as usize;
+        while cut > start + 1 && (out[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    } else {
+        out.truncate(start);
+        out.extend_from_slice(b"preEnrollmentCode=");
+        out.extend_from_slice(code.as_bytes());
+        out.extend_from_slice(b"&vaccination.dose=1&vaccination.name=COVISHIELD");
+    }
+}
+
+fn write_csv(req: &CertifyRequest, dose_cell: Option<&str>, total_cell: Option<&str>, csv: &mut csv::Writer<LineSink>, out: &mut Vec<u8>) {
+    fn s(o: &Option<String>) -> &str {
+        o.as_deref().unwrap_or("")
+    }
+    let empty_rec = Recipient::default();
+    let empty_addr = Address::default();
+    let empty_vac = Vaccination::default();
+    let rec = req.recipient.as_ref().unwrap_or(&empty_rec);
+    let ra = rec.address.as_ref().unwrap_or(&empty_addr);
+    let vac = req.vaccination.as_ref().unwrap_or(&empty_vac);
+    let fac = req.facility.as_ref();
+    let fa = fac.and_then(|f| f.address.as_ref()).unwrap_or(&empty_addr);
+    let mobile = rec.contact.as_ref().and_then(|c| c.first()).map_or("", |c| c.strip_prefix("tel:").unwrap_or(c));
+    let (mut dose_buf, mut total_buf) = (String::new(), String::new());
+    let dose = match (dose_cell, vac.dose) {
+        (Some(cell), _) => cell,
+        (None, Some(d)) => {
+            let _ = write!(dose_buf, "{d}");
+            &dose_buf
+        }
+        (None, None) => "",
+    };
+    let total = match (total_cell, vac.total_doses) {
+        (Some(cell), _) => cell,
+        (None, Some(d)) => {
+            let _ = write!(total_buf, "{d}");
+            &total_buf
+        }
+        (None, None) => "",
+    };
+    let fields: [&str; 28] = [
+        s(&req.pre_enrollment_code), s(&rec.name), mobile, s(&rec.dob), s(&rec.age), s(&rec.gender),
+        s(&rec.nationality), s(&rec.identity), s(&ra.address_line1), s(&ra.address_line2), s(&ra.district),
+        s(&ra.state), s(&ra.pincode), s(&vac.batch), s(&vac.date), dose, total, s(&vac.effective_start),
+        s(&vac.effective_until), s(&vac.manufacturer), s(&vac.name),
+        req.vaccinator.as_ref().map_or("", |v| s(&v.name)), fac.map_or("", |f| s(&f.name)),
+        s(&fa.address_line1), s(&fa.address_line2), s(&fa.district), s(&fa.state), s(&fa.pincode),
+    ];
+    // Writing into the in-memory sink cannot fail.
+    let _ = csv.write_record(fields);
+    let _ = csv.flush();
+    let mut sink = csv.get_ref().0.borrow_mut();
+    if sink.last() == Some(&b'\n') {
+        sink.pop();
+    }
+    out.extend_from_slice(&sink);
+    sink.clear();
+}

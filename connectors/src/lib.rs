@@ -1,0 +1,3 @@
+//! Sources: NDJSON/CSV files, HTTP ingest with write-ahead log.
+
+pub mod http;

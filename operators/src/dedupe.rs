@@ -1,0 +1,291 @@
+//! `dedupe`: one certificate per (tenant, programId, preEnrollmentCode, dose), forever.
+//!
+//! Keys live in an embedded LSM store (fjall) under the node's state directory: atomic (one writer,
+//! each batch committed as one write batch), permanent (no expiry), durable at every epoch barrier,
+//! with memory bounded by the block cache and bloom filters rather than the key count.
+//!
+//! Certificate ids come from a counter stored in the same write batch as the keys, so they are
+//! unique by construction. Each key also records which event claimed it (a hash of source id and
+//! offset): when a replay after a crash presents that same event again, it gets its own id back
+//! instead of being called a duplicate, which keeps replays byte-identical.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, StringBuilder};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
+use arrow::record_batch::RecordBatch;
+use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
+use divoc_pipeline::operator::{EpochOutput, Operator, Processed, Reason, Rejections};
+use divoc_pipeline::schema;
+use divoc_pipeline::EngineError;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+/// Options of a `dedupe` node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// Store directory; default `<state_dir>/nodes/<node>/keys`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Leading digits of every certificate id this node issues (1..=9999); give each independent
+    /// dedupe node its own namespace and ids never collide.
+    #[serde(default = "default_namespace")]
+    pub id_namespace: u32,
+    /// Block cache for the key store, in MiB.
+    #[serde(default = "default_cache")]
+    pub cache_mib: u64,
+}
+
+fn default_namespace() -> u32 {
+    1
+}
+fn default_cache() -> u64 {
+    64
+}
+
+impl Component for DedupeConfig {
+    const KIND: &'static str = "dedupe";
+    const ROLE: Role = Role::Operator;
+    const ABOUT: &'static str = "permanent (tenant, programId, preEnrollmentCode, dose) dedupe; assigns certificate ids";
+
+    fn check(&self, _ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
+        if !(1..=9999).contains(&self.id_namespace) {
+            return Err(ConfigIssue::new("id_namespace", format!("{} is out of range", self.id_namespace), "use 1..=9999"));
+        }
+        if !(8..=65536).contains(&self.cache_mib) {
+            return Err(ConfigIssue::new("cache_mib", format!("{} is out of range", self.cache_mib), "use 8..=65536"));
+        }
+        Ok(())
+    }
+
+    fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
+        let path = match &self.path {
+            Some(p) => ctx.resolve(p),
+            None => ctx.state_dir.join("keys"),
+        };
+        Ok(BuiltNode::Operator(Box::new(Dedupe::open(&path, &self)?)))
+    }
+}
+
+/// Ids are `<namespace><12-digit counter>`: 13+ digits, numeric like DIVOC's, never reused.
+const COUNTER_SPAN: u64 = 1_000_000_000_000;
+const NEXT_ID_KEY: &[u8] = b"next_id";
+
+pub struct Dedupe {
+    db: Database,
+    keys: Keyspace,
+    meta: Keyspace,
+    namespace: u64,
+    next_counter: u64,
+}
+
+fn state_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::State(format!("dedupe store: {e}"))
+}
+
+impl Dedupe {
+    pub fn open(path: &std::path::Path, cfg: &DedupeConfig) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
+        let db = Database::builder(path)
+            .cache_size(cfg.cache_mib * 1024 * 1024)
+            .open()
+            .map_err(state_err)?;
+        let keys = db.keyspace("keys", KeyspaceCreateOptions::default).map_err(state_err)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(state_err)?;
+        let next_counter = match meta.get(NEXT_ID_KEY).map_err(state_err)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| state_err("next_id is corrupt"))?),
+            None => 1,
+        };
+        Ok(Self {
+            db,
+            keys,
+            meta,
+            namespace: u64::from(cfg.id_namespace),
+            next_counter,
+        })
+    }
+
+    fn format_id(&self, counter: u64) -> String {
+        format!("{}{:012}", self.namespace, counter)
+    }
+
+    /// Number of keys stored (approximate for LSM trees; exact after compaction). For tools and tests.
+    pub fn approximate_len(&self) -> u64 {
+        self.keys.approximate_len() as u64
+    }
+
+    /// Inserts `count` synthetic keys directly (benchmarks preload millions of keys this way).
+    pub fn preload_synthetic(&mut self, tenant: &str, count: u64) -> Result<(), EngineError> {
+        let mut done = 0;
+        while done < count {
+            let mut wb = self.db.batch();
+            let n = (count - done).min(100_000);
+            for i in done..done + n {
+                let key = dedupe_key(tenant, "preload", &format!("P{i:012}"), 1);
+                let id = self.next_counter;
+                self.next_counter += 1;
+                wb.insert(&self.keys, key, encode_value(id, 0));
+            }
+            wb.insert(&self.meta, NEXT_ID_KEY, self.next_counter.to_be_bytes());
+            wb.commit().map_err(state_err)?;
+            done += n;
+        }
+        self.db.persist(PersistMode::SyncAll).map_err(state_err)
+    }
+}
+
+/// Key bytes: fields separated by 0x00 (which validated text never contains), dose as decimal.
+pub fn dedupe_key(tenant: &str, program: &str, pre: &str, dose: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tenant.len() + program.len() + pre.len() + 8);
+    k.extend_from_slice(tenant.as_bytes());
+    k.push(0);
+    k.extend_from_slice(program.as_bytes());
+    k.push(0);
+    k.extend_from_slice(pre.as_bytes());
+    k.push(0);
+    k.extend_from_slice(dose.to_string().as_bytes());
+    k
+}
+
+fn encode_value(counter: u64, origin: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&counter.to_be_bytes());
+    v[8..].copy_from_slice(&origin.to_be_bytes());
+    v
+}
+
+fn decode_value(v: &[u8]) -> Option<(u64, u64)> {
+    let counter = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let origin = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((counter, origin))
+}
+
+/// FNV-1a over source id and offset: stable across versions and platforms.
+fn origin_hash(source_id: &str, offset: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in source_id.as_bytes().iter().chain(&[0xff]).chain(offset.to_le_bytes().iter()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+impl Operator for Dedupe {
+    fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
+        let n = batch.num_rows();
+        let s = |name: &str| -> Result<&StringArray, EngineError> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| EngineError::Schema(format!("dedupe needs Utf8 column {name}")))
+        };
+        let tenant = s(schema::TENANT)?;
+        let program = s(schema::PROGRAM_ID)?;
+        let pre = s(schema::PRE_ENROLLMENT_CODE)?;
+        let source_id = s(schema::SOURCE_ID)?;
+        let dose = batch
+            .column_by_name(schema::DOSE)
+            .ok_or_else(|| EngineError::Schema("dedupe needs column dose".into()))?
+            .as_primitive::<Int64Type>();
+        let offset = batch
+            .column_by_name(schema::SOURCE_OFFSET)
+            .ok_or_else(|| EngineError::Schema("dedupe needs column source_offset".into()))?
+            .as_primitive::<UInt64Type>();
+
+        let keys: Vec<Option<Vec<u8>>> = (0..n)
+            .map(|i| {
+                if pre.is_null(i) || dose.is_null(i) {
+                    return None;
+                }
+                let program = if program.is_null(i) { "" } else { program.value(i) };
+                Some(dedupe_key(tenant.value(i), program, pre.value(i), dose.value(i)))
+            })
+            .collect();
+        // Point lookups are independent: run them in parallel, then decide in order.
+        let keys_ref = &self.keys;
+        let stored: Vec<Result<Option<(u64, u64)>, EngineError>> = keys
+            .par_iter()
+            .with_min_len(256)
+            .map(|k| match k {
+                None => Ok(None),
+                Some(k) => Ok(keys_ref.get(k).map_err(state_err)?.and_then(|v| decode_value(&v))),
+            })
+            .collect();
+
+        let mut fresh: HashMap<&[u8], u64> = HashMap::new();
+        let mut wb = self.db.batch();
+        let mut ids = StringBuilder::with_capacity(n, n * 13);
+        let mut keep = Vec::with_capacity(n);
+        let mut rejections = Rejections::default();
+        for i in 0..n {
+            let Some(key) = keys[i].as_deref() else {
+                rejections.push(i, Reason::new("missing_field", "preEnrollmentCode and vaccination.dose are required for dedupe"));
+                keep.push(false);
+                continue;
+            };
+            let origin = origin_hash(source_id.value(i), offset.value(i));
+            let existing = match &stored[i] {
+                Err(e) => return Err(EngineError::State(e.to_string())),
+                Ok(v) => *v,
+            };
+            let claimed = existing.or_else(|| fresh.get(key).map(|c| (*c, u64::MAX)));
+            match claimed {
+                Some((counter, claimed_by)) if claimed_by == origin => {
+                    // The same event again (replay after a crash): same outcome, same id.
+                    ids.append_value(self.format_id(counter));
+                    keep.push(true);
+                }
+                Some((counter, _)) => {
+                    let mut r = Reason::new("duplicate", "a certificate was already issued for this tenant, programId, preEnrollmentCode and dose");
+                    r.existing_certificate_id = Some(self.format_id(counter));
+                    rejections.push(i, r);
+                    keep.push(false);
+                }
+                None => {
+                    let counter = self.next_counter;
+                    if counter >= COUNTER_SPAN {
+                        return Err(EngineError::State("certificate id counter exhausted for this namespace; configure a new id_namespace".into()));
+                    }
+                    self.next_counter += 1;
+                    wb.insert(&self.keys, key, encode_value(counter, origin));
+                    fresh.insert(key, counter);
+                    ids.append_value(self.format_id(counter));
+                    keep.push(true);
+                }
+            }
+        }
+        wb.insert(&self.meta, NEXT_ID_KEY, self.next_counter.to_be_bytes());
+        wb.commit().map_err(state_err)?;
+
+        let accepted = if rejections.is_empty() {
+            batch.clone()
+        } else {
+            filter_record_batch(&batch, &BooleanArray::from(keep))?
+        };
+        let id_col: ArrayRef = Arc::new(ids.finish());
+        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(schema::CERTIFICATE_ID, DataType::Utf8, false)));
+        let mut cols = accepted.columns().to_vec();
+        cols.push(id_col);
+        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let dead_letters = if rejections.is_empty() {
+            None
+        } else {
+            Some(rejections.into_dead_letters(&batch, stage)?)
+        };
+        Ok(Processed { output, dead_letters })
+    }
+
+    fn on_barrier(&mut self, _epoch: u64) -> Result<EpochOutput, EngineError> {
+        self.db.persist(PersistMode::SyncAll).map_err(state_err)?;
+        Ok(EpochOutput::default())
+    }
+}
+
+#[cfg(test)]
+mod tests;

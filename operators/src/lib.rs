@@ -1,0 +1,10 @@
+//! Operators of the DIVOC pipeline. Each is one module with a typed config (a
+//! [`divoc_pipeline::config::Component`]), a build step and its own tests.
+
+pub mod catalogue;
+pub mod dedupe;
+pub mod publish;
+pub mod validate;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,171 @@
+//! Triggers epochs and commits checkpoints once every node acknowledged an epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{CoordMsg, SourceControl};
+use crate::checkpoint::{store_checkpoint, Checkpoint};
+use crate::config::EngineSettings;
+use crate::error::EngineError;
+use crate::metrics::Metrics;
+use crate::operator::EpochOutput;
+use crate::storage::Storage;
+
+/// Epochs triggered but not yet committed are capped so held-back data stays bounded.
+const MAX_EPOCHS_IN_FLIGHT: u64 = 2;
+
+pub(crate) struct Coordinator {
+    pub state_dir: PathBuf,
+    pub storage: Storage,
+    pub metrics: Metrics,
+    pub settings: EngineSettings,
+    pub sources: BTreeMap<String, Sender<SourceControl>>,
+    pub ack_nodes: Vec<String>,
+    pub committed: Checkpoint,
+    /// The next epoch number to trigger.
+    pub next_epoch: u64,
+    /// Epochs up to here were cut before a crash; they are replayed from the intent logs.
+    pub replay_upto: u64,
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct EpochState {
+    positions: BTreeMap<String, serde_json::Value>,
+    outputs: BTreeMap<String, EpochOutput>,
+}
+
+pub(crate) struct CoordinatorStats {
+    pub rows: BTreeMap<String, u64>,
+    pub epochs: u64,
+    pub last_epoch: u64,
+}
+
+impl Coordinator {
+    pub fn run(mut self, rx: Receiver<CoordMsg>) -> Result<CoordinatorStats, EngineError> {
+        let mut pending: BTreeMap<u64, EpochState> = BTreeMap::new();
+        let mut finished: BTreeSet<String> = BTreeSet::new();
+        let mut last_triggered = self.committed.epoch;
+        let mut final_epoch: Option<u64> = None;
+        let mut last_trigger_at = Instant::now();
+        let mut checkpoint_requested = false;
+        let mut stats = CoordinatorStats {
+            rows: BTreeMap::new(),
+            epochs: 0,
+            last_epoch: self.committed.epoch,
+        };
+        let interval = Duration::from_millis(self.settings.checkpoint_interval_ms);
+
+        // Re-issue the epochs that were cut before a crash, so every source reaches them.
+        if self.replay_upto > self.committed.epoch {
+            self.trigger(self.replay_upto, false);
+            last_triggered = self.replay_upto;
+        }
+
+        loop {
+            let in_flight = last_triggered - self.committed.epoch;
+            let stopping = self.stop.load(Ordering::Relaxed) || (!self.sources.is_empty() && finished.len() == self.sources.len());
+            if final_epoch.is_none() && stopping && last_triggered >= self.replay_upto {
+                let e = self.next_epoch.max(last_triggered + 1);
+                self.trigger(e, true);
+                last_triggered = e;
+                final_epoch = Some(e);
+            } else if final_epoch.is_none()
+                && in_flight < MAX_EPOCHS_IN_FLIGHT
+                && (checkpoint_requested || last_trigger_at.elapsed() >= interval)
+            {
+                let e = self.next_epoch.max(last_triggered + 1);
+                self.trigger(e, false);
+                last_triggered = e;
+                last_trigger_at = Instant::now();
+                checkpoint_requested = false;
+            }
+            if let Some(f) = final_epoch {
+                if self.committed.epoch >= f {
+                    return Ok(stats);
+                }
+            }
+
+            let msg = match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(EngineError::Other(format!(
+                        "all nodes stopped before epoch {} was committed",
+                        self.committed.epoch + 1
+                    )))
+                }
+            };
+            match msg {
+                CoordMsg::RequestCheckpoint => checkpoint_requested = true,
+                CoordMsg::SourceFinished { source } => {
+                    finished.insert(source);
+                }
+                CoordMsg::SourceBarrier { source, epoch, position } => {
+                    pending.entry(epoch).or_default().positions.insert(source, position);
+                }
+                CoordMsg::NodeAck { node, epoch, output } => {
+                    pending.entry(epoch).or_default().outputs.insert(node, output);
+                }
+                CoordMsg::NodeFailed { node, error } => {
+                    return Err(EngineError::Other(format!("node {node} failed: {error}")));
+                }
+            }
+            // Commit every complete epoch in order.
+            while let Some(state) = pending.get(&(self.committed.epoch + 1)) {
+                let complete = self.sources.keys().all(|s| state.positions.contains_key(s))
+                    && self.ack_nodes.iter().all(|n| state.outputs.contains_key(n));
+                if !complete {
+                    break;
+                }
+                let epoch = self.committed.epoch + 1;
+                let state = pending.remove(&epoch).expect("checked above");
+                for (n, o) in &state.outputs {
+                    *stats.rows.entry(n.clone()).or_default() += o.rows;
+                }
+                self.commit(epoch, state)?;
+                stats.epochs += 1;
+                stats.last_epoch = epoch;
+            }
+        }
+    }
+
+    fn trigger(&self, epoch: u64, last: bool) {
+        for tx in self.sources.values() {
+            // A source that already stopped cannot take part; its failure is reported separately.
+            let _ = tx.send(SourceControl::Trigger { epoch, last });
+        }
+    }
+
+    fn commit(&mut self, epoch: u64, state: EpochState) -> Result<(), EngineError> {
+        let cp = Checkpoint {
+            epoch,
+            positions: state.positions,
+            outputs: state.outputs,
+        };
+        // Readers' manifest first, then the local commit: a crash in between replays the epoch,
+        // which rewrites identical objects and an identical manifest.
+        let manifest = serde_json::to_vec_pretty(&cp).map_err(|e| EngineError::State(e.to_string()))?;
+        self.storage
+            .put(&format!("checkpoints/epoch-{epoch:012}.json"), Bytes::from(manifest))?;
+        store_checkpoint(&self.state_dir, &cp)?;
+        self.metrics.checkpoints.inc();
+        self.metrics.last_epoch.set(epoch as i64);
+        for (name, tx) in &self.sources {
+            if let Some(p) = cp.positions.get(name) {
+                let _ = tx.send(SourceControl::Committed {
+                    epoch,
+                    position: p.clone(),
+                });
+            }
+        }
+        self.committed = cp;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! Object storage for published data: a local directory by default, `s3://`, `gs://`, `az://` by URL.
+//!
+//! Writes are synchronous from the caller's point of view (node threads call them) and durable on
+//! return: for the local filesystem the file and its directory are fsynced, for cloud stores a
+//! successful PUT is durable by the store's contract.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::EngineError;
+
+/// Checks a storage URL's form without touching the store.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.trim().is_empty() {
+        return Err("storage URL is empty".into());
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        match scheme {
+            "file" | "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(()),
+            other => Err(format!("unsupported storage scheme {other:?}")),
+        }
+    } else {
+        Ok(())
+    }
+}
+
+/// A handle to the output store. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    /// Set for the local filesystem so writes can be fsynced.
+    local_root: Option<PathBuf>,
+    runtime: tokio::runtime::Handle,
+    url: String,
+}
+
+impl Storage {
+    /// Opens the store named by `url` (a plain path means the local filesystem; it is created).
+    pub fn open(url: &str, options: &BTreeMap<String, String>, runtime: tokio::runtime::Handle) -> Result<Self, EngineError> {
+        check_url(url).map_err(EngineError::Config)?;
+        let local = match url.split_once("://") {
+            None => Some(PathBuf::from(url)),
+            Some(("file", rest)) => Some(PathBuf::from(rest)),
+            Some(_) => None,
+        };
+        if let Some(dir) = local {
+            std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
+            let root = std::fs::canonicalize(&dir).map_err(|e| EngineError::io(&dir, e))?;
+            let store = LocalFileSystem::new_with_prefix(&root)?;
+            return Ok(Self {
+                store: Arc::new(store),
+                local_root: Some(root),
+                runtime,
+                url: url.to_owned(),
+            });
+        }
+        let parsed = url::Url::parse(url).map_err(|e| EngineError::Config(format!("storage.url {url:?}: {e}")))?;
+        let (store, prefix) = object_store::parse_url_opts(&parsed, options.iter())?;
+        let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            Arc::from(store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        Ok(Self {
+            store,
+            local_root: None,
+            runtime,
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Local directory backing the store, if it is the local filesystem.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Writes `bytes` at `key`, durably. Overwrites (replays write identical bytes to identical keys).
+    pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), EngineError> {
+        let path = ObjectPath::from(key);
+        let store = self.store.clone();
+        self.block_on(async move { store.put(&path, PutPayload::from(bytes)).await })?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(key);
+            sync_path(&file)?;
+            if let Some(dir) = file.parent() {
+                sync_path(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>, EngineError> {
+        let path = ObjectPath::from(key);
+        let store = self.store.clone();
+        match self.block_on(async move { store.get(&path).await?.bytes().await }) {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists keys under `prefix`, sorted.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
+        let p = ObjectPath::from(prefix);
+        let store = self.store.clone();
+        let mut keys: Vec<String> = self.block_on(async move {
+            store
+                .list(Some(&p))
+                .map_ok(|m| m.location.to_string())
+                .try_collect()
+                .await
+        })?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        // Node threads are plain OS threads; inside a runtime worker we must not block it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| self.runtime.block_on(fut)),
+            Err(_) => self.runtime.block_on(fut),
+        }
+    }
+}
+
+fn sync_path(p: &std::path::Path) -> Result<(), EngineError> {
+    std::fs::File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| EngineError::io(p, e))
+}
