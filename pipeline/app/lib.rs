@@ -1,1 +1,156 @@
+//! The `divoc` application: the component registry and the commands built on the engine.
 
+pub mod bench;
+pub mod demo;
+pub mod serve;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use divoc_pipeline::config::{entry, parse_pipeline, Registry, ValidatedPipeline};
+use divoc_pipeline::metrics::Metrics;
+use divoc_pipeline::runtime::{percentile, run_pipeline, RunOptions, RunSummary};
+use divoc_pipeline::storage::Storage;
+
+/// Every component kind this binary knows. Adding a component = its module + one line here.
+pub fn registry() -> Registry {
+    Registry::new(vec![
+        entry::<divoc_connectors::files::FileSourceConfig>(),
+        entry::<divoc_connectors::http::HttpSourceConfig>(),
+        entry::<divoc_operators::validate::ValidateConfig>(),
+        entry::<divoc_operators::dedupe::DedupeConfig>(),
+        entry::<divoc_operators::publish::PublishConfig>(),
+    ])
+}
+
+/// Applies `key.path=value` overrides (value parsed as TOML, else taken as a string) to a table.
+pub fn apply_overrides(doc: &mut toml::Table, sets: &[String]) -> Result<()> {
+    for set in sets {
+        let (key, raw) = set
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {set:?}: expected key.path=value, e.g. --set storage.url=./out"))?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut table = &mut *doc;
+        for p in &parts[..parts.len() - 1] {
+            table = table
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .ok_or_else(|| anyhow!("--set {set:?}: {p} is not a table"))?;
+        }
+        table.insert(parts[parts.len() - 1].to_owned(), value);
+    }
+    Ok(())
+}
+
+/// Loads, overrides and validates a pipeline file.
+pub fn load_pipeline(path: &Path, sets: &[String]) -> Result<ValidatedPipeline> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline file {}; pass one with --config", path.display()))?;
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+    apply_overrides(&mut doc, sets)?;
+    let text = toml::to_string(&doc)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_pipeline(&text, &path.display().to_string(), &dir, &registry()).map_err(|e| anyhow!("{e}"))
+}
+
+/// Resolves a path from the pipeline file against the file's directory.
+pub fn resolve(plan: &ValidatedPipeline, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        plan.config_dir.join(p)
+    }
+}
+
+/// The storage URL with a relative local path resolved against the pipeline file's directory.
+pub fn storage_url(plan: &ValidatedPipeline) -> String {
+    let url = &plan.file.storage.url;
+    if url.contains("://") {
+        url.clone()
+    } else {
+        resolve(plan, Path::new(url)).display().to_string()
+    }
+}
+
+/// Runs a pipeline to completion (or until `stop`), serving `/metrics` if configured.
+pub fn run(plan: &ValidatedPipeline, rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+    let metrics = Metrics::new();
+    let storage = Storage::open(&storage_url(plan), &plan.file.storage.options, rt.handle().clone())
+        .context("cannot open the output store (storage.url)")?;
+    let _metrics_server = match &plan.file.metrics {
+        Some(m) if !m.listen.is_empty() => Some(serve::serve_metrics(rt, &m.listen, metrics.clone())?),
+        _ => None,
+    };
+    let opts = RunOptions {
+        state_dir: resolve(plan, &plan.file.storage.state_dir),
+        storage,
+        metrics,
+        runtime: rt.handle().clone(),
+        stop,
+    };
+    run_pipeline(plan, &registry(), opts).map_err(|e| anyhow!("{e}"))
+}
+
+/// Installs SIGINT/SIGTERM handlers that request a graceful stop.
+pub fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    rt.spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("stop requested: draining in-flight batches");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    stop
+}
+
+/// Human summary of a run.
+pub fn format_summary(s: &RunSummary, events_in: Option<u64>) -> String {
+    let mut out = String::new();
+    let published: u64 = s.published.values().sum();
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let processed = events_in.unwrap_or(published + s.dead_letters);
+    out.push_str(&format!("accepted (published): {published}\n"));
+    let dups = s.dead_letters_by_reason.get("duplicate").copied().unwrap_or(0);
+    out.push_str(&format!("duplicates: {dups}\n"));
+    out.push_str(&format!("rejected (other reasons): {}\n", s.dead_letters - dups));
+    for (r, n) in &s.dead_letters_by_reason {
+        if r != "duplicate" {
+            out.push_str(&format!("  {r}: {n}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "processed {processed} events in {:.2}s: {:.0} events/s; epochs committed: {} (resumed after epoch {})\n",
+        secs,
+        processed as f64 / secs,
+        s.epochs_committed,
+        s.resumed_from_epoch
+    ));
+    out.push_str(&format!(
+        "batch latency p50 {:.2} ms, p99 {:.2} ms\n",
+        percentile(&s.batch_latencies, 50.0) * 1e3,
+        percentile(&s.batch_latencies, 99.0) * 1e3
+    ));
+    out
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

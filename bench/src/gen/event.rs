@@ -12,7 +12,7 @@ use divoc_pipeline::event::{Address, CertifyRequest, Facility, Recipient, Vaccin
 use serde_json::{json, Value};
 
 use super::data::{self, Script, STATES};
-use super::util::{days_from_civil, mix64, push_date, push_timestamp, SplitMix64, Weighted, MS_PER_DAY};
+use super::util::{mix64, push_date, push_timestamp, SplitMix64, Weighted, MS_PER_DAY};
 use super::vaccines::{VaccineProduct, PRODUCTS};
 use super::{Expected, GenFormat, WINDOW_END_MS, WINDOW_START_MS};
 
@@ -202,7 +202,7 @@ impl Filler {
                 rec.age = None;
             }
             "unknown_vaccine" => {
-                set(&mut vac.name, rng.pick(UNKNOWN_VACCINES));
+                set(&mut vac.name, *rng.pick(UNKNOWN_VACCINES));
                 set(&mut vac.manufacturer, "Acme Remedies");
             }
             "invalid_date" => {
@@ -271,7 +271,7 @@ impl Filler {
         fill_facility(facility, &mut fr, fs, fd);
         let vaccinator = req.vaccinator.get_or_insert_with(Vaccinator::default);
         let name = slot(&mut vaccinator.name);
-        name.push_str(fr.pick(data::VACCINATOR_TITLES));
+        name.push_str(*fr.pick(data::VACCINATOR_TITLES));
         let female = fr.percent(70);
         push_name(name, &mut fr, Script::Latin, female);
         info
@@ -374,7 +374,7 @@ fn fill_address(a: &mut Address, rng: &mut SplitMix64, state: usize, district: u
         (true, 1) => write!(line1, "Flat {}, {}", rng.range(101, 1204), rng.pick(data::APARTMENTS)),
         _ => write!(line1, "{}, {}", rng.range(1, 250), rng.pick(data::STREETS)),
     };
-    set(&mut a.address_line2, rng.pick(data::LOCALITIES));
+    set(&mut a.address_line2, *rng.pick(data::LOCALITIES));
     set(&mut a.district, district_name);
     set(&mut a.state, st.name);
     set(&mut a.country, "IN");

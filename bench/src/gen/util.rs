@@ -91,7 +91,9 @@ impl Weighted {
 
 pub(crate) const MS_PER_DAY: i64 = 86_400_000;
 
-/// Days since 1970-01-01 of a civil date (H. Hinnant's `days_from_civil`).
+/// Days since 1970-01-01 of a civil date (H. Hinnant's `days_from_civil`); tests use it to check
+/// the hard-coded day constants.
+#[cfg(test)]
 pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -145,6 +147,14 @@ mod tests {
             let chrono_date = DateTime::from_timestamp(day * 86_400, 0).unwrap().date_naive();
             assert_eq!(chrono_date, NaiveDate::from_ymd_opt(y as i32, m, d).unwrap());
         }
+    }
+
+    #[test]
+    fn day_constants_are_the_documented_dates() {
+        assert_eq!(days_from_civil(2021, 1, 16), crate::gen::WINDOW_START_MS / MS_PER_DAY);
+        assert_eq!(days_from_civil(2023, 1, 1), crate::gen::WINDOW_END_MS / MS_PER_DAY);
+        assert_eq!(days_from_civil(1930, 1, 1), -14_610);
+        assert_eq!(days_from_civil(2010, 12, 31), 14_974);
     }
 
     #[test]

@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -487,8 +489,8 @@ impl DeadLetterListener for UploadErrorListener {
     }
 }
 
-/// Path helpers for tests and operators.
-pub(crate) fn registry_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
+#[cfg(test)]
+fn registry_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
     (state_dir.join(UPLOADS_FILE), state_dir.join(ERRORS_FILE))
 }
 

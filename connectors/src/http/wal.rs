@@ -342,6 +342,7 @@ pub(crate) struct PendingUpload {
     pub rows: Vec<PendingRow>,
 }
 
+#[derive(Debug)]
 pub(crate) struct PendingRow {
     pub body: String,
     pub issue: Option<String>,

@@ -1,0 +1,133 @@
+//! `divoc bench`: the real pipeline end to end on generated events, with throughput, batch latency
+//! and peak memory. Generation runs in a child process so it never counts against the run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use divoc_operators::dedupe::{Dedupe, DedupeConfig};
+use divoc_pipeline::runtime::percentile;
+
+pub struct BenchOptions {
+    pub events: u64,
+    pub seed: u64,
+    pub invalid_share: f64,
+    pub duplicate_share: f64,
+    /// Dedupe keys inserted before the run, to measure throughput against a large key store.
+    pub preload_keys: u64,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    /// Use this input instead of generating one.
+    pub input: Option<PathBuf>,
+    pub sets: Vec<String>,
+    pub json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct BenchReport {
+    events: u64,
+    preload_keys: u64,
+    seconds: f64,
+    events_per_s: f64,
+    published: u64,
+    dead_letters: u64,
+    batch_p50_ms: f64,
+    batch_p99_ms: f64,
+    peak_rss_mib: f64,
+    generate_seconds: f64,
+    preload_seconds: f64,
+}
+
+pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
+    let dir = if opts.dir.is_absolute() { opts.dir.clone() } else { std::env::current_dir()?.join(&opts.dir) };
+    for sub in ["state", "out"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("cannot clear {}", p.display()))?;
+        }
+    }
+    let gen_started = Instant::now();
+    let input = match &opts.input {
+        Some(p) => p.clone(),
+        None => {
+            let input = dir.join("input");
+            let file = input.join("events.ndjson");
+            let reuse = file.exists() && std::fs::read_to_string(input.join("params")).ok().as_deref() == Some(&params(opts));
+            if !reuse {
+                std::fs::create_dir_all(&input)?;
+                let status = std::process::Command::new(std::env::current_exe()?)
+                    .args(["gen", "--count", &opts.events.to_string(), "--seed", &opts.seed.to_string()])
+                    .args(["--invalid-share", &opts.invalid_share.to_string(), "--duplicate-share", &opts.duplicate_share.to_string()])
+                    .arg("--out")
+                    .arg(&file)
+                    .status()
+                    .context("cannot run `divoc gen`")?;
+                if !status.success() {
+                    bail!("`divoc gen` failed");
+                }
+                std::fs::write(input.join("params"), params(opts))?;
+            }
+            input
+        }
+    };
+    let generate_seconds = gen_started.elapsed().as_secs_f64();
+    let mut sets = vec![
+        format!("storage.url={}", dir.join("out").display()),
+        format!("storage.state_dir={}", dir.join("state").display()),
+        format!("nodes.input.path={}", input.display()),
+        "metrics.listen=".to_owned(),
+    ];
+    sets.extend(opts.sets.iter().cloned());
+    let plan = crate::load_pipeline(&opts.config, &sets)?;
+
+    let preload_started = Instant::now();
+    if opts.preload_keys > 0 {
+        let (name, spec) = plan
+            .file
+            .nodes
+            .iter()
+            .find(|(_, s)| s.kind == "dedupe")
+            .context("--preload-keys needs a dedupe node in the pipeline")?;
+        let cfg: DedupeConfig = toml::Value::Table(spec.options.clone()).try_into()?;
+        let path = crate::resolve(&plan, &plan.file.storage.state_dir).join("nodes").join(name).join("keys");
+        let mut d = Dedupe::open(&path, &cfg)?;
+        d.preload_synthetic("default", opts.preload_keys)?;
+    }
+    let preload_seconds = preload_started.elapsed().as_secs_f64();
+
+    let stop = crate::stop_on_signals(rt);
+    let summary = crate::run(&plan, rt, stop)?;
+    let published: u64 = summary.published.values().sum();
+    let processed = published + summary.dead_letters;
+    let secs = summary.elapsed.as_secs_f64();
+    let report = BenchReport {
+        events: processed,
+        preload_keys: opts.preload_keys,
+        seconds: secs,
+        events_per_s: processed as f64 / secs.max(1e-9),
+        published,
+        dead_letters: summary.dead_letters,
+        batch_p50_ms: percentile(&summary.batch_latencies, 50.0) * 1e3,
+        batch_p99_ms: percentile(&summary.batch_latencies, 99.0) * 1e3,
+        peak_rss_mib: crate::peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+        generate_seconds,
+        preload_seconds,
+    };
+    if opts.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("pipeline: {}", opts.config.display());
+        println!("events processed: {} (published {}, dead-lettered {})", report.events, report.published, report.dead_letters);
+        if opts.preload_keys > 0 {
+            println!("dedupe keys preloaded: {} in {:.1}s", opts.preload_keys, preload_seconds);
+        }
+        println!("elapsed: {:.2}s  throughput: {:.0} events/s", secs, report.events_per_s);
+        println!("batch latency: p50 {:.2} ms  p99 {:.2} ms (per operator batch)", report.batch_p50_ms, report.batch_p99_ms);
+        println!("peak RSS: {:.0} MiB", report.peak_rss_mib);
+    }
+    Ok(())
+}
+
+fn params(o: &BenchOptions) -> String {
+    format!("{} {} {} {}", o.events, o.seed, o.invalid_share, o.duplicate_share)
+}
