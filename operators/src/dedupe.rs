@@ -75,6 +75,7 @@ impl Component for DedupeConfig {
 /// Ids are `<namespace><12-digit counter>`: 13+ digits, numeric like DIVOC's, never reused.
 const COUNTER_SPAN: u64 = 1_000_000_000_000;
 const NEXT_ID_KEY: &[u8] = b"next_id";
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
 
 pub struct Dedupe {
     db: Database,
@@ -93,9 +94,14 @@ impl Dedupe {
         std::fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
         let db = Database::builder(path)
             .cache_size(cfg.cache_mib * 1024 * 1024)
+            .max_write_buffer_size(Some(3 * MEMTABLE_BYTES))
             .open()
             .map_err(state_err)?;
-        let keys = db.keyspace("keys", KeyspaceCreateOptions::default).map_err(state_err)?;
+        // Small memtables: lookups in a smaller skiplist are faster and memory stays bounded;
+        // everything older is found through the SSTs' bloom filters.
+        let keys = db
+            .keyspace("keys", || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))
+            .map_err(state_err)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(state_err)?;
         let next_counter = match meta.get(NEXT_ID_KEY).map_err(state_err)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| state_err("next_id is corrupt"))?),
@@ -139,17 +145,18 @@ impl Dedupe {
     }
 }
 
-/// Key bytes: fields separated by 0x00 (which validated text never contains), dose as decimal.
-pub fn dedupe_key(tenant: &str, program: &str, pre: &str, dose: i64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(tenant.len() + program.len() + pre.len() + 8);
-    k.extend_from_slice(tenant.as_bytes());
-    k.push(0);
-    k.extend_from_slice(program.as_bytes());
-    k.push(0);
-    k.extend_from_slice(pre.as_bytes());
-    k.push(0);
-    k.extend_from_slice(dose.to_string().as_bytes());
-    k
+/// Key bytes: the 128-bit XXH3 of the length-prefixed fields. Fixed 16-byte keys keep the LSM's
+/// comparisons and index small whatever the identifiers look like (long shared prefixes such as
+/// tenant and programId made full-text keys measurably slower); at 10^10 keys the chance of any
+/// collision is about 10^-19.
+pub fn dedupe_key(tenant: &str, program: &str, pre: &str, dose: i64) -> [u8; 16] {
+    let mut buf = Vec::with_capacity(tenant.len() + program.len() + pre.len() + 32);
+    for f in [tenant, program, pre] {
+        buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        buf.extend_from_slice(f.as_bytes());
+    }
+    buf.extend_from_slice(&dose.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_128(&buf).to_be_bytes()
 }
 
 fn encode_value(counter: u64, origin: u64) -> [u8; 16] {
@@ -197,7 +204,7 @@ impl Operator for Dedupe {
             .ok_or_else(|| EngineError::Schema("dedupe needs column source_offset".into()))?
             .as_primitive::<UInt64Type>();
 
-        let keys: Vec<Option<Vec<u8>>> = (0..n)
+        let keys: Vec<Option<[u8; 16]>> = (0..n)
             .map(|i| {
                 if pre.is_null(i) || dose.is_null(i) {
                     return None;
@@ -223,7 +230,7 @@ impl Operator for Dedupe {
         let mut keep = Vec::with_capacity(n);
         let mut rejections = Rejections::default();
         for i in 0..n {
-            let Some(key) = keys[i].as_deref() else {
+            let Some(key) = keys[i].as_ref().map(|k| &k[..]) else {
                 rejections.push(i, Reason::new("missing_field", "preEnrollmentCode and vaccination.dose are required for dedupe"));
                 keep.push(false);
                 continue;

@@ -48,7 +48,7 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
     }
     let gen_started = Instant::now();
     let input = match &opts.input {
-        Some(p) => p.clone(),
+        Some(p) => std::fs::canonicalize(p).with_context(|| format!("--input {}", p.display()))?,
         None => {
             let input = dir.join("input");
             let file = input.join("events.ndjson");

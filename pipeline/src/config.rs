@@ -75,7 +75,7 @@ impl Default for EngineSettings {
             linger_ms: 20,
             channel_capacity: 4,
             checkpoint_interval_ms: 2000,
-            checkpoint_max_records: 250_000,
+            checkpoint_max_records: 100_000,
         }
     }
 }

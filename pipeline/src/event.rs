@@ -271,6 +271,10 @@ pub fn parse_request_json_classified(text: &str) -> Result<CertifyRequest, (&'st
     if !trimmed.starts_with('{') {
         return Err(("malformed_json", "expected a JSON object".into()));
     }
+    // Fast path without path tracking; only a failure pays for the second, path-tracking parse.
+    if let Ok(parsed) = serde_json::from_str::<CertifyRequest>(text) {
+        return Ok(parsed);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: CertifyRequest = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,

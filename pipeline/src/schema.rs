@@ -407,11 +407,15 @@ const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// Days since 1970-01-01 for a `YYYY-MM-DD` date (a date-time's date part is accepted too).
 pub fn parse_date(text: &str) -> Option<i32> {
-    let t = text.trim();
-    let d = NaiveDate::parse_from_str(t.get(..10).unwrap_or(t), "%Y-%m-%d").ok()?;
-    if t.len() > 10 && !t[10..].starts_with('T') && !t[10..].starts_with(' ') {
+    let t = text.trim().as_bytes();
+    if t.len() < 10 || (t.len() > 10 && t[10] != b'T' && t[10] != b' ') || t[4] != b'-' || t[7] != b'-' {
         return None;
     }
+    // Hand-rolled: chrono's format-string parser dominated ingest profiles.
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        t[r].iter().try_fold(0u32, |acc, b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+    };
+    let d = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
     Some(chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_DAYS_FROM_CE)
 }
 

@@ -549,6 +549,8 @@ pub(crate) struct WalReader {
 
 struct Cursor {
     path: PathBuf,
+    /// First sequence number of the segment.
+    first: u64,
     file: BufReader<File>,
     /// Sequence number of the next record in `file`.
     next: u64,
@@ -573,6 +575,7 @@ impl Cursor {
         let file_len = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
         let mut c = Self {
             path: path.to_path_buf(),
+            first,
             file: BufReader::with_capacity(1 << 20, file),
             next: first,
             pos: 0,
@@ -660,7 +663,7 @@ impl WalReader {
             let start = st.segments.range(..=from).next_back().map(|(k, v)| (*k, v.clone()));
             let later = st
                 .segments
-                .range(from + 1..to)
+                .range(from..to)
                 .map(|(k, v)| (*k, v.clone()))
                 .collect();
             (start, later)
@@ -681,7 +684,9 @@ impl WalReader {
         let mut out = Vec::with_capacity((to - from).min(1 << 16) as usize);
         for seq in from..to {
             if let Some(path) = later.get(&seq) {
-                self.cur = Some(Cursor::open(path, seq, seq)?);
+                if self.cur.as_ref().is_none_or(|c| c.first != seq) {
+                    self.cur = Some(Cursor::open(path, seq, seq)?);
+                }
             }
             let Some(cur) = self.cur.as_mut() else {
                 return Err(EngineError::State("write-ahead-log reader lost its position".into()));
