@@ -7,9 +7,19 @@ use std::time::Instant;
 use divoc_bench::gen::{write_events, GenConfig, GenFormat};
 
 fn main() -> std::io::Result<()> {
-    let count: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let count: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
     for format in [GenFormat::Ndjson, GenFormat::Csv] {
-        let cfg = GenConfig { count, seed: 1, invalid_share: 0.02, duplicate_share: 0.01, format, now_ms: 1_717_200_000_000 };
+        let cfg = GenConfig {
+            count,
+            seed: 1,
+            invalid_share: 0.02,
+            duplicate_share: 0.01,
+            format,
+            now_ms: 1_717_200_000_000,
+        };
         let mut bytes = CountingSink(0);
         let t = Instant::now();
         let summary = write_events(&cfg, &mut bytes)?;

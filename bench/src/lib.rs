@@ -9,5 +9,7 @@
 pub mod gen;
 pub mod load;
 
-pub use gen::{write_events, EventGenerator, Expected, GenConfig, GenFormat, GenSummary, GeneratedEvent};
+pub use gen::{
+    write_events, EventGenerator, Expected, GenConfig, GenFormat, GenSummary, GeneratedEvent,
+};
 pub use load::{run_load, LoadConfig, LoadReport};

@@ -70,10 +70,18 @@ struct Prepared {
 /// or failed request is counted in the report instead, so a flaky run still yields numbers.
 pub async fn run_load(cfg: &LoadConfig) -> io::Result<LoadReport> {
     if cfg.events_per_request == 0 || cfg.concurrency == 0 {
-        return Err(invalid_input("events_per_request and concurrency must be at least 1"));
+        return Err(invalid_input(
+            "events_per_request and concurrency must be at least 1",
+        ));
     }
-    if !cfg.path.starts_with('/') || [&cfg.path, &cfg.token].iter().any(|s| s.contains(['\r', '\n'])) {
-        return Err(invalid_input("path must start with '/' and path/token must not contain CR or LF"));
+    if !cfg.path.starts_with('/')
+        || [&cfg.path, &cfg.token]
+            .iter()
+            .any(|s| s.contains(['\r', '\n']))
+    {
+        return Err(invalid_input(
+            "path must start with '/' and path/token must not contain CR or LF",
+        ));
     }
     let owned = cfg.clone();
     let requests = tokio::task::spawn_blocking(move || prepare(&owned))
@@ -87,7 +95,9 @@ pub async fn run_load(cfg: &LoadConfig) -> io::Result<LoadReport> {
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (requests, next, addr) = (Arc::clone(&requests), Arc::clone(&next), cfg.addr);
-        handles.push(tokio::spawn(async move { worker(addr, &requests, &next).await }));
+        handles.push(tokio::spawn(
+            async move { worker(addr, &requests, &next).await },
+        ));
     }
     let mut total = WorkerStats::default();
     for h in handles {
@@ -103,7 +113,11 @@ pub async fn run_load(cfg: &LoadConfig) -> io::Result<LoadReport> {
         errors: total.errors,
         status_counts: total.status_counts,
         elapsed_s,
-        events_per_s: if elapsed_s > 0.0 { total.events as f64 / elapsed_s } else { 0.0 },
+        events_per_s: if elapsed_s > 0.0 {
+            total.events as f64 / elapsed_s
+        } else {
+            0.0
+        },
         p50_ms: percentile(&total.latencies_ms, 0.50),
         p99_ms: percentile(&total.latencies_ms, 0.99),
         max_ms: total.latencies_ms.last().copied().unwrap_or(0.0),
@@ -187,10 +201,11 @@ async fn worker(addr: SocketAddr, requests: &[Prepared], next: &AtomicUsize) -> 
         let Some(req) = requests.get(i) else { break };
         stats.requests += 1;
         let t0 = Instant::now();
-        let result = match tokio::time::timeout(REQUEST_TIMEOUT, send(addr, &mut conn, &req.bytes)).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out")),
-        };
+        let result =
+            match tokio::time::timeout(REQUEST_TIMEOUT, send(addr, &mut conn, &req.bytes)).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out")),
+            };
         match result {
             Ok(status) => {
                 stats.latencies_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -214,7 +229,11 @@ async fn worker(addr: SocketAddr, requests: &[Prepared], next: &AtomicUsize) -> 
 ///
 /// A reused connection that the server closed while idle yields EOF before any response byte;
 /// that request is retried once on a fresh connection, as HTTP/1.1 clients customarily do.
-async fn send(addr: SocketAddr, conn: &mut Option<BufReader<TcpStream>>, bytes: &[u8]) -> io::Result<u16> {
+async fn send(
+    addr: SocketAddr,
+    conn: &mut Option<BufReader<TcpStream>>,
+    bytes: &[u8],
+) -> io::Result<u16> {
     let reused = conn.is_some();
     match exchange(addr, conn, bytes).await {
         Err(e) if reused && e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -225,7 +244,11 @@ async fn send(addr: SocketAddr, conn: &mut Option<BufReader<TcpStream>>, bytes: 
     }
 }
 
-async fn exchange(addr: SocketAddr, conn: &mut Option<BufReader<TcpStream>>, bytes: &[u8]) -> io::Result<u16> {
+async fn exchange(
+    addr: SocketAddr,
+    conn: &mut Option<BufReader<TcpStream>>,
+    bytes: &[u8],
+) -> io::Result<u16> {
     let stream = match conn {
         Some(s) => s,
         None => {
@@ -271,7 +294,9 @@ async fn read_response(stream: &mut BufReader<TcpStream>) -> io::Result<(u16, bo
             if header.is_empty() {
                 break;
             }
-            let Some((name, value)) = header.split_once(':') else { continue };
+            let Some((name, value)) = header.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
                 content_length = Some(value.parse().map_err(|_| proto_err("bad Content-Length"))?);
@@ -279,7 +304,11 @@ async fn read_response(stream: &mut BufReader<TcpStream>) -> io::Result<(u16, bo
                 chunked = value.to_ascii_lowercase().contains("chunked");
             } else if name.eq_ignore_ascii_case("connection") {
                 let v = value.to_ascii_lowercase();
-                keep_alive = if v.contains("close") { false } else { keep_alive || v.contains("keep-alive") };
+                keep_alive = if v.contains("close") {
+                    false
+                } else {
+                    keep_alive || v.contains("keep-alive")
+                };
             }
         }
         if (100..200).contains(&status) {
@@ -302,7 +331,11 @@ async fn read_response(stream: &mut BufReader<TcpStream>) -> io::Result<(u16, bo
     }
 }
 
-async fn read_chunked(stream: &mut BufReader<TcpStream>, line: &mut String, head_bytes: &mut usize) -> io::Result<()> {
+async fn read_chunked(
+    stream: &mut BufReader<TcpStream>,
+    line: &mut String,
+    head_bytes: &mut usize,
+) -> io::Result<()> {
     loop {
         *head_bytes = 0;
         let size_line = read_line(stream, line, head_bytes).await?;
@@ -320,17 +353,27 @@ async fn read_chunked(stream: &mut BufReader<TcpStream>, line: &mut String, head
 async fn discard(stream: &mut BufReader<TcpStream>, len: u64) -> io::Result<()> {
     let copied = tokio::io::copy(&mut (&mut *stream).take(len), &mut tokio::io::sink()).await?;
     if copied < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "response body cut short"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "response body cut short",
+        ));
     }
     Ok(())
 }
 
 /// Reads one CRLF- or LF-terminated line into `buf` and returns it without the terminator.
-async fn read_line<'a>(stream: &mut BufReader<TcpStream>, buf: &'a mut String, total: &mut usize) -> io::Result<&'a str> {
+async fn read_line<'a>(
+    stream: &mut BufReader<TcpStream>,
+    buf: &'a mut String,
+    total: &mut usize,
+) -> io::Result<&'a str> {
     buf.clear();
     let n = stream.read_line(buf).await?;
     if n == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the response ended"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before the response ended",
+        ));
     }
     *total += n;
     if *total > MAX_HEAD_BYTES {

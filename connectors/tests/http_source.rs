@@ -39,7 +39,12 @@ impl Env {
             .build()
             .unwrap();
         let out = root.join("out");
-        let storage = Storage::open(out.to_str().unwrap(), &Default::default(), rt.handle().clone()).unwrap();
+        let storage = Storage::open(
+            out.to_str().unwrap(),
+            &Default::default(),
+            rt.handle().clone(),
+        )
+        .unwrap();
         Self {
             _dir: dir,
             root,
@@ -88,7 +93,8 @@ struct Resp {
 
 impl Resp {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
@@ -98,7 +104,8 @@ fn decode_chunked(mut b: &[u8]) -> Vec<u8> {
         let Some(pos) = b.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..pos]).unwrap().trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..pos]).unwrap().trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }
@@ -131,7 +138,10 @@ fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> Resp {
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = buf[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = decode_chunked(&body);
     }
     Resp {
@@ -140,7 +150,14 @@ fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> Resp {
     }
 }
 
-fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, ctype: Option<&str>, body: &[u8]) -> Resp {
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    ctype: Option<&str>,
+    body: &[u8],
+) -> Resp {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -156,7 +173,14 @@ fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, ctyp
 }
 
 fn post_json(addr: SocketAddr, path: &str, body: &str) -> Resp {
-    request(addr, "POST", path, Some(TOKEN), Some("application/json"), body.as_bytes())
+    request(
+        addr,
+        "POST",
+        path,
+        Some(TOKEN),
+        Some("application/json"),
+        body.as_bytes(),
+    )
 }
 
 fn get(addr: SocketAddr, path: &str, token: &str) -> Resp {
@@ -174,7 +198,14 @@ fn element(code: &str) -> String {
 }
 
 fn array(codes: &[&str]) -> String {
-    format!("[{}]", codes.iter().map(|c| element(c)).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        codes
+            .iter()
+            .map(|c| element(c))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// Polls until the source is idle, collecting events and dead letters.
@@ -217,7 +248,10 @@ fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
 }
 
 fn strs(batches: &[RecordBatch], col: &str) -> Vec<String> {
-    strings(batches, col).into_iter().map(|s| s.unwrap_or_default()).collect()
+    strings(batches, col)
+        .into_iter()
+        .map(|s| s.unwrap_or_default())
+        .collect()
 }
 
 fn offsets(batches: &[RecordBatch]) -> Vec<u64> {
@@ -271,7 +305,10 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     assert_eq!(strs(&ev, "source_id"), [NODE; 3]);
     assert_eq!(strs(&ev, "vaccine_name"), ["Covishield"; 3]);
     assert_eq!(offsets(&ev), [0, 1, 2]);
-    assert_eq!(strs(&ev, "raw"), [element("p1"), element("p2"), element("p3")]);
+    assert_eq!(
+        strs(&ev, "raw"),
+        [element("p1"), element("p2"), element("p3")]
+    );
     assert_eq!(src.position(), json!({"next_seq": 3}));
 
     let r = post_json(addr, V3, &array(&["p4"]));
@@ -282,11 +319,28 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     assert_eq!(offsets(&ev), [3]);
 
     assert_eq!(env.metrics.http_events_accepted.get(), 4);
-    assert_eq!(env.metrics.http_requests.with_label_values(&[V1, "200"]).get(), 1);
-    assert_eq!(env.metrics.http_requests.with_label_values(&[V3, "200"]).get(), 1);
+    assert_eq!(
+        env.metrics
+            .http_requests
+            .with_label_values(&[V1, "200"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        env.metrics
+            .http_requests
+            .with_label_values(&[V3, "200"])
+            .get(),
+        1
+    );
 
     let list = get(addr, "/divoc/api/v1/certify/uploads", TOKEN).json();
-    let ids: Vec<_> = list["uploads"].as_array().unwrap().iter().map(|u| u["id"].clone()).collect();
+    let ids: Vec<_> = list["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].clone())
+        .collect();
     assert_eq!(ids, [json!("u3"), json!("u0")]);
     let st = get(addr, "/divoc/api/v1/certify/uploads/u0", TOKEN).json();
     assert_eq!(st["rows"], 3);
@@ -295,8 +349,14 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     assert_eq!(st["deadLettered"], 0);
     assert_eq!(st["kind"], "certify_v1");
     // Other tenants do not see it.
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/u0", TOKEN_LK).status, 404);
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/nope", TOKEN).status, 404);
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u0", TOKEN_LK).status,
+        404
+    );
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/nope", TOKEN).status,
+        404
+    );
     let h = get(addr, "/health", TOKEN);
     assert_eq!(h.status, 200);
     assert_eq!(h.json()["walNextSeq"], 4);
@@ -337,8 +397,20 @@ fn unauthenticated_requests_get_401() {
     let src = env.open("");
     let addr = src.local_addr();
     let body = array(&["p1"]);
-    for token in [None, Some("wrong-token-0123456789abcdef"), Some(""), Some(&TOKEN[..10])] {
-        let r = request(addr, "POST", V1, token, Some("application/json"), body.as_bytes());
+    for token in [
+        None,
+        Some("wrong-token-0123456789abcdef"),
+        Some(""),
+        Some(&TOKEN[..10]),
+    ] {
+        let r = request(
+            addr,
+            "POST",
+            V1,
+            token,
+            Some("application/json"),
+            body.as_bytes(),
+        );
         assert_eq!(r.status, 401, "{token:?}");
         assert_eq!(r.json()["error"], "UNAUTHORIZED");
     }
@@ -348,8 +420,25 @@ fn unauthenticated_requests_get_401() {
     );
     assert_eq!(raw_request(addr, &head, body.as_bytes()).status, 401);
     assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 401);
-    assert_eq!(request(addr, "GET", "/divoc/api/v1/certify/uploads", None, None, b"").status, 401);
-    assert_eq!(env.metrics.http_requests.with_label_values(&[V1, "401"]).get(), 5);
+    assert_eq!(
+        request(
+            addr,
+            "GET",
+            "/divoc/api/v1/certify/uploads",
+            None,
+            None,
+            b""
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        env.metrics
+            .http_requests
+            .with_label_values(&[V1, "401"])
+            .get(),
+        5
+    );
     assert_eq!(src.durable_seq(), 0);
     drop(src);
 
@@ -358,10 +447,20 @@ fn unauthenticated_requests_get_401() {
     let src = cfg.open(&env.ctx()).unwrap();
     let addr = src.local_addr();
     for token in [Some(TOKEN), None, Some("")] {
-        let r = request(addr, "POST", V1, token, Some("application/json"), body.as_bytes());
+        let r = request(
+            addr,
+            "POST",
+            V1,
+            token,
+            Some("application/json"),
+            body.as_bytes(),
+        );
         assert_eq!(r.status, 401);
     }
-    assert_eq!(request(addr, "GET", "/health", Some(TOKEN), None, b"").status, 401);
+    assert_eq!(
+        request(addr, "GET", "/health", Some(TOKEN), None, b"").status,
+        401
+    );
     assert_eq!(src.durable_seq(), 0);
 }
 
@@ -370,7 +469,8 @@ fn token_env_adds_a_default_tenant() {
     let env = Env::new();
     let var = "DIVOC_HTTP_SOURCE_TEST_TOKEN_7f3a";
     std::env::set_var(var, "env-token-0123456789abcdef");
-    let cfg: HttpSourceConfig = toml::from_str(&format!("listen = \"127.0.0.1:0\"\ntoken_env = \"{var}\"")).unwrap();
+    let cfg: HttpSourceConfig =
+        toml::from_str(&format!("listen = \"127.0.0.1:0\"\ntoken_env = \"{var}\"")).unwrap();
     let mut src = cfg.open(&env.ctx()).unwrap();
     let r = request(
         src.local_addr(),
@@ -385,8 +485,10 @@ fn token_env_adds_a_default_tenant() {
     let (ev, _, _) = poll_all(&mut src, 10);
     assert_eq!(strs(&ev, "tenant"), ["default"]);
     drop(src);
-    let cfg: HttpSourceConfig =
-        toml::from_str("listen = \"127.0.0.1:0\"\ntoken_env = \"DIVOC_HTTP_SOURCE_TEST_UNSET_9c1d\"").unwrap();
+    let cfg: HttpSourceConfig = toml::from_str(
+        "listen = \"127.0.0.1:0\"\ntoken_env = \"DIVOC_HTTP_SOURCE_TEST_UNSET_9c1d\"",
+    )
+    .unwrap();
     let err = cfg.open(&env.ctx()).err().unwrap().to_string();
     assert!(err.contains("token_env"), "{err}");
 }
@@ -420,10 +522,24 @@ fn oversize_bodies_get_413_and_write_nothing() {
     while csv.len() <= 2048 {
         csv.push_str("p,some name\n");
     }
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("text/csv"), csv.as_bytes());
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        csv.as_bytes(),
+    );
     assert_eq!(r.status, 413);
     let mp = multipart("B0UNDARY", &csv);
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("multipart/form-data; boundary=B0UNDARY"), &mp);
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("multipart/form-data; boundary=B0UNDARY"),
+        &mp,
+    );
     assert_eq!(r.status, 413);
     assert_eq!(src.durable_seq(), 0);
     // Small bodies still pass.
@@ -445,11 +561,15 @@ fn invalid_requests_get_400_naming_the_problem_and_write_nothing() {
         (format!("[{good}] trailing"), "INVALID_BODY"),
         (format!("[{good}, 42]"), "INVALID_FIELD_TYPE"),
         (
-            format!(r#"[{good}, {{"preEnrollmentCode":"p","recipient":{{"age":"3"}},"vaccination":{{"dose":"one"}}}}]"#),
+            format!(
+                r#"[{good}, {{"preEnrollmentCode":"p","recipient":{{"age":"3"}},"vaccination":{{"dose":"one"}}}}]"#
+            ),
             "INVALID_FIELD_TYPE",
         ),
         (
-            format!(r#"[{good}, {{"preEnrollmentCode":"p","recipient":{{"name":"no age or dob"}}}}]"#),
+            format!(
+                r#"[{good}, {{"preEnrollmentCode":"p","recipient":{{"name":"no age or dob"}}}}]"#
+            ),
             "MISSING_FIELDS",
         ),
         (r#"[{"recipient":{"age":"3"}}]"#.into(), "MISSING_FIELDS"),
@@ -468,7 +588,10 @@ fn invalid_requests_get_400_naming_the_problem_and_write_nothing() {
     assert!(msg.starts_with("vaccination.dose:"), "{msg}");
     let missing = post_json(addr, V1, &cases[7].0).json();
     assert_eq!(missing["details"][0]["index"], 1);
-    assert!(missing["details"][0]["message"].as_str().unwrap().contains("recipient.dob"));
+    assert!(missing["details"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("recipient.dob"));
     let not_object = post_json(addr, V1, &cases[5].0).json();
     assert_eq!(not_object["details"][0]["index"], 1);
 
@@ -520,7 +643,10 @@ fn bulk_csv_upload_reports_row_errors() {
     let raw: Value = serde_json::from_str(&strs(&ev, "raw")[0]).unwrap();
     assert_eq!(raw["recipientName"], "Asha, \"A\"");
     assert_eq!(offsets(&dl), [1, 2, 3]);
-    assert_eq!(strs(&dl, "reason_code"), ["invalid_field_type", "malformed_csv", "invalid_date"]);
+    assert_eq!(
+        strs(&dl, "reason_code"),
+        ["invalid_field_type", "malformed_csv", "invalid_date"]
+    );
     let details = strs(&dl, "reason_detail");
     assert!(details[0].starts_with("vaccinationDose:"), "{}", details[0]);
     assert!(details[1].contains("3 cells"), "{}", details[1]);
@@ -548,7 +674,13 @@ fn bulk_csv_upload_reports_row_errors() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["row"].as_u64().unwrap(), e["code"].as_str().unwrap().to_owned(), e["stage"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+                e["stage"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         rows,
@@ -560,35 +692,101 @@ fn bulk_csv_upload_reports_row_errors() {
         ]
     );
     let st = get(addr, "/divoc/api/v1/certify/uploads/u0", TOKEN).json();
-    assert_eq!((st["rows"].clone(), st["deadLettered"].clone(), st["kind"].clone()), (json!(4), json!(4), json!("bulk_csv")));
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/u0/errors", TOKEN_LK).status, 404);
+    assert_eq!(
+        (
+            st["rows"].clone(),
+            st["deadLettered"].clone(),
+            st["kind"].clone()
+        ),
+        (json!(4), json!(4), json!("bulk_csv"))
+    );
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u0/errors", TOKEN_LK).status,
+        404
+    );
 
     // A raw text/csv body works too.
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("text/csv; charset=utf-8"), CSV.as_bytes());
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv; charset=utf-8"),
+        CSV.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["transactionId"], "u4");
     // Refusals.
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("text/csv"), b"preEnrollmentCode,bogusColumn\np,x\n");
-    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("INVALID_CSV_HEADER")));
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("application/json"), CSV.as_bytes());
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        b"preEnrollmentCode,bogusColumn\np,x\n",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("INVALID_CSV_HEADER"))
+    );
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("application/json"),
+        CSV.as_bytes(),
+    );
     assert_eq!(r.status, 415);
     let r = request(addr, "POST", BULK, Some(TOKEN), None, CSV.as_bytes());
     assert_eq!(r.status, 415);
     let no_file = b"--B\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--B--\r\n";
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("multipart/form-data; boundary=B"), no_file);
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("multipart/form-data; boundary=B"),
+        no_file,
+    );
     assert_eq!(r.status, 400);
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("multipart/form-data"), no_file);
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("multipart/form-data"),
+        no_file,
+    );
     assert_eq!(r.status, 400);
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("text/csv"), b"preEnrollmentCode\n");
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        b"preEnrollmentCode\n",
+    );
     assert_eq!(r.status, 400);
     assert_eq!(src.durable_seq(), 8);
     let list = get(addr, "/divoc/api/v1/certify/uploads", TOKEN).json();
-    let ids: Vec<_> = list["uploads"].as_array().unwrap().iter().map(|u| u["id"].clone()).collect();
+    let ids: Vec<_> = list["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].clone())
+        .collect();
     assert_eq!(ids, [json!("u4"), json!("u0")]);
     let list = get(addr, "/divoc/api/v1/certify/uploads?limit=1", TOKEN).json();
     assert_eq!(list["uploads"].as_array().unwrap().len(), 1);
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads?limit=x", TOKEN).status, 400);
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads", TOKEN_LK).json()["uploads"], json!([]));
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads?limit=x", TOKEN).status,
+        400
+    );
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads", TOKEN_LK).json()["uploads"],
+        json!([])
+    );
 }
 
 #[test]
@@ -599,7 +797,14 @@ fn restart_resumes_without_loss_or_duplication() {
     for codes in [["a1", "a2"], ["b1", "b2"], ["c1", "c2"]] {
         assert_eq!(post_json(addr, V1, &array(&codes)).status, 200);
     }
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("text/csv"), CSV.as_bytes());
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        CSV.as_bytes(),
+    );
     assert_eq!(r.json()["transactionId"], "u6");
     src.resume(None).unwrap();
     let (first, _, n) = match src.poll(3).unwrap() {
@@ -621,7 +826,10 @@ fn restart_resumes_without_loss_or_duplication() {
     for b in &dl {
         env.hub.notify(b);
     }
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/u6", TOKEN).json()["deadLettered"], 3);
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u6", TOKEN).json()["deadLettered"],
+        3
+    );
     drop(src);
 
     let mut src = env.open("");
@@ -645,7 +853,10 @@ fn restart_resumes_without_loss_or_duplication() {
     for b in &dl {
         env.hub.notify(b);
     }
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/u6", TOKEN).json()["deadLettered"], 3);
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u6", TOKEN).json()["deadLettered"],
+        3
+    );
     // A position beyond the log is refused.
     assert!(src.resume(Some(&json!({"next_seq": 999}))).is_err());
     assert!(src.resume(Some(&json!({"offset": 1}))).is_err());
@@ -675,7 +886,10 @@ fn torn_wal_tail_is_truncated_on_restart() {
     let (ev, _, _) = poll_all(&mut src, 10);
     assert_eq!(strs(&ev, "pre_enrollment_code"), ["a", "b", "c"]);
     let addr = src.local_addr();
-    assert_eq!(post_json(addr, V1, &array(&["d"])).json()["transactionId"], "u3");
+    assert_eq!(
+        post_json(addr, V1, &array(&["d"])).json()["transactionId"],
+        "u3"
+    );
     drop(src);
 
     // A flipped byte inside the last record: CRC mismatch; the whole unacknowledgeable upload goes.
@@ -688,9 +902,18 @@ fn torn_wal_tail_is_truncated_on_restart() {
     src.resume(Some(&json!({"next_seq": 3}))).unwrap();
     assert!(matches!(src.poll(10).unwrap(), SourcePoll::Idle));
     let addr = src.local_addr();
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/u3", TOKEN).status, 404);
-    assert_eq!(get(addr, "/divoc/api/v1/certify/uploads/u1", TOKEN).status, 200);
-    assert_eq!(post_json(addr, V1, &array(&["e"])).json()["transactionId"], "u3");
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u3", TOKEN).status,
+        404
+    );
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u1", TOKEN).status,
+        200
+    );
+    assert_eq!(
+        post_json(addr, V1, &array(&["e"])).json()["transactionId"],
+        "u3"
+    );
     let (ev, _, _) = poll_all(&mut src, 10);
     assert_eq!(strs(&ev, "pre_enrollment_code"), ["e"]);
 
@@ -714,13 +937,20 @@ fn on_committed_deletes_old_segments_but_never_the_active_one() {
     let dir = src.wal_dir().to_path_buf();
     assert_eq!(
         segment_files(&dir),
-        [wal::segment_name(0), wal::segment_name(1), wal::segment_name(2)]
+        [
+            wal::segment_name(0),
+            wal::segment_name(1),
+            wal::segment_name(2)
+        ]
     );
     src.resume(None).unwrap();
     let (ev, _, _) = poll_all(&mut src, 10);
     assert_eq!(offsets(&ev), [0, 1, 2]);
     src.on_committed(&json!({"next_seq": 1})).unwrap();
-    assert_eq!(segment_files(&dir), [wal::segment_name(1), wal::segment_name(2)]);
+    assert_eq!(
+        segment_files(&dir),
+        [wal::segment_name(1), wal::segment_name(2)]
+    );
     src.on_committed(&json!({"next_seq": 3})).unwrap();
     assert_eq!(segment_files(&dir), [wal::segment_name(2)]);
     assert!(src.on_committed(&json!("bogus")).is_err());
@@ -754,7 +984,14 @@ fn replay_from_the_same_position_is_deterministic() {
         let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
         assert_eq!(post_json(addr, V1, &array(&refs)).status, 200);
     }
-    let r = request(addr, "POST", BULK, Some(TOKEN), Some("text/csv"), CSV.as_bytes());
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        CSV.as_bytes(),
+    );
     assert_eq!(r.status, 200);
     assert!(segment_files(src.wal_dir()).len() > 2);
     let run = |src: &mut HttpSource, pos: Option<Value>| {
@@ -805,7 +1042,10 @@ fn concurrent_uploads_are_group_committed_densely() {
             })
         })
         .collect();
-    let mut ids: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut ids: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 120);
@@ -817,7 +1057,10 @@ fn concurrent_uploads_are_group_committed_densely() {
     let codes = strs(&ev, "pre_enrollment_code");
     for pair in codes.chunks(2) {
         assert!(pair[0].ends_with("-a") && pair[1].ends_with("-b"));
-        assert_eq!(pair[0].trim_end_matches("-a"), pair[1].trim_end_matches("-b"));
+        assert_eq!(
+            pair[0].trim_end_matches("-a"),
+            pair[1].trim_end_matches("-b")
+        );
     }
 }
 
@@ -848,13 +1091,25 @@ fn hostile_input_never_crashes_the_server() {
     for len in [1usize, 7, 100, 3000] {
         bodies.push((0..len).map(|_| (rnd() & 0xff) as u8).collect());
         let alphabet = b"[]{}\",:0123456789.eE+-truefalsnl \\u";
-        bodies.push((0..len).map(|_| alphabet[(rnd() % alphabet.len() as u64) as usize]).collect());
+        bodies.push(
+            (0..len)
+                .map(|_| alphabet[(rnd() % alphabet.len() as u64) as usize])
+                .collect(),
+        );
     }
     for body in &bodies {
         for path in [V1, V3, BULK] {
-            for ctype in ["application/json", "text/csv", "multipart/form-data; boundary=x"] {
+            for ctype in [
+                "application/json",
+                "text/csv",
+                "multipart/form-data; boundary=x",
+            ] {
                 let r = request(addr, "POST", path, Some(TOKEN), Some(ctype), body);
-                assert!(r.status < 500 || r.status == 503, "{path} {ctype}: {}", r.status);
+                assert!(
+                    r.status < 500 || r.status == 503,
+                    "{path} {ctype}: {}",
+                    r.status
+                );
             }
         }
     }
@@ -888,19 +1143,49 @@ fn component_check_and_build() {
     assert_eq!(e.role(), divoc_pipeline::config::Role::Source);
     let check = |text: &str| {
         let table: toml::Table = toml::from_str(text).unwrap();
-        e.check(&table, &CheckContext { config_dir: &env.root })
+        e.check(
+            &table,
+            &CheckContext {
+                config_dir: &env.root,
+            },
+        )
     };
-    assert!(check(&format!("listen = \"127.0.0.1:8080\"\ntokens = [{{token = \"{TOKEN}\", tenant = \"in\"}}]")).is_ok());
+    assert!(check(&format!(
+        "listen = \"127.0.0.1:8080\"\ntokens = [{{token = \"{TOKEN}\", tenant = \"in\"}}]"
+    ))
+    .is_ok());
     assert!(check("listen = \"127.0.0.1:8080\"").is_ok());
     assert_eq!(check("listen = \"nope\"").unwrap_err().key, "listen");
     assert_eq!(
-        check("listen = \"127.0.0.1:1\"\ntokens = [{token = \"short\", tenant = \"in\"}]").unwrap_err().key,
+        check("listen = \"127.0.0.1:1\"\ntokens = [{token = \"short\", tenant = \"in\"}]")
+            .unwrap_err()
+            .key,
         "tokens[0].token"
     );
-    assert_eq!(check("listen = \"127.0.0.1:1\"\nmax_body_bytes = 0").unwrap_err().key, "max_body_bytes");
-    assert_eq!(check("listen = \"127.0.0.1:1\"\nmax_events_per_request = 0").unwrap_err().key, "max_events_per_request");
-    assert_eq!(check("listen = \"127.0.0.1:1\"\nwal_segment_bytes = 0").unwrap_err().key, "wal_segment_bytes");
-    assert_eq!(check("listen = \"127.0.0.1:1\"\nfsnyc = true").unwrap_err().key, "fsnyc");
+    assert_eq!(
+        check("listen = \"127.0.0.1:1\"\nmax_body_bytes = 0")
+            .unwrap_err()
+            .key,
+        "max_body_bytes"
+    );
+    assert_eq!(
+        check("listen = \"127.0.0.1:1\"\nmax_events_per_request = 0")
+            .unwrap_err()
+            .key,
+        "max_events_per_request"
+    );
+    assert_eq!(
+        check("listen = \"127.0.0.1:1\"\nwal_segment_bytes = 0")
+            .unwrap_err()
+            .key,
+        "wal_segment_bytes"
+    );
+    assert_eq!(
+        check("listen = \"127.0.0.1:1\"\nfsnyc = true")
+            .unwrap_err()
+            .key,
+        "fsnyc"
+    );
 
     // A busy port fails the build itself.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -919,5 +1204,8 @@ fn component_check_and_build() {
     assert!(matches!(source.poll(10).unwrap(), SourcePoll::Idle));
     assert_eq!(source.position(), json!({"next_seq": 0}));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    assert_eq!(request(addr, "GET", "/health", Some(TOKEN), None, b"").status, 401);
+    assert_eq!(
+        request(addr, "GET", "/health", Some(TOKEN), None, b"").status,
+        401
+    );
 }

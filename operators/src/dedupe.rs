@@ -94,7 +94,6 @@ impl Dedupe {
         std::fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
         let db = Database::builder(path)
             .cache_size(cfg.cache_mib * 1024 * 1024)
-            .max_write_buffer_size(Some(3 * MEMTABLE_BYTES))
             .open()
             .map_err(state_err)?;
         // Small memtables: lookups in a smaller skiplist are faster and memory stays bounded;

@@ -109,7 +109,7 @@ pub fn dead_letter_schema() -> SchemaRef {
             Field::new(schema::SOURCE_OFFSET, DataType::UInt64, false),
             Field::new(
                 schema::INGEST_TIME,
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
                 false,
             ),
             Field::new(schema::EVENT_KIND, DataType::Utf8, false),
@@ -171,7 +171,7 @@ impl RawDeadLetters {
                 Arc::new(StringArray::from(me.tenant)),
                 Arc::new(StringArray::from(me.source_id)),
                 Arc::new(UInt64Array::from(me.offset)),
-                Arc::new(arrow::array::TimestampMillisecondArray::from(me.ingest_ms).with_timezone("UTC")),
+                Arc::new(arrow::array::TimestampMillisecondArray::from(me.ingest_ms).with_timezone("+00:00")),
                 Arc::new(StringArray::from(me.kind)),
                 Arc::new(StringArray::from(vec![stage; n])),
                 Arc::new(StringArray::from(me.code)),

@@ -94,7 +94,7 @@ fn list_utf8(name: &str) -> Field {
 }
 
 fn ts(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true)
+    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())), true)
 }
 
 /// The schema sources emit.
@@ -139,7 +139,7 @@ pub fn event_schema() -> SchemaRef {
                 Field::new(EVENT_KIND, DataType::Utf8, false),
                 Field::new(
                     INGEST_TIME,
-                    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                    DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
                     false,
                 ),
                 Field::new(SOURCE_ID, DataType::Utf8, false),
@@ -263,7 +263,7 @@ impl EventBatchBuilder {
             vaccine_name: s(cap),
             vaccine_batch: s(cap),
             vaccine_manufacturer: s(cap),
-            vaccination_date: TimestampMillisecondBuilder::with_capacity(cap).with_timezone("UTC"),
+            vaccination_date: TimestampMillisecondBuilder::with_capacity(cap).with_timezone("+00:00"),
             effective_start: Date32Builder::with_capacity(cap),
             effective_until: Date32Builder::with_capacity(cap),
             dose: Int64Builder::with_capacity(cap),
@@ -273,7 +273,7 @@ impl EventBatchBuilder {
             facility_address: AddressBuilders::new(cap),
             meta: s(cap),
             event_kind: s(cap),
-            ingest_time: TimestampMillisecondBuilder::with_capacity(cap).with_timezone("UTC"),
+            ingest_time: TimestampMillisecondBuilder::with_capacity(cap).with_timezone("+00:00"),
             source_id: s(cap),
             source_offset: UInt64Builder::with_capacity(cap),
             raw: StringBuilder::with_capacity(cap, cap * 600),

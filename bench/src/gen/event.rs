@@ -8,7 +8,9 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io;
 
-use divoc_pipeline::event::{Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator};
+use divoc_pipeline::event::{
+    Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator,
+};
 use serde_json::{json, Value};
 
 use super::data::{self, Script, STATES};
@@ -83,11 +85,14 @@ impl Filler {
         // An affine map with a multiplier coprime to 10^12 permutes 0..10^12, so distinct recipient
         // numbers always give distinct 12-digit codes while looking unrelated to each other.
         let mut code_mul = (mix64(seed ^ 0xC0DE) % CODE_SPACE) | 1;
-        while code_mul % 5 == 0 {
+        while code_mul.is_multiple_of(5) {
             code_mul += 2;
         }
         let product_weight = |p: &VaccineProduct| {
-            data::VACCINE_WEIGHTS.iter().find(|(n, _)| *n == p.name).map_or(1, |(_, w)| u64::from(*w))
+            data::VACCINE_WEIGHTS
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .map_or(1, |(_, w)| u64::from(*w))
         };
         let mut long_name = String::with_capacity(2000);
         while long_name.len() < 2000 {
@@ -126,7 +131,10 @@ impl Filler {
 
     /// A vaccination time inside the window, at 09:00..18:00 IST on a uniformly chosen day.
     pub fn first_dose_time(&self, rng: &mut SplitMix64) -> i64 {
-        let day = rng.range(self.window_lo.div_euclid(MS_PER_DAY), self.window_hi.div_euclid(MS_PER_DAY));
+        let day = rng.range(
+            self.window_lo.div_euclid(MS_PER_DAY),
+            self.window_hi.div_euclid(MS_PER_DAY),
+        );
         (day * MS_PER_DAY + clinic_time_of_day(rng)).clamp(self.window_lo, self.window_hi)
     }
 
@@ -138,7 +146,13 @@ impl Filler {
     }
 
     /// Renders a valid event (new or duplicate) to `out`.
-    pub fn render_valid(&mut self, spec: &EventSpec, format: GenFormat, csv: &mut csv::Writer<LineSink>, out: &mut Vec<u8>) {
+    pub fn render_valid(
+        &mut self,
+        spec: &EventSpec,
+        format: GenFormat,
+        csv: &mut csv::Writer<LineSink>,
+        out: &mut Vec<u8>,
+    ) {
         self.fill(spec);
         match format {
             GenFormat::Ndjson => write_json(&self.req, out),
@@ -166,7 +180,12 @@ impl Filler {
             "malformed_json" => {
                 let start = out.len();
                 write_json(req, out);
-                malform(out, start, req.pre_enrollment_code.as_deref().unwrap_or(""), &mut rng);
+                malform(
+                    out,
+                    start,
+                    req.pre_enrollment_code.as_deref().unwrap_or(""),
+                    &mut rng,
+                );
                 return Expected::Invalid(reason);
             }
             "invalid_field_type" => match format {
@@ -185,9 +204,16 @@ impl Filler {
                 rec.dob = None;
                 rec.age = None;
             }
-            "dose_out_of_range" => vac.dose = Some(if rng.percent(50) { 0 } else { vac.total_doses.unwrap_or(1) + 1 }),
+            "dose_out_of_range" => {
+                vac.dose = Some(if rng.percent(50) {
+                    0
+                } else {
+                    vac.total_doses.unwrap_or(1) + 1
+                })
+            }
             "future_date" => {
-                let t = self.now_ms + rng.range(30, 365) * MS_PER_DAY + clinic_time_of_day(&mut rng);
+                let t =
+                    self.now_ms + rng.range(30, 365) * MS_PER_DAY + clinic_time_of_day(&mut rng);
                 set_vaccination_dates(vac, t);
             }
             "dob_after_vaccination" => {
@@ -202,7 +228,7 @@ impl Filler {
                 rec.age = None;
             }
             "unknown_vaccine" => {
-                set(&mut vac.name, *rng.pick(UNKNOWN_VACCINES));
+                set(&mut vac.name, rng.pick(UNKNOWN_VACCINES));
                 set(&mut vac.manufacturer, "Acme Remedies");
             }
             "invalid_date" => {
@@ -234,28 +260,52 @@ impl Filler {
         let (code_mul, code_add, now_ms) = (self.code_mul, self.code_add, self.now_ms);
         let req = &mut self.req;
 
-        let code = ((u128::from(spec.recipient % CODE_SPACE) * u128::from(code_mul) + u128::from(code_add))
+        let code = ((u128::from(spec.recipient % CODE_SPACE) * u128::from(code_mul)
+            + u128::from(code_add))
             % u128::from(CODE_SPACE)) as u64;
         let _ = write!(slot(&mut req.pre_enrollment_code), "{code:012}");
         set(&mut req.program_id, "COVID-19");
-        set(&mut req.enrollment_type, if ev.percent(55) { "PRE_ENRL" } else { "WALK_IN" });
+        set(
+            &mut req.enrollment_type,
+            if ev.percent(55) {
+                "PRE_ENRL"
+            } else {
+                "WALK_IN"
+            },
+        );
         req.meta = None;
 
-        let info = fill_recipient(req.recipient.get_or_insert_with(Default::default), &mut rr, &self.states, &self.genders, now_ms);
+        let info = fill_recipient(
+            req.recipient.get_or_insert_with(Default::default),
+            &mut rr,
+            &self.states,
+            &self.genders,
+            now_ms,
+        );
         let comorbidities = req.comorbidities.get_or_insert_with(Vec::new);
         comorbidities.clear();
         if rr.percent(12) {
-            comorbidities.push((*rr.pick(data::COMORBIDITIES)).to_owned());
+            comorbidities.push(rr.pick(data::COMORBIDITIES).to_owned());
         }
 
         let vac = req.vaccination.get_or_insert_with(Default::default);
         set(&mut vac.name, &product.name);
         set(&mut vac.manufacturer, &product.manufacturer);
         let batch = slot(&mut vac.batch);
-        for c in product.name.chars().filter(char::is_ascii_alphanumeric).take(2) {
+        for c in product
+            .name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(2)
+        {
             batch.push(c.to_ascii_uppercase());
         }
-        let _ = write!(batch, "{:04}{}", ev.below(10_000), char::from(b'A' + ev.below(26) as u8));
+        let _ = write!(
+            batch,
+            "{:04}{}",
+            ev.below(10_000),
+            char::from(b'A' + ev.below(26) as u8)
+        );
         set_vaccination_dates(vac, spec.record.date_ms);
         vac.dose = Some(i64::from(spec.dose));
         vac.total_doses = Some(i64::from(product.total_doses));
@@ -271,7 +321,7 @@ impl Filler {
         fill_facility(facility, &mut fr, fs, fd);
         let vaccinator = req.vaccinator.get_or_insert_with(Vaccinator::default);
         let name = slot(&mut vaccinator.name);
-        name.push_str(*fr.pick(data::VACCINATOR_TITLES));
+        name.push_str(fr.pick(data::VACCINATOR_TITLES));
         let female = fr.percent(70);
         push_name(name, &mut fr, Script::Latin, female);
         info
@@ -311,7 +361,13 @@ fn write_age(out: &mut String, now_ms: i64, dob_day: i64) {
     let _ = write!(out, "{age}");
 }
 
-fn fill_recipient(r: &mut Recipient, rng: &mut SplitMix64, states: &Weighted, genders: &Weighted, now_ms: i64) -> RecipientInfo {
+fn fill_recipient(
+    r: &mut Recipient,
+    rng: &mut SplitMix64,
+    states: &Weighted,
+    genders: &Weighted,
+    now_ms: i64,
+) -> RecipientInfo {
     let state = states.pick(rng);
     let st = &STATES[state];
     let district = rng.below(st.districts.len() as u64) as usize;
@@ -329,7 +385,8 @@ fn fill_recipient(r: &mut Recipient, rng: &mut SplitMix64, states: &Weighted, ge
     push_name(name, rng, script, female);
 
     // sqrt skews towards later births: more young adults than octogenarians.
-    let dob_day = DOB_FIRST_DAY + ((DOB_LAST_DAY - DOB_FIRST_DAY) as f64 * rng.unit().sqrt()) as i64;
+    let dob_day =
+        DOB_FIRST_DAY + ((DOB_LAST_DAY - DOB_FIRST_DAY) as f64 * rng.unit().sqrt()) as i64;
     // 88% send dob and age, 7% dob only, 5% age only (DIVOC requires one of them).
     let mode = rng.below(100);
     if mode < 95 {
@@ -337,7 +394,7 @@ fn fill_recipient(r: &mut Recipient, rng: &mut SplitMix64, states: &Weighted, ge
     } else {
         r.dob = None;
     }
-    if mode < 88 || mode >= 95 {
+    if !(88..95).contains(&mode) {
         write_age(slot(&mut r.age), now_ms, dob_day);
     } else {
         r.age = None;
@@ -345,7 +402,11 @@ fn fill_recipient(r: &mut Recipient, rng: &mut SplitMix64, states: &Weighted, ge
     set(&mut r.nationality, "Indian");
     let identity = slot(&mut r.identity);
     if rng.percent(88) {
-        let _ = write!(identity, "did:in.gov.uidai.aadhaar:XXXXXXXX{:04}", rng.below(10_000));
+        let _ = write!(
+            identity,
+            "did:in.gov.uidai.aadhaar:XXXXXXXX{:04}",
+            rng.below(10_000)
+        );
     }
 
     let contact = r.contact.get_or_insert_with(Vec::new);
@@ -354,15 +415,35 @@ fn fill_recipient(r: &mut Recipient, rng: &mut SplitMix64, states: &Weighted, ge
         contact.push(String::new());
     }
     contact[0].clear();
-    let _ = write!(contact[0], "tel:+91{}{:09}", 6 + rng.below(4), rng.below(1_000_000_000));
+    let _ = write!(
+        contact[0],
+        "tel:+91{}{:09}",
+        6 + rng.below(4),
+        rng.below(1_000_000_000)
+    );
     if script == Script::Latin && rng.percent(5) {
         let mut email = String::from("mailto:");
-        email.extend(name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).take(16));
+        email.extend(
+            name.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .take(16),
+        );
         let _ = write!(email, "{}@example.com", rng.below(1000));
         contact.push(email);
     }
-    fill_address(r.address.get_or_insert_with(Address::default), rng, state, district, true);
-    RecipientInfo { state, district, dob_day }
+    fill_address(
+        r.address.get_or_insert_with(Address::default),
+        rng,
+        state,
+        district,
+        true,
+    );
+    RecipientInfo {
+        state,
+        district,
+        dob_day,
+    }
 }
 
 fn fill_address(a: &mut Address, rng: &mut SplitMix64, state: usize, district: usize, home: bool) {
@@ -370,36 +451,70 @@ fn fill_address(a: &mut Address, rng: &mut SplitMix64, state: usize, district: u
     let (district_name, pin_prefix) = st.districts[district];
     let line1 = slot(&mut a.address_line1);
     let _ = match (home, rng.below(3)) {
-        (true, 0) => write!(line1, "H.No. {}-{}-{}", rng.range(1, 20), rng.range(1, 12), rng.range(1, 300)),
-        (true, 1) => write!(line1, "Flat {}, {}", rng.range(101, 1204), rng.pick(data::APARTMENTS)),
+        (true, 0) => write!(
+            line1,
+            "H.No. {}-{}-{}",
+            rng.range(1, 20),
+            rng.range(1, 12),
+            rng.range(1, 300)
+        ),
+        (true, 1) => write!(
+            line1,
+            "Flat {}, {}",
+            rng.range(101, 1204),
+            rng.pick(data::APARTMENTS)
+        ),
         _ => write!(line1, "{}, {}", rng.range(1, 250), rng.pick(data::STREETS)),
     };
-    set(&mut a.address_line2, *rng.pick(data::LOCALITIES));
+    set(&mut a.address_line2, rng.pick(data::LOCALITIES));
     set(&mut a.district, district_name);
     set(&mut a.state, st.name);
     set(&mut a.country, "IN");
-    let _ = write!(slot(&mut a.pincode), "{pin_prefix:03}{:03}", rng.range(1, 99));
+    let _ = write!(
+        slot(&mut a.pincode),
+        "{pin_prefix:03}{:03}",
+        rng.range(1, 99)
+    );
 }
 
 fn fill_facility(f: &mut Facility, rng: &mut SplitMix64, state: usize, district: usize) {
     let district_name = STATES[state].districts[district].0;
     let name = slot(&mut f.name);
     let _ = if rng.percent(15) {
-        write!(name, "{}, {district_name}", rng.pick(data::PRIVATE_HOSPITALS))
+        write!(
+            name,
+            "{}, {district_name}",
+            rng.pick(data::PRIVATE_HOSPITALS)
+        )
     } else if rng.percent(50) {
-        write!(name, "{} {}", rng.pick(data::FACILITY_KINDS), rng.pick(data::LOCALITIES))
+        write!(
+            name,
+            "{} {}",
+            rng.pick(data::FACILITY_KINDS),
+            rng.pick(data::LOCALITIES)
+        )
     } else {
         write!(name, "{} {district_name}", rng.pick(data::FACILITY_KINDS))
     };
-    fill_address(f.address.get_or_insert_with(Address::default), rng, state, district, false);
+    fill_address(
+        f.address.get_or_insert_with(Address::default),
+        rng,
+        state,
+        district,
+        false,
+    );
 }
 
 /// Appends a name in `script`. Latin names include initials, quoted nicknames, single names and
 /// apostrophe/hyphen surnames, because those are what break naive CSV and JSON handling.
 fn push_name(out: &mut String, rng: &mut SplitMix64, script: Script, female: bool) {
     let t = data::names(script);
-    let given = if female { *rng.pick(t.female) } else { *rng.pick(t.male) };
-    let surname = *rng.pick(t.surnames);
+    let given = if female {
+        rng.pick(t.female)
+    } else {
+        rng.pick(t.male)
+    };
+    let surname = rng.pick(t.surnames);
     if script != Script::Latin {
         out.push_str(given);
         if !rng.percent(10) {
@@ -408,10 +523,14 @@ fn push_name(out: &mut String, rng: &mut SplitMix64, script: Script, female: boo
         }
         return;
     }
-    let surname = if female && surname == "Singh" { "Kaur" } else { surname };
+    let surname = if female && surname == "Singh" {
+        "Kaur"
+    } else {
+        surname
+    };
     match rng.below(100) {
         0..4 => {
-            let _ = write!(out, "{}. {given}", char::from(*rng.pick(b"ABCGKMNPRSTV")));
+            let _ = write!(out, "{}. {given}", char::from(rng.pick(b"ABCGKMNPRSTV")));
         }
         4..7 => {
             let _ = write!(out, "{given} \"{}\" {surname}", rng.pick(data::NICKNAMES));
@@ -429,9 +548,19 @@ fn write_json(req: &CertifyRequest, out: &mut Vec<u8>) {
 }
 
 /// Serialises through a `Value` so defects can drop keys (absent, not null) or change types.
-fn write_invalid_json(req: &CertifyRequest, patch: Option<fn(&mut Value, &mut SplitMix64)>, rng: &mut SplitMix64, out: &mut Vec<u8>) {
+fn write_invalid_json(
+    req: &CertifyRequest,
+    patch: Option<fn(&mut Value, &mut SplitMix64)>,
+    rng: &mut SplitMix64,
+    out: &mut Vec<u8>,
+) {
     let mut v = serde_json::to_value(req).expect("CertifyRequest converts to a Value");
-    for (parent, key) in [(None, "preEnrollmentCode"), (Some("vaccination"), "name"), (Some("recipient"), "dob"), (Some("recipient"), "age")] {
+    for (parent, key) in [
+        (None, "preEnrollmentCode"),
+        (Some("vaccination"), "name"),
+        (Some("recipient"), "dob"),
+        (Some("recipient"), "age"),
+    ] {
         let obj = match parent {
             None => v.as_object_mut(),
             Some(p) => v.get_mut(p).and_then(Value::as_object_mut),
@@ -478,7 +607,13 @@ fn malform(out: &mut Vec<u8>, start: usize, code: &str, rng: &mut SplitMix64) {
     }
 }
 
-fn write_csv(req: &CertifyRequest, dose_cell: Option<&str>, total_cell: Option<&str>, csv: &mut csv::Writer<LineSink>, out: &mut Vec<u8>) {
+fn write_csv(
+    req: &CertifyRequest,
+    dose_cell: Option<&str>,
+    total_cell: Option<&str>,
+    csv: &mut csv::Writer<LineSink>,
+    out: &mut Vec<u8>,
+) {
     fn s(o: &Option<String>) -> &str {
         o.as_deref().unwrap_or("")
     }
@@ -490,7 +625,11 @@ fn write_csv(req: &CertifyRequest, dose_cell: Option<&str>, total_cell: Option<&
     let vac = req.vaccination.as_ref().unwrap_or(&empty_vac);
     let fac = req.facility.as_ref();
     let fa = fac.and_then(|f| f.address.as_ref()).unwrap_or(&empty_addr);
-    let mobile = rec.contact.as_ref().and_then(|c| c.first()).map_or("", |c| c.strip_prefix("tel:").unwrap_or(c));
+    let mobile = rec
+        .contact
+        .as_ref()
+        .and_then(|c| c.first())
+        .map_or("", |c| c.strip_prefix("tel:").unwrap_or(c));
     let (mut dose_buf, mut total_buf) = (String::new(), String::new());
     let dose = match (dose_cell, vac.dose) {
         (Some(cell), _) => cell,
@@ -509,12 +648,34 @@ fn write_csv(req: &CertifyRequest, dose_cell: Option<&str>, total_cell: Option<&
         (None, None) => "",
     };
     let fields: [&str; 28] = [
-        s(&req.pre_enrollment_code), s(&rec.name), mobile, s(&rec.dob), s(&rec.age), s(&rec.gender),
-        s(&rec.nationality), s(&rec.identity), s(&ra.address_line1), s(&ra.address_line2), s(&ra.district),
-        s(&ra.state), s(&ra.pincode), s(&vac.batch), s(&vac.date), dose, total, s(&vac.effective_start),
-        s(&vac.effective_until), s(&vac.manufacturer), s(&vac.name),
-        req.vaccinator.as_ref().map_or("", |v| s(&v.name)), fac.map_or("", |f| s(&f.name)),
-        s(&fa.address_line1), s(&fa.address_line2), s(&fa.district), s(&fa.state), s(&fa.pincode),
+        s(&req.pre_enrollment_code),
+        s(&rec.name),
+        mobile,
+        s(&rec.dob),
+        s(&rec.age),
+        s(&rec.gender),
+        s(&rec.nationality),
+        s(&rec.identity),
+        s(&ra.address_line1),
+        s(&ra.address_line2),
+        s(&ra.district),
+        s(&ra.state),
+        s(&ra.pincode),
+        s(&vac.batch),
+        s(&vac.date),
+        dose,
+        total,
+        s(&vac.effective_start),
+        s(&vac.effective_until),
+        s(&vac.manufacturer),
+        s(&vac.name),
+        req.vaccinator.as_ref().map_or("", |v| s(&v.name)),
+        fac.map_or("", |f| s(&f.name)),
+        s(&fa.address_line1),
+        s(&fa.address_line2),
+        s(&fa.district),
+        s(&fa.state),
+        s(&fa.pincode),
     ];
     // Writing into the in-memory sink cannot fail.
     let _ = csv.write_record(fields);

@@ -148,7 +148,13 @@ pub struct EventGenerator {
 
 impl EventGenerator {
     pub fn new(cfg: &GenConfig) -> Self {
-        let clamp = |x: f64| if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
+        let clamp = |x: f64| {
+            if x.is_finite() {
+                x.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
         let invalid_share = clamp(cfg.invalid_share);
         let duplicate_share = clamp(cfg.duplicate_share).min(1.0 - invalid_share);
         let csv = csv::WriterBuilder::new()
@@ -187,7 +193,8 @@ impl EventGenerator {
         let mut buf = Vec::with_capacity(1024);
         let expected = self.next_into(&mut buf);
         // Both renderers emit UTF-8 and malformed lines are cut at char boundaries.
-        let line = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let line = String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         GeneratedEvent { line, expected }
     }
 
@@ -197,7 +204,9 @@ impl EventGenerator {
         if r < self.invalid_share {
             let reason = self.pick_reason();
             let spec = self.new_recipient_spec(false);
-            let expected = self.filler.render_invalid(&spec, reason, self.format, &mut self.csv, out);
+            let expected =
+                self.filler
+                    .render_invalid(&spec, reason, self.format, &mut self.csv, out);
             if let Expected::Invalid(code) = expected {
                 if let Some(i) = REASON_CODES.iter().position(|c| *c == code) {
                     self.summary_counts[i] += 1;
@@ -207,7 +216,8 @@ impl EventGenerator {
         }
         if r < self.invalid_share + self.duplicate_share && !self.reservoir.is_empty() {
             let spec = self.duplicate_spec();
-            self.filler.render_valid(&spec, self.format, &mut self.csv, out);
+            self.filler
+                .render_valid(&spec, self.format, &mut self.csv, out);
             self.duplicates += 1;
             return Expected::Duplicate;
         }
@@ -215,7 +225,8 @@ impl EventGenerator {
             Some(spec) => spec,
             None => self.new_recipient_spec(true),
         };
-        self.filler.render_valid(&spec, self.format, &mut self.csv, out);
+        self.filler
+            .render_valid(&spec, self.format, &mut self.csv, out);
         self.valid += 1;
         Expected::Valid
     }
@@ -238,7 +249,7 @@ impl EventGenerator {
     }
 
     fn pick_reason(&mut self) -> &'static str {
-        let code = *self.rng.pick(&REASON_CODES);
+        let code = self.rng.pick(&REASON_CODES);
         // A CSV row cannot be malformed JSON; a non-integer dose cell is the closest row defect.
         if code == "malformed_json" && self.format == GenFormat::Csv {
             "invalid_field_type"
@@ -254,7 +265,11 @@ impl EventGenerator {
         let product = self.filler.recipient_product(recipient);
         let total = self.filler.total_doses(product);
         // Most recipients appear with their first dose; others had earlier doses elsewhere.
-        let dose = if self.rng.percent(75) { 1 } else { 1 + self.rng.below(u64::from(total)) as u8 };
+        let dose = if self.rng.percent(75) {
+            1
+        } else {
+            1 + self.rng.below(u64::from(total)) as u8
+        };
         let dose_rec = DoseRecord {
             event_seed: self.rng.next_u64(),
             date_ms: self.filler.first_dose_time(&mut self.rng),
@@ -278,7 +293,13 @@ impl EventGenerator {
                 self.reservoir_next = (self.reservoir_next + 1) % RESERVOIR_CAPACITY;
             }
         }
-        EventSpec { recipient, product, dose, record: dose_rec, facility_seed: dose_rec.event_seed }
+        EventSpec {
+            recipient,
+            product,
+            dose,
+            record: dose_rec,
+            facility_seed: dose_rec.event_seed,
+        }
     }
 
     /// The next dose of a remembered recipient, 4..16 weeks after its latest one, if that is
@@ -296,7 +317,10 @@ impl EventGenerator {
         let prev = slot.doses[usize::from(slot.max_dose - 1)].date_ms;
         let date_ms = self.filler.next_dose_time(&mut self.rng, prev)?;
         let dose = slot.max_dose + 1;
-        let record = DoseRecord { event_seed: self.rng.next_u64(), date_ms };
+        let record = DoseRecord {
+            event_seed: self.rng.next_u64(),
+            date_ms,
+        };
         let s = &mut self.reservoir[idx];
         s.emitted |= 1 << (dose - 1);
         s.max_dose = dose;
@@ -313,11 +337,27 @@ impl EventGenerator {
     /// Re-emits a remembered valid dose; 30% of re-uploads come from a different facility.
     fn duplicate_spec(&mut self) -> EventSpec {
         let slot = self.reservoir[self.rng.below(self.reservoir.len() as u64) as usize];
-        let emitted: Vec<u8> = (1..=3u8).filter(|d| slot.emitted & (1 << (d - 1)) != 0).collect();
-        let dose = *self.rng.pick(&emitted);
+        let (mut emitted, mut n) = ([0u8; 3], 0);
+        for d in 1..=3u8 {
+            if slot.emitted & (1 << (d - 1)) != 0 {
+                emitted[n] = d;
+                n += 1;
+            }
+        }
+        let dose = self.rng.pick(&emitted[..n]);
         let record = slot.doses[usize::from(dose - 1)];
-        let facility_seed = if self.rng.percent(30) { self.rng.next_u64() } else { record.event_seed };
-        EventSpec { recipient: slot.recipient, product: slot.product, dose, record, facility_seed }
+        let facility_seed = if self.rng.percent(30) {
+            self.rng.next_u64()
+        } else {
+            record.event_seed
+        };
+        EventSpec {
+            recipient: slot.recipient,
+            product: slot.product,
+            dose,
+            record,
+            facility_seed,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate};
-use divoc_pipeline::event::{csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, BULK_CSV_COLUMNS};
+use divoc_pipeline::event::{
+    csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, BULK_CSV_COLUMNS,
+};
 
 use super::vaccines::icd11_for;
 use super::*;
@@ -10,7 +12,14 @@ use super::*;
 const NOW_MS: i64 = 1_717_200_000_000;
 
 fn cfg(count: u64, seed: u64, format: GenFormat) -> GenConfig {
-    GenConfig { count, seed, invalid_share: 0.2, duplicate_share: 0.1, format, now_ms: NOW_MS }
+    GenConfig {
+        count,
+        seed,
+        invalid_share: 0.2,
+        duplicate_share: 0.1,
+        format,
+        now_ms: NOW_MS,
+    }
 }
 
 fn generate(cfg: &GenConfig) -> (Vec<u8>, GenSummary) {
@@ -42,7 +51,10 @@ fn defects(req: &CertifyRequest) -> Vec<&'static str> {
     if vac.name.as_deref().is_some_and(|n| icd11_for(n).is_none()) {
         found.push("unknown_vaccine");
     }
-    let dob = rec.dob.as_deref().map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"));
+    let dob = rec
+        .dob
+        .as_deref()
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"));
     let date = vac.date.as_deref().map(DateTime::parse_from_rfc3339);
     if matches!(dob, Some(Err(_))) || matches!(date, Some(Err(_))) {
         found.push("invalid_date");
@@ -76,7 +88,10 @@ fn parse_json(line: &str) -> Result<CertifyRequest, &'static str> {
 }
 
 fn key(req: &CertifyRequest) -> (String, i64) {
-    (req.pre_enrollment_code.clone().unwrap(), req.vaccination.as_ref().unwrap().dose.unwrap())
+    (
+        req.pre_enrollment_code.clone().unwrap(),
+        req.vaccination.as_ref().unwrap().dose.unwrap(),
+    )
 }
 
 #[test]
@@ -103,9 +118,14 @@ fn summary_adds_up_and_every_reason_occurs() {
         assert_eq!(s.total, 20_000);
         assert_eq!(s.valid_unique + s.invalid + s.duplicates, s.total);
         assert_eq!(s.invalid_by_reason.values().sum::<u64>(), s.invalid);
-        let expected_reasons = REASON_CODES.iter().filter(|r| format == GenFormat::Ndjson || **r != "malformed_json");
+        let expected_reasons = REASON_CODES
+            .iter()
+            .filter(|r| format == GenFormat::Ndjson || **r != "malformed_json");
         for r in expected_reasons {
-            assert!(s.invalid_by_reason.get(*r).copied().unwrap_or(0) > 50, "{format:?} {r}: {s:?}");
+            assert!(
+                s.invalid_by_reason.get(*r).copied().unwrap_or(0) > 50,
+                "{format:?} {r}: {s:?}"
+            );
         }
         assert!(s.invalid > 3000 && s.invalid < 5000, "{s:?}");
         assert!(s.duplicates > 1500 && s.duplicates < 2500, "{s:?}");
@@ -140,20 +160,31 @@ fn ndjson_events_match_their_expected_outcome() {
                 assert_eq!(defects(&req), Vec::<&str>::new(), "{}", e.line);
                 let vac = req.vaccination.as_ref().unwrap();
                 assert!(vac.dose.unwrap() >= 1 && vac.dose <= vac.total_doses);
-                let t = DateTime::parse_from_rfc3339(vac.date.as_deref().unwrap()).unwrap().timestamp_millis();
+                let t = DateTime::parse_from_rfc3339(vac.date.as_deref().unwrap())
+                    .unwrap()
+                    .timestamp_millis();
                 assert!((WINDOW_START_MS..WINDOW_END_MS).contains(&t));
                 let code = req.pre_enrollment_code.clone().unwrap();
                 assert_eq!(code.len(), 12);
                 assert!(code.bytes().all(|b| b.is_ascii_digit()));
                 let contact = &req.recipient.as_ref().unwrap().contact.as_ref().unwrap()[0];
-                assert!(contact.starts_with("tel:+91") && contact.len() == 17, "{contact}");
+                assert!(
+                    contact.starts_with("tel:+91") && contact.len() == 17,
+                    "{contact}"
+                );
                 let first_time = valid_keys.insert(key(&req));
                 assert_eq!(first_time, e.expected == Expected::Valid, "{}", e.line);
                 // One coherent recipient and vaccine per pre-enrollment code.
                 let product = vac.name.clone().unwrap();
                 if let Some((earlier, earlier_product)) = by_code.get(&code) {
-                    let (a, b) = (earlier.recipient.as_ref().unwrap(), req.recipient.as_ref().unwrap());
-                    assert_eq!((&a.name, &a.dob, &a.identity, &a.address), (&b.name, &b.dob, &b.identity, &b.address));
+                    let (a, b) = (
+                        earlier.recipient.as_ref().unwrap(),
+                        req.recipient.as_ref().unwrap(),
+                    );
+                    assert_eq!(
+                        (&a.name, &a.dob, &a.identity, &a.address),
+                        (&b.name, &b.dob, &b.identity, &b.address)
+                    );
                     assert_eq!(earlier_product, &product);
                 } else {
                     by_code.insert(code, (req, product));
@@ -214,18 +245,40 @@ fn names_cover_scripts_and_awkward_characters() {
     c.invalid_share = 0.0;
     let names: Vec<String> = events(&c)
         .iter()
-        .map(|e| parse_request_json(&e.line).unwrap().recipient.unwrap().name.unwrap())
+        .map(|e| {
+            parse_request_json(&e.line)
+                .unwrap()
+                .recipient
+                .unwrap()
+                .name
+                .unwrap()
+        })
         .collect();
     let has = |f: &dyn Fn(char) -> bool| names.iter().filter(|n| n.chars().any(f)).count();
-    assert!(has(&|ch| ('\u{0900}'..='\u{097F}').contains(&ch)) > 100, "Devanagari");
-    assert!(has(&|ch| ('\u{0B80}'..='\u{0BFF}').contains(&ch)) > 50, "Tamil");
-    assert!(has(&|ch| ('\u{0980}'..='\u{09FF}').contains(&ch)) > 50, "Bengali");
-    assert!(has(&|ch| ('\u{0600}'..='\u{06FF}').contains(&ch)) > 20, "Arabic script");
+    assert!(
+        has(&|ch| ('\u{0900}'..='\u{097F}').contains(&ch)) > 100,
+        "Devanagari"
+    );
+    assert!(
+        has(&|ch| ('\u{0B80}'..='\u{0BFF}').contains(&ch)) > 50,
+        "Tamil"
+    );
+    assert!(
+        has(&|ch| ('\u{0980}'..='\u{09FF}').contains(&ch)) > 50,
+        "Bengali"
+    );
+    assert!(
+        has(&|ch| ('\u{0600}'..='\u{06FF}').contains(&ch)) > 20,
+        "Arabic script"
+    );
     assert!(has(&|ch| ch == '\'') > 20, "apostrophes");
     assert!(has(&|ch| ch == '"') > 20, "quotes");
     assert!(has(&|ch| ch == '-') > 20, "hyphens");
     let ascii = names.iter().filter(|n| n.is_ascii()).count();
-    assert!(ascii > names.len() / 2 && ascii < names.len() * 95 / 100, "{ascii}");
+    assert!(
+        ascii > names.len() / 2 && ascii < names.len() * 95 / 100,
+        "{ascii}"
+    );
 }
 
 #[test]
@@ -248,17 +301,37 @@ fn every_catalogue_vaccine_and_dose_appears() {
 fn early_now_keeps_dates_in_the_past() {
     // "now" inside the window: valid dates stop at it, future_date lies beyond it.
     let now = 1_640_995_200_000; // 2022-01-01
-    let c = GenConfig { now_ms: now, ..cfg(5000, 4, GenFormat::Ndjson) };
+    let c = GenConfig {
+        now_ms: now,
+        ..cfg(5000, 4, GenFormat::Ndjson)
+    };
     for e in events(&c) {
-        let Ok(req) = parse_request_json(&e.line) else { continue };
-        let Some(Ok(t)) = req.vaccination.and_then(|v| v.date).map(|d| DateTime::parse_from_rfc3339(&d)) else { continue };
-        assert_eq!(t.timestamp_millis() > now, e.expected == Expected::Invalid("future_date"), "{}", e.line);
+        let Ok(req) = parse_request_json(&e.line) else {
+            continue;
+        };
+        let Some(Ok(t)) = req
+            .vaccination
+            .and_then(|v| v.date)
+            .map(|d| DateTime::parse_from_rfc3339(&d))
+        else {
+            continue;
+        };
+        assert_eq!(
+            t.timestamp_millis() > now,
+            e.expected == Expected::Invalid("future_date"),
+            "{}",
+            e.line
+        );
     }
 }
 
 #[test]
 fn shares_outside_range_are_clamped() {
-    let c = GenConfig { invalid_share: f64::NAN, duplicate_share: 7.0, ..cfg(1000, 1, GenFormat::Ndjson) };
+    let c = GenConfig {
+        invalid_share: f64::NAN,
+        duplicate_share: 7.0,
+        ..cfg(1000, 1, GenFormat::Ndjson)
+    };
     let (_, s) = generate(&c);
     assert_eq!(s.invalid, 0);
     assert_eq!(s.valid_unique, 1, "only the first event can be new: {s:?}");

@@ -47,9 +47,10 @@ impl SplitMix64 {
         self.below(100) < u64::from(percent)
     }
 
+    /// A uniformly chosen element; `items` must not be empty.
     #[inline]
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
 }
 
@@ -114,7 +115,15 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Appends `YYYY-MM-DD` for a day count since the epoch.
@@ -144,15 +153,26 @@ mod tests {
         for day in (-30_000..40_000).step_by(7) {
             let (y, m, d) = civil_from_days(day);
             assert_eq!(days_from_civil(y, m, d), day);
-            let chrono_date = DateTime::from_timestamp(day * 86_400, 0).unwrap().date_naive();
-            assert_eq!(chrono_date, NaiveDate::from_ymd_opt(y as i32, m, d).unwrap());
+            let chrono_date = DateTime::from_timestamp(day * 86_400, 0)
+                .unwrap()
+                .date_naive();
+            assert_eq!(
+                chrono_date,
+                NaiveDate::from_ymd_opt(y as i32, m, d).unwrap()
+            );
         }
     }
 
     #[test]
     fn day_constants_are_the_documented_dates() {
-        assert_eq!(days_from_civil(2021, 1, 16), crate::gen::WINDOW_START_MS / MS_PER_DAY);
-        assert_eq!(days_from_civil(2023, 1, 1), crate::gen::WINDOW_END_MS / MS_PER_DAY);
+        assert_eq!(
+            days_from_civil(2021, 1, 16),
+            crate::gen::WINDOW_START_MS / MS_PER_DAY
+        );
+        assert_eq!(
+            days_from_civil(2023, 1, 1),
+            crate::gen::WINDOW_END_MS / MS_PER_DAY
+        );
         assert_eq!(days_from_civil(1930, 1, 1), -14_610);
         assert_eq!(days_from_civil(2010, 12, 31), 14_974);
     }

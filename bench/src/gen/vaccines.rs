@@ -39,11 +39,14 @@ pub struct VaccineProduct {
 /// events into `unknown_vaccine` rejections and break the generator's expected counts.
 pub static PRODUCTS: LazyLock<Vec<VaccineProduct>> = LazyLock::new(|| {
     // The text is compiled in and `catalogue_parses` checks it, so a failure here is a build defect.
-    let file: CatalogueFile = toml::from_str(CATALOGUE_TOML).expect("embedded config/vaccines.toml parses");
+    let file: CatalogueFile =
+        toml::from_str(CATALOGUE_TOML).expect("embedded config/vaccines.toml parses");
     let mut out = Vec::new();
     for entry in &file.vaccine {
         for (i, name) in entry.names.iter().enumerate() {
-            if catalogue_match(&file.vaccine, name).map(|e| e.icd11.as_str()) != Some(entry.icd11.as_str()) {
+            if catalogue_match(&file.vaccine, name).map(|e| e.icd11.as_str())
+                != Some(entry.icd11.as_str())
+            {
                 continue;
             }
             let manufacturer = entry
@@ -66,13 +69,18 @@ pub static PRODUCTS: LazyLock<Vec<VaccineProduct>> = LazyLock::new(|| {
 /// DIVOC's rule (reference section 6): lower-case, strip whitespace, first entry with a "contains".
 fn catalogue_match<'a>(entries: &'a [CatalogueEntry], name: &str) -> Option<&'a CatalogueEntry> {
     let key = normalise(name);
-    entries
-        .iter()
-        .find(|e| e.matches.iter().any(|m| key.contains(normalise(m).as_str())))
+    entries.iter().find(|e| {
+        e.matches
+            .iter()
+            .any(|m| key.contains(normalise(m).as_str()))
+    })
 }
 
 fn normalise(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// The ICD-11 code a name maps to under the catalogue's matching rule, if any.
@@ -88,7 +96,12 @@ pub fn unmatched_catalogue_names() -> Vec<String> {
     };
     file.vaccine
         .iter()
-        .flat_map(|e| e.names.iter().filter(|n| catalogue_match(&file.vaccine, n).is_none()).cloned())
+        .flat_map(|e| {
+            e.names
+                .iter()
+                .filter(|n| catalogue_match(&file.vaccine, n).is_none())
+                .cloned()
+        })
         .collect()
 }
 
@@ -113,12 +126,10 @@ mod tests {
             assert!(!p.manufacturer.is_empty());
         }
         assert!(icd11_for("Snake Oil").is_none());
-    }
-
-    #[test]
-    fn file_on_disk_equals_embedded_copy() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/vaccines.toml");
-        let on_disk = std::fs::read_to_string(path).unwrap();
-        assert_eq!(on_disk, CATALOGUE_TOML);
+        assert_eq!(
+            unmatched_catalogue_names(),
+            Vec::<String>::new(),
+            "catalogue names its own match rules miss"
+        );
     }
 }

@@ -27,7 +27,10 @@ async fn spawn_server(token: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
                     if sock.read_line(&mut line).await.unwrap() == 0 {
                         return;
                     }
-                    assert!(line.starts_with("POST /divoc/api/v1/certify HTTP/1.1"), "{line}");
+                    assert!(
+                        line.starts_with("POST /divoc/api/v1/certify HTTP/1.1"),
+                        "{line}"
+                    );
                     let (mut len, mut auth, mut ctype) = (0usize, false, false);
                     loop {
                         line.clear();
@@ -59,7 +62,8 @@ async fn spawn_server(token: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
                         format!("HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n{conn_hdr}\r\n5\r\nerror\r\n0\r\n\r\n")
                     } else {
                         events.fetch_add(arr.len() as u64, Ordering::SeqCst);
-                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n{conn_hdr}\r\n{{\"status\":1}}")
+                        let body = r#"{"status":1}"#;
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{conn_hdr}\r\n{body}", body.len())
                     };
                     sock.get_mut().write_all(resp.as_bytes()).await.unwrap();
                     if close {
@@ -92,14 +96,20 @@ async fn load_against_tiny_server() {
     assert_eq!(report.errors, bad);
     assert_eq!(report.events, accepted.load(Ordering::SeqCst));
     assert!(report.events >= 705 - 10 * 10 && report.events < 705);
-    assert!(report.p50_ms <= report.p99_ms && report.p99_ms <= report.max_ms && report.max_ms > 0.0);
+    assert!(
+        report.p50_ms <= report.p99_ms && report.p99_ms <= report.max_ms && report.max_ms > 0.0
+    );
     assert!(report.events_per_s > 0.0 && report.elapsed_s > 0.0);
 }
 
 #[tokio::test]
 async fn refused_connections_are_counted_not_fatal() {
     // Bind then drop to get a port with nothing listening.
-    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cfg = LoadConfig {
         addr,
         path: "/divoc/api/v1/certify".into(),
@@ -126,10 +136,16 @@ async fn rejects_bad_config() {
         total_events: 1,
         seed: 1,
     };
-    assert_eq!(run_load(&cfg).await.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        run_load(&cfg).await.unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
     cfg.token = "ok".into();
     cfg.concurrency = 0;
-    assert_eq!(run_load(&cfg).await.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        run_load(&cfg).await.unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
 }
 
 #[test]
@@ -154,7 +170,10 @@ fn bodies_are_json_arrays_of_valid_unique_events() {
         seed: 3,
     };
     let reqs = prepare(&cfg);
-    assert_eq!(reqs.iter().map(|r| r.events).collect::<Vec<_>>(), vec![4, 4, 2]);
+    assert_eq!(
+        reqs.iter().map(|r| r.events).collect::<Vec<_>>(),
+        vec![4, 4, 2]
+    );
     let mut keys = std::collections::HashSet::new();
     for r in &reqs {
         let text = std::str::from_utf8(&r.bytes).unwrap();

@@ -97,7 +97,10 @@ fn default_max_uploads() -> usize {
 const HARD_MAX_BODY: u64 = 1 << 30;
 
 fn valid_tenant(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 impl HttpSourceConfig {
@@ -166,10 +169,17 @@ impl HttpSourceConfig {
         ];
         for (key, v) in positive {
             if v == 0 {
-                return Err(ConfigIssue::new(key, "must be greater than 0", "remove the key to use the default"));
+                return Err(ConfigIssue::new(
+                    key,
+                    "must be greater than 0",
+                    "remove the key to use the default",
+                ));
             }
         }
-        for (key, v) in [("max_body_bytes", self.max_body_bytes), ("max_csv_bytes", self.max_csv_bytes)] {
+        for (key, v) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_csv_bytes", self.max_csv_bytes),
+        ] {
             if v > HARD_MAX_BODY {
                 return Err(ConfigIssue::new(
                     key,
@@ -190,7 +200,11 @@ impl HttpSourceConfig {
 
     /// All (token, tenant) pairs, reading `token_env` now. Errors name the key.
     pub(crate) fn resolved_tokens(&self) -> Result<Vec<(String, String)>, ConfigIssue> {
-        let mut out: Vec<(String, String)> = self.tokens.iter().map(|t| (t.token.clone(), t.tenant.clone())).collect();
+        let mut out: Vec<(String, String)> = self
+            .tokens
+            .iter()
+            .map(|t| (t.token.clone(), t.tenant.clone()))
+            .collect();
         if let Some(name) = &self.token_env {
             let token = std::env::var(name).map_err(|_| {
                 ConfigIssue::new(
@@ -200,7 +214,9 @@ impl HttpSourceConfig {
                 )
             })?;
             let token = token.trim().to_owned();
-            if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if token.chars().count() < MIN_TOKEN_CHARS
+                || token.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(ConfigIssue::new(
                     "token_env",
                     format!("the token in {name} is shorter than {MIN_TOKEN_CHARS} characters or has whitespace"),
@@ -271,6 +287,9 @@ mod tests {
         assert_eq!(c.wal_segment_bytes, 64 << 20);
         assert!(c.fsync);
         assert!(c.tokens.is_empty());
-        assert!(toml::from_str::<HttpSourceConfig>("listen = \"127.0.0.1:8080\"\nfsycn = false").is_err());
+        assert!(
+            toml::from_str::<HttpSourceConfig>("listen = \"127.0.0.1:8080\"\nfsycn = false")
+                .is_err()
+        );
     }
 }

@@ -210,7 +210,12 @@ pub(crate) struct Registry {
 impl Registry {
     /// Loads both files, reconciles them with the recovered WAL (cutting unacknowledged WAL records
     /// and upload entries), applies retention and opens the files for appending.
-    pub fn open(state_dir: &Path, fsync: bool, retain: usize, wal: &mut Recovered) -> Result<Self, EngineError> {
+    pub fn open(
+        state_dir: &Path,
+        fsync: bool,
+        retain: usize,
+        wal: &mut Recovered,
+    ) -> Result<Self, EngineError> {
         let uploads_path = state_dir.join(UPLOADS_FILE);
         let errors_path = state_dir.join(ERRORS_FILE);
 
@@ -219,7 +224,9 @@ impl Registry {
         let mut skipped = 0usize;
         for (off, text) in lines.lines {
             match serde_json::from_str::<UploadEntry>(&text) {
-                Ok(e) if parse_upload_id(&e.id) == Some(e.first_seq) && e.rows > 0 => entries.push((off, e, text)),
+                Ok(e) if parse_upload_id(&e.id) == Some(e.first_seq) && e.rows > 0 => {
+                    entries.push((off, e, text))
+                }
                 _ => skipped += 1,
             }
         }
@@ -239,7 +246,9 @@ impl Registry {
             wal.next_seq
         };
         wal.truncate_to(wal_cut)?;
-        let keep_len = entries.get(committed).map_or(lines.complete_len, |(off, _, _)| *off);
+        let keep_len = entries
+            .get(committed)
+            .map_or(lines.complete_len, |(off, _, _)| *off);
         if keep_len < lines.file_len {
             tracing::warn!(
                 dropped_entries = entries.len() - committed,
@@ -340,7 +349,11 @@ impl Registry {
     }
 
     /// Records the dead letters in `batch` that came from node `node` as row errors of their upload.
-    pub fn record_dead_letters(&self, node: &str, batch: &RecordBatch) -> Result<usize, EngineError> {
+    pub fn record_dead_letters(
+        &self,
+        node: &str,
+        batch: &RecordBatch,
+    ) -> Result<usize, EngineError> {
         let col = |name: &str| batch.column_by_name(name);
         let (Some(src), Some(off), Some(stage), Some(code), Some(detail)) = (
             col("source_id").and_then(|c| c.as_any().downcast_ref::<StringArray>()),
@@ -350,7 +363,8 @@ impl Registry {
             col("reason_detail").and_then(|c| c.as_any().downcast_ref::<StringArray>()),
         ) else {
             return Err(EngineError::Schema(
-                "dead-letter batch lacks source_id/source_offset/stage/reason_code/reason_detail".into(),
+                "dead-letter batch lacks source_id/source_offset/stage/reason_code/reason_detail"
+                    .into(),
             ));
         };
         fn text(a: &StringArray, i: usize) -> &str {
@@ -381,7 +395,11 @@ impl Registry {
                 fresh.push(RowErrorLine {
                     seq,
                     upload_id: info.entry.id.clone(),
-                    row: if info.entry.kind == EventKind::BulkCsv { index + 1 } else { index },
+                    row: if info.entry.kind == EventKind::BulkCsv {
+                        index + 1
+                    } else {
+                        index
+                    },
                     stage: truncate(text(stage, i), 100),
                     code: truncate(text(code, i), 100),
                     detail: truncate(text(detail, i), MAX_DETAIL_CHARS),
@@ -435,7 +453,12 @@ impl Registry {
             .collect()
     }
 
-    fn with_upload<T>(&self, tenant: &str, id: &str, f: impl FnOnce(&UploadInfo) -> T) -> Option<T> {
+    fn with_upload<T>(
+        &self,
+        tenant: &str,
+        id: &str,
+        f: impl FnOnce(&UploadInfo) -> T,
+    ) -> Option<T> {
         let seq = parse_upload_id(id)?;
         let uploads = lock(&self.uploads);
         let info = uploads.get(&seq)?;
@@ -484,7 +507,9 @@ impl DeadLetterListener for UploadErrorListener {
         match self.registry.record_dead_letters(&self.node, batch) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(node = %self.node, rows = n, "recorded upload row errors"),
-            Err(e) => tracing::warn!(node = %self.node, error = %e, "could not record upload row errors"),
+            Err(e) => {
+                tracing::warn!(node = %self.node, error = %e, "could not record upload row errors")
+            }
         }
     }
 }
@@ -540,7 +565,11 @@ mod tests {
             next_seq: 6,
         };
         std::fs::create_dir_all(&wal.dir).unwrap();
-        std::fs::write(wal.dir.join(super::super::wal::segment_name(0)), vec![0u8; 60]).unwrap();
+        std::fs::write(
+            wal.dir.join(super::super::wal::segment_name(0)),
+            vec![0u8; 60],
+        )
+        .unwrap();
         let reg = Registry::open(dir.path(), true, 10, &mut wal).unwrap();
         assert_eq!(wal.next_seq, 5);
         assert_eq!(reg.list("t", 10).len(), 2);

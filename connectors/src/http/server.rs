@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -126,7 +126,11 @@ impl Reject {
         )
     }
     fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no such {what}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no such {what}"),
+        )
     }
     #[cfg(test)]
     pub(crate) fn code(&self) -> &'static str {
@@ -152,10 +156,16 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/divoc/api/v1/bulkCertify", post(bulk_certify))
         .route("/divoc/api/v1/certify/uploads", get(list_uploads))
         .route("/divoc/api/v1/certify/uploads/{id}", get(upload_status))
-        .route("/divoc/api/v1/certify/uploads/{id}/errors", get(upload_errors))
+        .route(
+            "/divoc/api/v1/certify/uploads/{id}/errors",
+            get(upload_errors),
+        )
         .route("/health", get(health))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .fallback(not_found)
         // Bodies are read and limited by the handlers themselves (so a 413 is JSON too).
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -171,7 +181,9 @@ fn route_label(path: &str) -> &'static str {
         "/divoc/api/v1/bulkCertify" => "/divoc/api/v1/bulkCertify",
         UPLOADS => UPLOADS,
         "/health" => "/health",
-        p if p.starts_with(UPLOADS) && p.ends_with("/errors") => "/divoc/api/v1/certify/uploads/{id}/errors",
+        p if p.starts_with(UPLOADS) && p.ends_with("/errors") => {
+            "/divoc/api/v1/certify/uploads/{id}/errors"
+        }
         p if p.starts_with(UPLOADS) => "/divoc/api/v1/certify/uploads/{id}",
         _ => "unmatched",
     }
@@ -188,7 +200,10 @@ async fn count_requests(State(s): State<AppState>, req: Request, next: Next) -> 
 }
 
 async fn not_found(State(s): State<AppState>) -> Response {
-    s.metrics.http_requests.with_label_values(&["unmatched", "404"]).inc();
+    s.metrics
+        .http_requests
+        .with_label_values(&["unmatched", "404"])
+        .inc();
     Reject::not_found("route").into_response()
 }
 
@@ -233,7 +248,13 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Reads a body of at most `limit` bytes.
@@ -244,7 +265,12 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     let mut stream = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Reject::bad("INVALID_BODY", format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            Reject::bad(
+                "INVALID_BODY",
+                format!("could not read the request body: {e}"),
+            )
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(Reject::too_large(limit));
         }
@@ -253,11 +279,19 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     Ok(Bytes::from(buf))
 }
 
-async fn certify_v1(State(s): State<AppState>, Extension(t): Extension<Tenant>, req: Request) -> Response {
+async fn certify_v1(
+    State(s): State<AppState>,
+    Extension(t): Extension<Tenant>,
+    req: Request,
+) -> Response {
     certify(s, t, EventKind::CertifyV1, req).await
 }
 
-async fn certify_v3(State(s): State<AppState>, Extension(t): Extension<Tenant>, req: Request) -> Response {
+async fn certify_v3(
+    State(s): State<AppState>,
+    Extension(t): Extension<Tenant>,
+    req: Request,
+) -> Response {
     certify(s, t, EventKind::CertifyV3, req).await
 }
 
@@ -268,7 +302,8 @@ async fn certify(s: AppState, tenant: Tenant, kind: EventKind, req: Request) -> 
         Err(r) => return r.into_response(),
     };
     let max_events = s.max_events;
-    let rows = match tokio::task::spawn_blocking(move || validate_certify(&bytes, max_events)).await {
+    let rows = match tokio::task::spawn_blocking(move || validate_certify(&bytes, max_events)).await
+    {
         Ok(Ok(rows)) => rows,
         Ok(Err(r)) => return r.into_response(),
         Err(_) => return Reject::unavailable().into_response(),
@@ -276,7 +311,12 @@ async fn certify(s: AppState, tenant: Tenant, kind: EventKind, req: Request) -> 
     submit(&s, &tenant, kind, rows).await
 }
 
-async fn submit(s: &ServerState, tenant: &Tenant, kind: EventKind, rows: Vec<PendingRow>) -> Response {
+async fn submit(
+    s: &ServerState,
+    tenant: &Tenant,
+    kind: EventKind,
+    rows: Vec<PendingRow>,
+) -> Response {
     let (reply, answer) = oneshot::channel();
     let msg = WriterMsg {
         upload: PendingUpload {
@@ -347,7 +387,10 @@ pub(crate) fn split_json_array(text: &str) -> Option<Vec<&str>> {
             }
             i += 1;
         }
-        out.push(text.get(start..i)?.trim_end_matches([' ', '\t', '\n', '\r']));
+        out.push(
+            text.get(start..i)?
+                .trim_end_matches([' ', '\t', '\n', '\r']),
+        );
         match b.get(i) {
             Some(b',') => {
                 i += 1;
@@ -368,7 +411,10 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
     let text = std::str::from_utf8(body).map_err(|e| {
         Reject::bad(
             "INVALID_BODY",
-            format!("the body is not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "the body is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })?;
     if text.trim().is_empty() {
@@ -386,7 +432,10 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
         )
     })?;
     if elements.is_empty() {
-        return Err(Reject::bad("INVALID_BODY", "the array is empty; send at least one certify request"));
+        return Err(Reject::bad(
+            "INVALID_BODY",
+            "the array is empty; send at least one certify request",
+        ));
     }
     if elements.len() > max_events {
         return Err(Reject::bad(
@@ -416,8 +465,13 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
                         problems.push("preEnrollmentCode: is required".to_owned());
                     }
                     let r = req.recipient.as_ref();
-                    if blank(r.and_then(|r| r.age.as_deref())) && blank(r.and_then(|r| r.dob.as_deref())) {
-                        problems.push("recipient.age: one of recipient.age or recipient.dob is required".to_owned());
+                    if blank(r.and_then(|r| r.age.as_deref()))
+                        && blank(r.and_then(|r| r.dob.as_deref()))
+                    {
+                        problems.push(
+                            "recipient.age: one of recipient.age or recipient.dob is required"
+                                .to_owned(),
+                        );
                     }
                 }
             }
@@ -442,7 +496,10 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
         };
         let mut r = Reject::bad(
             error,
-            format!("{bad} of {} elements are {what}; nothing was accepted", elements.len()),
+            format!(
+                "{bad} of {} elements are {what}; nothing was accepted",
+                elements.len()
+            ),
         );
         r.body.details = details;
         return Err(r);
@@ -478,7 +535,10 @@ pub(crate) fn parse_bulk_csv(bytes: &[u8], max_rows: usize) -> Result<Vec<Pendin
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Reject::bad(
             "INVALID_ENCODING",
-            format!("the CSV is not UTF-8 (invalid byte at offset {}); save it as UTF-8", e.valid_up_to()),
+            format!(
+                "the CSV is not UTF-8 (invalid byte at offset {}); save it as UTF-8",
+                e.valid_up_to()
+            ),
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -541,7 +601,10 @@ pub(crate) fn parse_bulk_csv(bytes: &[u8], max_rows: usize) -> Result<Vec<Pendin
         rows.push(row);
     }
     if rows.is_empty() {
-        return Err(Reject::bad("EMPTY_UPLOAD", "the CSV has a header but no data rows"));
+        return Err(Reject::bad(
+            "EMPTY_UPLOAD",
+            "the CSV has a header but no data rows",
+        ));
     }
     Ok(rows)
 }
@@ -600,7 +663,11 @@ async fn bulk_csv_bytes(s: &ServerState, req: Request) -> Result<Bytes, Reject> 
     }
 }
 
-async fn bulk_certify(State(s): State<AppState>, Extension(t): Extension<Tenant>, req: Request) -> Response {
+async fn bulk_certify(
+    State(s): State<AppState>,
+    Extension(t): Extension<Tenant>,
+    req: Request,
+) -> Response {
     let bytes = match bulk_csv_bytes(&s, req).await {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -627,7 +694,13 @@ async fn list_uploads(
 ) -> Response {
     let limit = match q {
         Ok(Query(q)) => q.limit.unwrap_or(100).clamp(1, 1000),
-        Err(e) => return Reject::bad("INVALID_QUERY", format!("{e}; the only parameter is limit=<1..1000>")).into_response(),
+        Err(e) => {
+            return Reject::bad(
+                "INVALID_QUERY",
+                format!("{e}; the only parameter is limit=<1..1000>"),
+            )
+            .into_response()
+        }
     };
     Json(UploadList {
         uploads: s.registry.list(&t.0, limit),
@@ -635,14 +708,22 @@ async fn list_uploads(
     .into_response()
 }
 
-async fn upload_status(State(s): State<AppState>, Extension(t): Extension<Tenant>, Path(id): Path<String>) -> Response {
+async fn upload_status(
+    State(s): State<AppState>,
+    Extension(t): Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Response {
     match s.registry.status(&t.0, &id) {
         Some(st) => Json(st).into_response(),
         None => Reject::not_found("upload").into_response(),
     }
 }
 
-async fn upload_errors(State(s): State<AppState>, Extension(t): Extension<Tenant>, Path(id): Path<String>) -> Response {
+async fn upload_errors(
+    State(s): State<AppState>,
+    Extension(t): Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Response {
     match s.registry.errors(&t.0, &id) {
         Some(e) => Json(e).into_response(),
         None => Reject::not_found("upload").into_response(),
@@ -677,7 +758,15 @@ mod tests {
     fn splits_top_level_elements_exactly() {
         let text = " [ {\"a\":\"x,]}\\\"\"} ,\n{\"b\":[1,{\"c\":2}]},3 ,\"s\" ] ";
         let parts = split_json_array(text).unwrap();
-        assert_eq!(parts, ["{\"a\":\"x,]}\\\"\"}", "{\"b\":[1,{\"c\":2}]}", "3", "\"s\""]);
+        assert_eq!(
+            parts,
+            [
+                "{\"a\":\"x,]}\\\"\"}",
+                "{\"b\":[1,{\"c\":2}]}",
+                "3",
+                "\"s\""
+            ]
+        );
         assert_eq!(split_json_array("[]").unwrap().len(), 0);
         assert_eq!(split_json_array(" [ ] ").unwrap().len(), 0);
         assert!(split_json_array("{}").is_none());
@@ -694,21 +783,47 @@ mod tests {
             (b"{}", "INVALID_BODY"),
             (b"[]", "INVALID_BODY"),
             (b"[1]", "INVALID_FIELD_TYPE"),
-            (br#"[{"preEnrollmentCode":"p","recipient":{"age":"30"}}] x"#, "INVALID_BODY"),
-            (br#"[{"preEnrollmentCode":"p","recipient":{"name":"n"}}]"#, "MISSING_FIELDS"),
+            (
+                br#"[{"preEnrollmentCode":"p","recipient":{"age":"30"}}] x"#,
+                "INVALID_BODY",
+            ),
+            (
+                br#"[{"preEnrollmentCode":"p","recipient":{"name":"n"}}]"#,
+                "MISSING_FIELDS",
+            ),
             (br#"[{"recipient":{"dob":"2000-01-01"}}]"#, "MISSING_FIELDS"),
-            (br#"[{"preEnrollmentCode":1,"recipient":{"age":"3"}}]"#, "INVALID_FIELD_TYPE"),
+            (
+                br#"[{"preEnrollmentCode":1,"recipient":{"age":"3"}}]"#,
+                "INVALID_FIELD_TYPE",
+            ),
             (b"[\xff]", "INVALID_BODY"),
         ];
         for (body, code) in cases {
             let r = validate_certify(body, 10).unwrap_err();
             assert_eq!(r.code(), *code, "{:?}", String::from_utf8_lossy(body));
         }
-        let many = format!("[{}]", vec![r#"{"preEnrollmentCode":"p","recipient":{"age":"1"}}"#; 3].join(","));
-        assert_eq!(validate_certify(many.as_bytes(), 2).unwrap_err().code(), "TOO_MANY_EVENTS");
+        let many = format!(
+            "[{}]",
+            [r#"{"preEnrollmentCode":"p","recipient":{"age":"1"}}"#; 3].join(",")
+        );
+        assert_eq!(
+            validate_certify(many.as_bytes(), 2).unwrap_err().code(),
+            "TOO_MANY_EVENTS"
+        );
         // Deep nesting is refused, not a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(validate_certify(deep.as_bytes(), 10).unwrap_err().code(), "INVALID_BODY");
+        assert_eq!(
+            validate_certify(deep.as_bytes(), 10).unwrap_err().code(),
+            "INVALID_FIELD_TYPE"
+        );
+        let deep = format!(
+            r#"[{{"preEnrollmentCode":"p","recipient":{{"age":"1"}},"x":{}1{}}},{{"meta":{}1{}}}]"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000),
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(validate_certify(deep.as_bytes(), 10).is_err());
     }
 
     #[test]
@@ -723,14 +838,29 @@ mod tests {
         assert!(rows[0].issue.is_none());
         assert_eq!(rows[1].body, r#"["p2","x"]"#);
         assert!(rows[1].issue.as_deref().unwrap().contains("2 cells"));
-        assert_eq!(parse_bulk_csv(b"bogus\n1\n", 10).unwrap_err().code(), "INVALID_CSV_HEADER");
         assert_eq!(
-            parse_bulk_csv(b"preEnrollmentCode,preEnrollmentCode\n1,2\n", 10).unwrap_err().code(),
+            parse_bulk_csv(b"bogus\n1\n", 10).unwrap_err().code(),
             "INVALID_CSV_HEADER"
         );
-        assert_eq!(parse_bulk_csv(b"preEnrollmentCode\n", 10).unwrap_err().code(), "EMPTY_UPLOAD");
+        assert_eq!(
+            parse_bulk_csv(b"preEnrollmentCode,preEnrollmentCode\n1,2\n", 10)
+                .unwrap_err()
+                .code(),
+            "INVALID_CSV_HEADER"
+        );
+        assert_eq!(
+            parse_bulk_csv(b"preEnrollmentCode\n", 10)
+                .unwrap_err()
+                .code(),
+            "EMPTY_UPLOAD"
+        );
         assert_eq!(parse_bulk_csv(b"", 10).unwrap_err().code(), "EMPTY_UPLOAD");
-        assert_eq!(parse_bulk_csv(b"preEnrollmentCode\n1\n2\n3\n", 2).unwrap_err().code(), "TOO_MANY_ROWS");
+        assert_eq!(
+            parse_bulk_csv(b"preEnrollmentCode\n1\n2\n3\n", 2)
+                .unwrap_err()
+                .code(),
+            "TOO_MANY_ROWS"
+        );
     }
 
     #[test]
@@ -738,13 +868,25 @@ mod tests {
         let tokens = vec![(b"0123456789abcdef".to_vec(), Arc::<str>::from("in"))];
         let mut h = HeaderMap::new();
         assert!(tenant_for(&tokens, &h).is_none());
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer 0123456789abcdef"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer 0123456789abcdef"),
+        );
         assert_eq!(tenant_for(&tokens, &h).as_deref(), Some("in"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  0123456789abcdef "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  0123456789abcdef "),
+        );
         assert_eq!(tenant_for(&tokens, &h).as_deref(), Some("in"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic 0123456789abcdef"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic 0123456789abcdef"),
+        );
         assert!(tenant_for(&tokens, &h).is_none());
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer 0123456789abcdeX"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer 0123456789abcdeX"),
+        );
         assert!(tenant_for(&tokens, &h).is_none());
         assert!(tenant_for(&[], &h).is_none());
     }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use divoc_pipeline::config::{BuildContext, ConfigIssue};
-use divoc_pipeline::event::{csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, EventKind};
+use divoc_pipeline::event::{
+    csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, EventKind,
+};
 use divoc_pipeline::operator::{RawDeadLetters, RawOrigin, Reason, Source, SourcePoll};
 use divoc_pipeline::schema::{EventBatchBuilder, EventOrigin};
 use divoc_pipeline::EngineError;
@@ -58,15 +60,19 @@ impl HttpSourceConfig {
         self.validate().map_err(issue_to_error)?;
         let tokens = self.resolved_tokens().map_err(issue_to_error)?;
         if tokens.is_empty() {
-            tracing::warn!(node = ctx.node, "http_source has no tokens configured: every request is answered 401");
+            tracing::warn!(
+                node = ctx.node,
+                "http_source has no tokens configured: every request is answered 401"
+            );
         }
         let addr: SocketAddr = self
             .listen
             .parse()
             .map_err(|e| EngineError::Config(format!("listen: {:?}: {e}", self.listen)))?;
         // Bind first (synchronously) so a busy port fails the build before anything else starts.
-        let std_listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| EngineError::Config(format!("listen: cannot bind {addr}: {e}; pick a free port")))?;
+        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            EngineError::Config(format!("listen: cannot bind {addr}: {e}; pick a free port"))
+        })?;
         std_listener
             .set_nonblocking(true)
             .map_err(|e| EngineError::Other(format!("listen {addr}: {e}")))?;
@@ -182,14 +188,22 @@ impl HttpSource {
                 parse_request_json(&rec.body).map_err(|m| Reason::new("invalid_field_type", m))
             }
             EventKind::BulkCsv => {
-                let cells: BTreeMap<String, String> = serde_json::from_str(&rec.body).map_err(|e| {
-                    Reason::new("malformed_csv", format!("row is not a column-to-cell object: {e}"))
-                })?;
-                let header = csv::StringRecord::from(cells.keys().map(String::as_str).collect::<Vec<_>>());
-                let row = csv::StringRecord::from(cells.values().map(String::as_str).collect::<Vec<_>>());
-                let index = csv_header_index(&header).map_err(|m| Reason::new("malformed_csv", m))?;
-                request_from_csv_row(&index, &row)
-                    .map_err(|e| Reason::new("invalid_field_type", format!("{}: {}", e.column, e.message)))
+                let cells: BTreeMap<String, String> =
+                    serde_json::from_str(&rec.body).map_err(|e| {
+                        Reason::new(
+                            "malformed_csv",
+                            format!("row is not a column-to-cell object: {e}"),
+                        )
+                    })?;
+                let header =
+                    csv::StringRecord::from(cells.keys().map(String::as_str).collect::<Vec<_>>());
+                let row =
+                    csv::StringRecord::from(cells.values().map(String::as_str).collect::<Vec<_>>());
+                let index =
+                    csv_header_index(&header).map_err(|m| Reason::new("malformed_csv", m))?;
+                request_from_csv_row(&index, &row).map_err(|e| {
+                    Reason::new("invalid_field_type", format!("{}: {}", e.column, e.message))
+                })
             }
         }
     }
@@ -226,7 +240,11 @@ impl HttpSource {
                 } else {
                     "invalid_date"
                 };
-                dead.push(&raw_origin, &rec.body, Reason::new(code, format!("{}: {}", fe.field, fe.message)));
+                dead.push(
+                    &raw_origin,
+                    &rec.body,
+                    Reason::new(code, format!("{}: {}", fe.field, fe.message)),
+                );
             }
         }
         Ok(SourcePoll::Batch {
@@ -242,8 +260,11 @@ impl HttpSource {
 }
 
 fn parse_position(v: &serde_json::Value) -> Result<HttpSourcePosition, EngineError> {
-    HttpSourcePosition::deserialize(v)
-        .map_err(|e| EngineError::State(format!("http_source position {v} is not {{\"next_seq\": N}}: {e}")))
+    HttpSourcePosition::deserialize(v).map_err(|e| {
+        EngineError::State(format!(
+            "http_source position {v} is not {{\"next_seq\": N}}: {e}"
+        ))
+    })
 }
 
 impl Source for HttpSource {
@@ -277,7 +298,10 @@ impl Source for HttpSource {
     }
 
     fn position(&self) -> serde_json::Value {
-        serde_json::to_value(HttpSourcePosition { next_seq: self.next_seq }).unwrap_or_default()
+        serde_json::to_value(HttpSourcePosition {
+            next_seq: self.next_seq,
+        })
+        .unwrap_or_default()
     }
 
     fn on_committed(&mut self, position: &serde_json::Value) -> Result<(), EngineError> {

@@ -47,7 +47,8 @@ const HEADER_LEN: u64 = 8;
 
 /// Appends one framed record to `out`.
 pub(crate) fn encode_record(rec: &WalRecord, out: &mut Vec<u8>) -> Result<(), EngineError> {
-    let payload = serde_json::to_vec(rec).map_err(|e| EngineError::Other(format!("encoding WAL record: {e}")))?;
+    let payload = serde_json::to_vec(rec)
+        .map_err(|e| EngineError::Other(format!("encoding WAL record: {e}")))?;
     let len = u32::try_from(payload.len())
         .map_err(|_| EngineError::Other("WAL record larger than 4 GiB".into()))?;
     out.extend_from_slice(&len.to_le_bytes());
@@ -69,7 +70,9 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), EngineError> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| EngineError::io(dir, e))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| EngineError::io(dir, e))
 }
 
 /// Lists segment files by first sequence number.
@@ -101,7 +104,9 @@ fn read_frame<R: Read>(r: &mut R, remaining: u64) -> std::io::Result<Frame> {
     }
     let mut header = [0u8; 8];
     r.read_exact(&mut header)?;
-    let len = u64::from(u32::from_le_bytes([header[0], header[1], header[2], header[3]]));
+    let len = u64::from(u32::from_le_bytes([
+        header[0], header[1], header[2], header[3],
+    ]));
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if len == 0 {
         return Ok(Frame::End("zero-length record"));
@@ -228,7 +233,11 @@ impl Recovered {
         let idx = (seq - self.last_first) as usize;
         let len = self.offsets.get(idx).copied().unwrap_or(self.last_len);
         let path = self.dir.join(segment_name(self.last_first));
-        tracing::warn!(from_seq = seq, to_seq = self.next_seq, "dropping unacknowledged write-ahead-log records");
+        tracing::warn!(
+            from_seq = seq,
+            to_seq = self.next_seq,
+            "dropping unacknowledged write-ahead-log records"
+        );
         truncate_file(&path, len)?;
         self.offsets.truncate(idx);
         self.last_len = len;
@@ -410,7 +419,12 @@ impl Writer {
     /// Runs until every sender is gone.
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut bytes = first.upload.rows.iter().map(|r| r.body.len()).sum::<usize>();
+            let mut bytes = first
+                .upload
+                .rows
+                .iter()
+                .map(|r| r.body.len())
+                .sum::<usize>();
             let mut group = vec![first];
             while group.len() < GROUP_MAX_UPLOADS && bytes < GROUP_MAX_BYTES {
                 match rx.try_recv() {
@@ -627,7 +641,9 @@ impl Cursor {
             .read_exact(&mut header)
             .map_err(|e| EngineError::io(&self.path, e))?;
         self.pos += HEADER_LEN;
-        let len = u64::from(u32::from_le_bytes([header[0], header[1], header[2], header[3]]));
+        let len = u64::from(u32::from_le_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         self.ensure(len)?;
         Ok((len, crc))
@@ -643,7 +659,8 @@ impl Cursor {
         if crc32(&payload) != crc {
             return Err(self.corrupt("CRC mismatch"));
         }
-        let rec: WalRecord = serde_json::from_slice(&payload).map_err(|e| self.corrupt(&format!("payload: {e}")))?;
+        let rec: WalRecord =
+            serde_json::from_slice(&payload).map_err(|e| self.corrupt(&format!("payload: {e}")))?;
         if rec.seq != self.next {
             return Err(self.corrupt(&format!("record holds seq {}", rec.seq)));
         }
@@ -654,13 +671,22 @@ impl Cursor {
 
 impl WalReader {
     /// Reads records `from..to` (all must be durable), in order.
-    pub fn read_range(&mut self, shared: &WalShared, from: u64, to: u64) -> Result<Vec<WalRecord>, EngineError> {
+    pub fn read_range(
+        &mut self,
+        shared: &WalShared,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<WalRecord>, EngineError> {
         if from >= to {
             return Ok(Vec::new());
         }
         let (start_seg, later): (Option<(u64, PathBuf)>, BTreeMap<u64, PathBuf>) = {
             let st = shared.lock();
-            let start = st.segments.range(..=from).next_back().map(|(k, v)| (*k, v.clone()));
+            let start = st
+                .segments
+                .range(..=from)
+                .next_back()
+                .map(|(k, v)| (*k, v.clone()));
             let later = st
                 .segments
                 .range(from..to)
@@ -689,7 +715,9 @@ impl WalReader {
                 }
             }
             let Some(cur) = self.cur.as_mut() else {
-                return Err(EngineError::State("write-ahead-log reader lost its position".into()));
+                return Err(EngineError::State(
+                    "write-ahead-log reader lost its position".into(),
+                ));
             };
             match cur.read() {
                 Ok(r) => out.push(r),
@@ -799,10 +827,24 @@ mod tests {
         let segs = list_segments(dir.path()).unwrap();
         let shared = WalShared::new(3, segs);
         let mut r = WalReader::default();
-        let all: Vec<_> = r.read_range(&shared, 0, 3).unwrap().into_iter().map(|r| r.body).collect();
+        let all: Vec<_> = r
+            .read_range(&shared, 0, 3)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.body)
+            .collect();
         assert_eq!(all, ["a", "b", "c"]);
-        let tail: Vec<_> = r.read_range(&shared, 1, 3).unwrap().into_iter().map(|r| r.seq).collect();
+        let tail: Vec<_> = r
+            .read_range(&shared, 1, 3)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(tail, [1, 2]);
+        // A read that stops exactly at a segment boundary continues in the next segment.
+        let mut r2 = WalReader::default();
+        assert_eq!(r2.read_range(&shared, 0, 2).unwrap().len(), 2);
+        assert_eq!(r2.read_range(&shared, 2, 3).unwrap()[0].body, "c");
         assert_eq!(shared.delete_segments_below(2).unwrap(), 1);
         assert!(r.read_range(&shared, 0, 1).is_err());
         assert_eq!(r.read_range(&shared, 2, 3).unwrap()[0].body, "c");

@@ -1,0 +1,132 @@
+//! Helpers shared by the integration tests: run the real binary, read its Parquet output.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use divoc_pipeline::parquet_out::read_parquet_objects;
+use divoc_pipeline::storage::Storage;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_divoc")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn default_config() -> PathBuf {
+    repo().join("config/pipeline.toml")
+}
+
+/// Runs `divoc` with args, returning its output; panics with stderr if it fails to start.
+pub fn divoc(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("divoc binary runs")
+}
+
+/// `--set` overrides pointing a pipeline at a private directory.
+pub fn dir_sets(dir: &Path, input: &Path) -> Vec<String> {
+    vec![
+        format!("storage.url={}", dir.join("out").display()),
+        format!("storage.state_dir={}", dir.join("state").display()),
+        format!("nodes.input.path={}", input.display()),
+        "metrics.listen=".to_owned(),
+    ]
+}
+
+pub fn with_sets(base: &[&str], sets: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    for s in sets {
+        v.push("--set".into());
+        v.push(s.clone());
+    }
+    v
+}
+
+/// Generates `count` NDJSON events with `divoc gen`; returns the generator's stderr summary line.
+pub fn gen(file: &Path, count: u64, seed: u64, invalid: f64, dup: f64) -> String {
+    let out = divoc(&[
+        "gen",
+        "--count",
+        &count.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--invalid-share",
+        &invalid.to_string(),
+        "--duplicate-share",
+        &dup.to_string(),
+        "--out",
+        &file.display().to_string(),
+    ]);
+    assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parses "generated N events: V valid, D duplicates, I invalid" from `divoc gen`.
+pub fn gen_counts(summary: &str) -> (u64, u64, u64, u64) {
+    let nums: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(4)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2], nums[3])
+}
+
+pub fn read_output(out_dir: &Path, prefix: &str) -> Vec<RecordBatch> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let storage = Storage::open(&out_dir.display().to_string(), &Default::default(), rt.handle().clone()).unwrap();
+    read_parquet_objects(&storage, prefix).unwrap()
+}
+
+/// (source_id, source_offset) of every row.
+pub fn origins(batches: &[RecordBatch]) -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    for b in batches {
+        let s = b.column_by_name("source_id").unwrap().as_string::<i32>();
+        let o = b.column_by_name("source_offset").unwrap().as_primitive::<UInt64Type>();
+        for i in 0..b.num_rows() {
+            v.push((s.value(i).to_owned(), o.value(i)));
+        }
+    }
+    v
+}
+
+pub fn string_column(batches: &[RecordBatch], name: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    for b in batches {
+        let c = b.column_by_name(name).unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            v.push(if c.is_null(i) { String::new() } else { c.value(i).to_owned() });
+        }
+    }
+    v
+}
+
+/// Every row rendered as text, all columns, sorted: equal sets mean equal content.
+pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    let opts = FormatOptions::default().with_null("∅");
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for i in 0..b.num_rows() {
+            let cells: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+pub fn reason_counts(dead: &[RecordBatch]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for r in string_column(dead, "reason_code") {
+        *m.entry(r).or_default() += 1;
+    }
+    m
+}
