@@ -12,6 +12,7 @@
 
 mod data;
 mod event;
+mod render;
 mod util;
 pub mod vaccines;
 
@@ -23,7 +24,8 @@ use std::io::{self, BufWriter, Write};
 
 use divoc_pipeline::event::BULK_CSV_COLUMNS;
 
-use self::event::{DoseRecord, EventSpec, Filler, LineSink};
+use self::event::{DoseRecord, EventSpec, Filler};
+use self::render::LineSink;
 use self::util::{mix64, SplitMix64, MS_PER_DAY};
 
 /// Validation reason codes the generator can target; the `validate` operator uses the same strings.
