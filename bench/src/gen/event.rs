@@ -6,11 +6,17 @@
 
 use std::fmt::Write as _;
 
-use divoc_pipeline::event::{Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator};
+use divoc_pipeline::event::{
+    Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator,
+};
+
+use serde_json::Value;
 
 use super::data::{self, Script, STATES};
-use super::util::{mix64, push_date, push_timestamp, SplitMix64, Weighted, MS_PER_DAY};
-use super::render::{malform, write_csv, write_invalid_json, write_json, wrong_json_type, LineSink};
+use super::render::{
+    malform, write_csv, write_invalid_json, write_json, wrong_json_type, LineSink,
+};
+use super::util::{mix64, push_date, push_num, push_timestamp, SplitMix64, Weighted, MS_PER_DAY};
 use super::vaccines::{VaccineProduct, PRODUCTS};
 use super::{Expected, GenFormat, WINDOW_END_MS, WINDOW_START_MS};
 
@@ -51,6 +57,7 @@ pub(crate) struct Filler {
     window_hi: i64,
     code_mul: u64,
     code_add: u64,
+    code_lane: u64,
     states: Weighted,
     genders: Weighted,
     products: Weighted,
@@ -64,8 +71,6 @@ impl Filler {
     pub fn new(seed: u64, now_ms: i64) -> Self {
         let window_hi = (WINDOW_END_MS - 1).min(now_ms);
         let window_lo = WINDOW_START_MS.min(window_hi - 30 * MS_PER_DAY);
-        // An affine map with a multiplier coprime to 10^12 permutes 0..10^12, so distinct recipient
-        // numbers always give distinct 12-digit codes while looking unrelated to each other.
         let mut code_mul = (mix64(seed ^ 0xC0DE) % CODE_SPACE) | 1;
         while code_mul.is_multiple_of(5) {
             code_mul += 2;
@@ -88,6 +93,7 @@ impl Filler {
             window_hi,
             code_mul,
             code_add: mix64(seed ^ 0xADD) % CODE_SPACE,
+            code_lane: seed % 1000,
             states: Weighted::new(STATES.iter().map(|s| u64::from(s.weight))),
             genders: Weighted::new(data::GENDERS.iter().map(|g| u64::from(g.1))),
             products: Weighted::new(PRODUCTS.iter().map(product_weight)),
@@ -239,13 +245,17 @@ impl Filler {
         let mut rr = SplitMix64::new(self.recipient_seed(spec.recipient));
         let mut ev = SplitMix64::new(spec.record.event_seed);
         let mut fr = SplitMix64::new(spec.facility_seed);
-        let (code_mul, code_add, now_ms) = (self.code_mul, self.code_add, self.now_ms);
+        let now_ms = self.now_ms;
+        let (code_lane, code_mul, code_add) = (self.code_lane, self.code_mul, self.code_add);
         let req = &mut self.req;
 
-        let code = ((u128::from(spec.recipient % CODE_SPACE) * u128::from(code_mul)
-            + u128::from(code_add))
-            % u128::from(CODE_SPACE)) as u64;
-        let _ = write!(slot(&mut req.pre_enrollment_code), "{code:012}");
+        push_code(
+            slot(&mut req.pre_enrollment_code),
+            spec.recipient,
+            code_lane,
+            code_mul,
+            code_add,
+        );
         set(&mut req.program_id, "COVID-19");
         set(
             &mut req.enrollment_type,
@@ -282,12 +292,8 @@ impl Filler {
         {
             batch.push(c.to_ascii_uppercase());
         }
-        let _ = write!(
-            batch,
-            "{:04}{}",
-            ev.below(10_000),
-            char::from(b'A' + ev.below(26) as u8)
-        );
+        push_num(batch, ev.below(10_000), 4);
+        batch.push(char::from(b'A' + ev.below(26) as u8));
         set_vaccination_dates(vac, spec.record.date_ms);
         vac.dose = Some(i64::from(spec.dose));
         vac.total_doses = Some(i64::from(product.total_doses));
@@ -310,8 +316,27 @@ impl Filler {
     }
 }
 
-/// Upper bound (exclusive) of pre-enrollment codes: 12 decimal digits.
-const CODE_SPACE: u64 = 1_000_000_000_000;
+/// Size of the per-seed part of a pre-enrollment code: 9 decimal digits.
+const CODE_SPACE: u64 = 1_000_000_000;
+
+/// Writes the pre-enrollment code of recipient number `recipient`: 3 digits of seed lane
+/// (`seed % 1000`), then 9 digits of an affine permutation of the recipient number.
+///
+/// The multiplier is coprime to 10^9, so the map is a bijection and codes never repeat within a
+/// run while looking unrelated to each other. The lane keeps runs with nearby seeds (the demo
+/// writes its NDJSON and CSV files with `seed` and `seed + 1`) from sharing codes, which would
+/// create cross-file duplicates the summaries do not count. Beyond 10^9 recipients the plain
+/// number is used (13+ digits), which still cannot collide with a 12-digit code.
+fn push_code(out: &mut String, recipient: u64, lane: u64, mul: u64, add: u64) {
+    push_num(out, lane, 3);
+    if recipient < CODE_SPACE {
+        let permuted = ((u128::from(recipient) * u128::from(mul) + u128::from(add))
+            % u128::from(CODE_SPACE)) as u64;
+        push_num(out, permuted, 9);
+    } else {
+        push_num(out, recipient, 1);
+    }
+}
 
 fn clinic_time_of_day(rng: &mut SplitMix64) -> i64 {
     // 09:00..18:00 IST is 03:30..12:30 UTC.
@@ -340,7 +365,7 @@ fn set_vaccination_dates(vac: &mut Vaccination, t: i64) {
 /// DIVOC's derivation: floor((now - dob) / 365.25 days), in integers.
 fn write_age(out: &mut String, now_ms: i64, dob_day: i64) {
     let age = (now_ms - dob_day * MS_PER_DAY).max(0) * 4 / (1461 * MS_PER_DAY);
-    let _ = write!(out, "{age}");
+    push_num(out, age as u64, 1);
 }
 
 fn fill_recipient(
@@ -384,11 +409,8 @@ fn fill_recipient(
     set(&mut r.nationality, "Indian");
     let identity = slot(&mut r.identity);
     if rng.percent(88) {
-        let _ = write!(
-            identity,
-            "did:in.gov.uidai.aadhaar:XXXXXXXX{:04}",
-            rng.below(10_000)
-        );
+        identity.push_str("did:in.gov.uidai.aadhaar:XXXXXXXX");
+        push_num(identity, rng.below(10_000), 4);
     }
 
     let contact = r.contact.get_or_insert_with(Vec::new);
@@ -396,13 +418,11 @@ fn fill_recipient(
     if contact.is_empty() {
         contact.push(String::new());
     }
-    contact[0].clear();
-    let _ = write!(
-        contact[0],
-        "tel:+91{}{:09}",
-        6 + rng.below(4),
-        rng.below(1_000_000_000)
-    );
+    let tel = &mut contact[0];
+    tel.clear();
+    tel.push_str("tel:+91");
+    push_num(tel, 6 + rng.below(4), 1);
+    push_num(tel, rng.below(1_000_000_000), 9);
     if script == Script::Latin && rng.percent(5) {
         let mut email = String::from("mailto:");
         email.extend(
@@ -446,17 +466,20 @@ fn fill_address(a: &mut Address, rng: &mut SplitMix64, state: usize, district: u
             rng.range(101, 1204),
             rng.pick(data::APARTMENTS)
         ),
-        _ => write!(line1, "{}, {}", rng.range(1, 250), rng.pick(data::STREETS)),
+        _ => {
+            push_num(line1, rng.range(1, 250) as u64, 1);
+            line1.push_str(", ");
+            line1.push_str(rng.pick(data::STREETS));
+            Ok(())
+        }
     };
     set(&mut a.address_line2, rng.pick(data::LOCALITIES));
     set(&mut a.district, district_name);
     set(&mut a.state, st.name);
     set(&mut a.country, "IN");
-    let _ = write!(
-        slot(&mut a.pincode),
-        "{pin_prefix:03}{:03}",
-        rng.range(1, 99)
-    );
+    let pincode = slot(&mut a.pincode);
+    push_num(pincode, u64::from(pin_prefix), 3);
+    push_num(pincode, rng.range(1, 99) as u64, 3);
 }
 
 fn fill_facility(f: &mut Facility, rng: &mut SplitMix64, state: usize, district: usize) {
@@ -520,6 +543,28 @@ fn push_name(out: &mut String, rng: &mut SplitMix64, script: Script, female: boo
         7..15 => out.push_str(given),
         _ => {
             let _ = write!(out, "{given} {surname}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_within_and_across_nearby_seeds() {
+        let mut seen = std::collections::HashSet::new();
+        for seed in [7u64, 8, 9] {
+            let f = Filler::new(seed, 0);
+            for r in (0..200_000).chain([CODE_SPACE - 1, CODE_SPACE, CODE_SPACE * 5]) {
+                let mut code = String::new();
+                push_code(&mut code, r, f.code_lane, f.code_mul, f.code_add);
+                assert!(
+                    code.len() >= 12 && code.bytes().all(|b| b.is_ascii_digit()),
+                    "{code}"
+                );
+                assert!(seen.insert(code));
+            }
         }
     }
 }
