@@ -8,11 +8,19 @@ fn validate(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.toml");
     // Every case starts from the shipped pipeline so the catalogue path resolves.
-    std::fs::copy(repo().join("config/vaccines.toml"), dir.path().join("vaccines.toml")).unwrap();
+    std::fs::copy(
+        repo().join("config/vaccines.toml"),
+        dir.path().join("vaccines.toml"),
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.path().join("in")).unwrap();
     std::fs::write(&p, text).unwrap();
     let out = divoc(&["validate-config", "--config", &p.display().to_string()]);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -40,11 +48,31 @@ to = "publish"
 fn shipped_pipeline_is_valid() {
     let input = tempfile::tempdir().unwrap();
     let set = format!("nodes.input.path={}", input.path().display());
-    let out = divoc(&["validate-config", "--config", &default_config().display().to_string(), "--list", "--set", &set]);
+    let out = divoc(&[
+        "validate-config",
+        "--config",
+        &default_config().display().to_string(),
+        "--list",
+        "--set",
+        &set,
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("input -> validate -> dedupe -> publish"), "{text}");
-    for kind in ["file_source", "http_source", "validate", "dedupe", "publish"] {
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("input -> validate -> dedupe -> publish"),
+        "{text}"
+    );
+    for kind in [
+        "file_source",
+        "http_source",
+        "validate",
+        "dedupe",
+        "publish",
+    ] {
         assert!(text.contains(kind), "--list names {kind}");
     }
 }
@@ -59,8 +87,14 @@ fn minimal_valid_file_passes() {
 fn unknown_operator_is_named_with_the_known_kinds() {
     let (ok, text) = validate(&format!("{NODES}{EDGES}[nodes.x]\nkind = \"sharpen\"\n"));
     assert!(!ok);
-    assert!(text.contains("p.toml") && text.contains("nodes.x.kind") && text.contains("sharpen"), "{text}");
-    assert!(text.contains("fix: use one of:") && text.contains("dedupe"), "{text}");
+    assert!(
+        text.contains("p.toml") && text.contains("nodes.x.kind") && text.contains("sharpen"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: use one of:") && text.contains("dedupe"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -76,23 +110,44 @@ fn dangling_edge_is_rejected() {
     let e = "[[edges]]\nfrom = \"validate\"\nto = \"nowhere\"\n";
     let (ok, text) = validate(&format!("{NODES}{EDGES}{e}"));
     assert!(!ok);
-    assert!(text.contains("edges[2].to") && text.contains("dangling"), "{text}");
+    assert!(
+        text.contains("edges[2].to") && text.contains("dangling"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_options_name_the_key() {
-    let (ok, text) = validate(&format!("{}{EDGES}", NODES.replace("kind = \"publish\"", "kind = \"publish\"\nprefx = \"x\"")));
+    let (ok, text) = validate(&format!(
+        "{}{EDGES}",
+        NODES.replace("kind = \"publish\"", "kind = \"publish\"\nprefx = \"x\"")
+    ));
     assert!(!ok);
-    assert!(text.contains("nodes.publish") && text.contains("prefx"), "{text}");
-    let (ok, text) = validate(&format!("{}{EDGES}", NODES.replace("catalogue = \"vaccines.toml\"", "catalogue = \"missing.toml\"")));
+    assert!(
+        text.contains("nodes.publish") && text.contains("prefx"),
+        "{text}"
+    );
+    let (ok, text) = validate(&format!(
+        "{}{EDGES}",
+        NODES.replace(
+            "catalogue = \"vaccines.toml\"",
+            "catalogue = \"missing.toml\""
+        )
+    ));
     assert!(!ok);
-    assert!(text.contains("nodes.validate.catalogue") && text.contains("missing.toml"), "{text}");
+    assert!(
+        text.contains("nodes.validate.catalogue") && text.contains("missing.toml"),
+        "{text}"
+    );
     let (ok, text) = validate(&format!("[pipeline]\nbatch_size = 0\n{NODES}{EDGES}"));
     assert!(!ok);
     assert!(text.contains("pipeline.batch_size"), "{text}");
     let (ok, text) = validate(&format!("{NODES}{EDGES}[storage]\nurl = \"ftp://x\"\n"));
     assert!(!ok);
-    assert!(text.contains("storage.url") && text.contains("ftp"), "{text}");
+    assert!(
+        text.contains("storage.url") && text.contains("ftp"),
+        "{text}"
+    );
 }
 
 #[test]

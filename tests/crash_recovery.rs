@@ -17,7 +17,11 @@ const EVENTS: u64 = 200_000;
 
 fn run_to_completion(args: &[String]) {
     let out = Command::new(bin()).args(args).output().unwrap();
-    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -30,7 +34,10 @@ fn sigkill_and_restart_publish_every_event_exactly_once() {
     assert_eq!(total, EVENTS);
 
     // Small epochs so checkpoints commit many times during the run.
-    let tune = ["pipeline.checkpoint_max_records=15000".to_owned(), "pipeline.batch_size=2048".to_owned()];
+    let tune = [
+        "pipeline.checkpoint_max_records=15000".to_owned(),
+        "pipeline.batch_size=2048".to_owned(),
+    ];
     let crashed = tmp.path().join("crashed");
     let mut sets = dir_sets(&crashed, &input);
     sets.extend(tune.iter().cloned());
@@ -38,15 +45,25 @@ fn sigkill_and_restart_publish_every_event_exactly_once() {
     let args = with_sets(&["run", "--config", &config], &sets);
 
     // A fixed-seed LCG picks kill delays: reproducible, yet spread over the run.
-    let mut state: u64 = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let mut state: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
     let mut kills = 0;
     let mut attempts = 0;
     while kills < 5 {
         attempts += 1;
         assert!(attempts < 40, "could not kill the run mid-way 5 times");
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay_ms = 300 + (state >> 33) % 700;
-        let mut child = Command::new(bin()).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = Command::new(bin())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
@@ -55,34 +72,61 @@ fn sigkill_and_restart_publish_every_event_exactly_once() {
         child.wait().unwrap();
     }
     // The kills must have landed mid-run, after some epochs committed, so the last run resumes.
-    let cp = divoc_pipeline::checkpoint::load_checkpoint(&crashed.join("state")).unwrap().expect("a checkpoint was committed before the last kill");
+    let cp = divoc_pipeline::checkpoint::load_checkpoint(&crashed.join("state"))
+        .unwrap()
+        .expect("a checkpoint was committed before the last kill");
     assert!(cp.epoch >= 1);
     let resumed_at: u64 = serde_json::from_value(cp.positions["input"]["offset"].clone()).unwrap();
-    let input_len = std::fs::metadata(input.join("events.ndjson")).unwrap().len();
-    assert!(resumed_at > 0 && resumed_at < input_len, "resumed mid-file at byte {resumed_at} of {input_len}");
+    let input_len = std::fs::metadata(input.join("events.ndjson"))
+        .unwrap()
+        .len();
+    assert!(
+        resumed_at > 0 && resumed_at < input_len,
+        "resumed mid-file at byte {resumed_at} of {input_len}"
+    );
     run_to_completion(&args);
 
     let accepted = read_output(&crashed.join("out"), "accepted");
     let dead = read_output(&crashed.join("out"), "dead-letter");
     let mut seen = HashSet::new();
     for o in origins(&accepted).into_iter().chain(origins(&dead)) {
-        assert!(seen.insert(o.clone()), "event {o:?} has more than one outcome");
+        assert!(
+            seen.insert(o.clone()),
+            "event {o:?} has more than one outcome"
+        );
     }
-    assert_eq!(seen.len() as u64, EVENTS, "every generated event has an outcome");
-    assert_eq!(accepted.iter().map(|b| b.num_rows() as u64).sum::<u64>(), valid);
+    assert_eq!(
+        seen.len() as u64,
+        EVENTS,
+        "every generated event has an outcome"
+    );
+    assert_eq!(
+        accepted.iter().map(|b| b.num_rows() as u64).sum::<u64>(),
+        valid
+    );
     let reasons = reason_counts(&dead);
     assert_eq!(reasons.get("duplicate").copied().unwrap_or(0), dups);
     assert_eq!(reasons.values().sum::<u64>() - dups, invalid);
     let ids = string_column(&accepted, "certificate_id");
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "certificate ids are unique");
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "certificate ids are unique"
+    );
 
     // A clean run over the same input produces the same rows, ids included.
     let clean = tmp.path().join("clean");
     let mut sets = dir_sets(&clean, &input);
     sets.extend(tune.iter().cloned());
     run_to_completion(&with_sets(&["run", "--config", &config], &sets));
-    assert_eq!(rows_as_text(&accepted), rows_as_text(&read_output(&clean.join("out"), "accepted")));
-    assert_eq!(rows_as_text(&dead), rows_as_text(&read_output(&clean.join("out"), "dead-letter")));
+    assert_eq!(
+        rows_as_text(&accepted),
+        rows_as_text(&read_output(&clean.join("out"), "accepted"))
+    );
+    assert_eq!(
+        rows_as_text(&dead),
+        rows_as_text(&read_output(&clean.join("out"), "dead-letter"))
+    );
 }
 
 #[test]
@@ -99,5 +143,8 @@ fn restart_after_completion_publishes_nothing_new() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("accepted (published): 0"), "{text}");
-    assert_eq!(rows_as_text(&before), rows_as_text(&read_output(&tmp.path().join("out"), "accepted")));
+    assert_eq!(
+        rows_as_text(&before),
+        rows_as_text(&read_output(&tmp.path().join("out"), "accepted"))
+    );
 }

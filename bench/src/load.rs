@@ -2,7 +2,7 @@
 //!
 //! Runs in a process of its own against a running server. All request bytes are built before the
 //! clock starts, so the measured rate is the server's, not the generator's; the price is memory
-//! (about 0.8 KB per event, e.g. ~800 MB for 1M events; use `gen::write_events` and a file source
+//! (about 1 KB per event, i.e. ~1 GB for 1M events; use `gen::write_events` and a file source
 //! for bigger runs). The HTTP/1.1 client is a minimal keep-alive one written here because a
 //! general-purpose client's pooling and allocation would be part of what we measure.
 

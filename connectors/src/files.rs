@@ -11,7 +11,9 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::event::{csv_header_index, parse_request_json_classified, request_from_csv_row, EventKind};
+use divoc_pipeline::event::{
+    csv_header_index, parse_request_json_classified, request_from_csv_row, EventKind,
+};
 use divoc_pipeline::operator::{RawDeadLetters, RawOrigin, Reason, Source, SourcePoll};
 use divoc_pipeline::schema::{EventBatchBuilder, EventOrigin};
 use divoc_pipeline::EngineError;
@@ -76,17 +78,27 @@ impl Component for FileSourceConfig {
             ));
         }
         if self.tenant.is_empty() || self.tenant.len() > 64 {
-            return Err(ConfigIssue::new("tenant", "tenant must be 1..=64 bytes", "set tenant = \"default\" or your tenant's name"));
+            return Err(ConfigIssue::new(
+                "tenant",
+                "tenant must be 1..=64 bytes",
+                "set tenant = \"default\" or your tenant's name",
+            ));
         }
         if !(1024..=(64 << 20)).contains(&self.max_record_bytes) {
-            return Err(ConfigIssue::new("max_record_bytes", "out of range", "use 1024..=67108864"));
+            return Err(ConfigIssue::new(
+                "max_record_bytes",
+                "out of range",
+                "use 1024..=67108864",
+            ));
         }
         Ok(())
     }
 
     fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
         let root = ctx.resolve(&self.path);
-        Ok(BuiltNode::Source(Box::new(FileSource::new(ctx.node, root, self)?)))
+        Ok(BuiltNode::Source(Box::new(FileSource::new(
+            ctx.node, root, self,
+        )?)))
     }
 }
 
@@ -126,7 +138,10 @@ pub struct FileSource {
 
 fn list_files(root: &Path) -> Result<Vec<(String, PathBuf)>, EngineError> {
     if root.is_file() {
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         return Ok(vec![(name, root.to_path_buf())]);
     }
     let mut out = Vec::new();
@@ -134,7 +149,11 @@ fn list_files(root: &Path) -> Result<Vec<(String, PathBuf)>, EngineError> {
         let entry = entry.map_err(|e| EngineError::io(root, e))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if path.is_file() && ["ndjson", "jsonl", "json", "csv"].contains(&ext.as_str()) {
             out.push((name, path));
         }
@@ -187,9 +206,14 @@ impl FileSource {
             csv: None,
         };
         if is_csv {
-            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(file);
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(file);
             let mut header = csv::StringRecord::new();
-            let has = reader.read_record(&mut header).map_err(|e| EngineError::Other(format!("{name}: cannot read CSV header: {e}")))?;
+            let has = reader
+                .read_record(&mut header)
+                .map_err(|e| EngineError::Other(format!("{name}: cannot read CSV header: {e}")))?;
             let (header_index, header_error) = match (has, csv_header_index(&header)) {
                 (false, _) => ([None; 28], None),
                 (true, Ok(i)) => (i, None),
@@ -199,7 +223,9 @@ impl FileSource {
             if offset > start {
                 let mut pos = csv::Position::new();
                 pos.set_byte(offset);
-                reader.seek(pos).map_err(|e| EngineError::Other(format!("{name}: cannot seek to {offset}: {e}")))?;
+                reader.seek(pos).map_err(|e| {
+                    EngineError::Other(format!("{name}: cannot seek to {offset}: {e}"))
+                })?;
             } else {
                 of.offset = start;
             }
@@ -211,7 +237,8 @@ impl FileSource {
             });
         } else {
             let mut f = file;
-            f.seek(SeekFrom::Start(offset)).map_err(|e| EngineError::io(path, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| EngineError::io(path, e))?;
             of.lines = Some(BufReader::with_capacity(1 << 20, f));
         }
         Ok(of)
@@ -222,11 +249,19 @@ impl Source for FileSource {
     fn resume(&mut self, position: Option<&serde_json::Value>) -> Result<(), EngineError> {
         let pos: Position = match position {
             None => Position::default(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| EngineError::State(format!("file_source {}: bad checkpoint position: {e}", self.node)))?,
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                EngineError::State(format!(
+                    "file_source {}: bad checkpoint position: {e}",
+                    self.node
+                ))
+            })?,
         };
         self.open = None;
-        self.next_file = self.files.iter().position(|(n, _)| *n >= pos.file).unwrap_or(self.files.len());
+        self.next_file = self
+            .files
+            .iter()
+            .position(|(n, _)| *n >= pos.file)
+            .unwrap_or(self.files.len());
         if let Some((name, _)) = self.files.get(self.next_file) {
             if *name == pos.file {
                 let of = self.open_file(self.next_file, pos.offset)?;
@@ -257,9 +292,22 @@ impl Source for FileSource {
             }
             let Some(of) = self.open.as_mut() else { break };
             let more = if of.csv.is_some() {
-                read_csv(of, &self.cfg, max_records as u64 - records, &mut events, &mut dead)?
+                read_csv(
+                    of,
+                    &self.cfg,
+                    max_records as u64 - records,
+                    &mut events,
+                    &mut dead,
+                )?
             } else {
-                read_lines(of, &self.cfg, &mut self.line, max_records as u64 - records, &mut events, &mut dead)?
+                read_lines(
+                    of,
+                    &self.cfg,
+                    &mut self.line,
+                    max_records as u64 - records,
+                    &mut events,
+                    &mut dead,
+                )?
             };
             records += more.records;
             self.position = Position {
@@ -275,7 +323,11 @@ impl Source for FileSource {
         }
         Ok(SourcePoll::Batch {
             events: (!events.is_empty()).then(|| events.finish()),
-            dead_letters: if dead.is_empty() { None } else { Some(dead.finish(&self.node)?) },
+            dead_letters: if dead.is_empty() {
+                None
+            } else {
+                Some(dead.finish(&self.node)?)
+            },
             records,
         })
     }
@@ -309,7 +361,10 @@ fn read_lines(
     dead: &mut RawDeadLetters,
 ) -> Result<ReadResult, EngineError> {
     let Some(mut reader) = of.lines.take() else {
-        return Ok(ReadResult { records: 0, eof: true });
+        return Ok(ReadResult {
+            records: 0,
+            eof: true,
+        });
     };
     let r = read_lines_from(&mut reader, of, cfg, line, max, events, dead);
     of.lines = Some(reader);
@@ -330,7 +385,11 @@ fn read_lines_from(
         let start = of.offset;
         line.clear();
         let limit = cfg.max_record_bytes as u64 + 1;
-        let n = reader.by_ref().take(limit).read_until(b'\n', line).map_err(|e| EngineError::io(&of.name, e))?;
+        let n = reader
+            .by_ref()
+            .take(limit)
+            .read_until(b'\n', line)
+            .map_err(|e| EngineError::io(&of.name, e))?;
         if n == 0 {
             return Ok(ReadResult { records, eof: true });
         }
@@ -341,7 +400,11 @@ fn read_lines_from(
             let mut skipped = Vec::new();
             loop {
                 skipped.clear();
-                let m = reader.by_ref().take(1 << 20).read_until(b'\n', &mut skipped).map_err(|e| EngineError::io(&of.name, e))?;
+                let m = reader
+                    .by_ref()
+                    .take(1 << 20)
+                    .read_until(b'\n', &mut skipped)
+                    .map_err(|e| EngineError::io(&of.name, e))?;
                 of.offset += m as u64;
                 if m == 0 || skipped.last() == Some(&b'\n') {
                     break;
@@ -351,7 +414,13 @@ fn read_lines_from(
             dead.push(
                 &origin(of, cfg, start),
                 &head,
-                Reason::new("record_too_long", format!("record exceeds max_record_bytes ({}); only its first 1 KiB is kept", cfg.max_record_bytes)),
+                Reason::new(
+                    "record_too_long",
+                    format!(
+                        "record exceeds max_record_bytes ({}); only its first 1 KiB is kept",
+                        cfg.max_record_bytes
+                    ),
+                ),
             );
             records += 1;
             continue;
@@ -360,7 +429,11 @@ fn read_lines_from(
             Ok(t) => t.trim_end_matches(['\n', '\r']),
             Err(_) => {
                 let lossy = String::from_utf8_lossy(line).into_owned();
-                dead.push(&origin(of, cfg, start), lossy.trim_end(), Reason::new("malformed_json", "record is not valid UTF-8"));
+                dead.push(
+                    &origin(of, cfg, start),
+                    lossy.trim_end(),
+                    Reason::new("malformed_json", "record is not valid UTF-8"),
+                );
                 records += 1;
                 continue;
             }
@@ -381,12 +454,19 @@ fn read_lines_from(
                     raw: text,
                 };
                 if let Err(fe) = events.append(&req, &o) {
-                    dead.push(&origin(of, cfg, start), text, Reason::new("invalid_date", format!("{}: {}", fe.field, fe.message)));
+                    dead.push(
+                        &origin(of, cfg, start),
+                        text,
+                        Reason::new("invalid_date", format!("{}: {}", fe.field, fe.message)),
+                    );
                 }
             }
         }
     }
-    Ok(ReadResult { records, eof: false })
+    Ok(ReadResult {
+        records,
+        eof: false,
+    })
 }
 
 fn read_csv(
@@ -397,7 +477,10 @@ fn read_csv(
     dead: &mut RawDeadLetters,
 ) -> Result<ReadResult, EngineError> {
     let Some(mut st) = of.csv.take() else {
-        return Ok(ReadResult { records: 0, eof: true });
+        return Ok(ReadResult {
+            records: 0,
+            eof: true,
+        });
     };
     let r = read_csv_from(&mut st, of, cfg, max, events, dead);
     of.csv = Some(st);
@@ -430,7 +513,11 @@ fn read_csv_from(
                     ingest_time_ms: of.ingest_ms,
                     kind: of.kind.as_str(),
                 };
-                dead.push(&o, "", Reason::new("malformed_csv", format!("unreadable CSV record: {e}")));
+                dead.push(
+                    &o,
+                    "",
+                    Reason::new("malformed_csv", format!("unreadable CSV record: {e}")),
+                );
                 if end == start {
                     return Ok(ReadResult { records, eof: true });
                 }
@@ -459,15 +546,34 @@ fn read_csv_from(
             continue;
         }
         if raw.len() > cfg.max_record_bytes {
-            dead.push(&o, &raw[..floor_char_boundary(&raw, 1024)], Reason::new("record_too_long", "CSV record exceeds max_record_bytes"));
+            dead.push(
+                &o,
+                &raw[..floor_char_boundary(&raw, 1024)],
+                Reason::new("record_too_long", "CSV record exceeds max_record_bytes"),
+            );
             continue;
         }
         if rec.len() != st.header_len {
-            dead.push(&o, &raw, Reason::new("malformed_csv", format!("row has {} cells, the header has {}", rec.len(), st.header_len)));
+            dead.push(
+                &o,
+                &raw,
+                Reason::new(
+                    "malformed_csv",
+                    format!(
+                        "row has {} cells, the header has {}",
+                        rec.len(),
+                        st.header_len
+                    ),
+                ),
+            );
             continue;
         }
         match request_from_csv_row(&st.header_index, &rec) {
-            Err(e) => dead.push(&o, &raw, Reason::new("invalid_field_type", format!("{}: {}", e.column, e.message))),
+            Err(e) => dead.push(
+                &o,
+                &raw,
+                Reason::new("invalid_field_type", format!("{}: {}", e.column, e.message)),
+            ),
             Ok(req) => {
                 let eo = EventOrigin {
                     tenant: &cfg.tenant,
@@ -478,12 +584,19 @@ fn read_csv_from(
                     raw: &raw,
                 };
                 if let Err(fe) = events.append(&req, &eo) {
-                    dead.push(&o, &raw, Reason::new("invalid_date", format!("{}: {}", fe.field, fe.message)));
+                    dead.push(
+                        &o,
+                        &raw,
+                        Reason::new("invalid_date", format!("{}: {}", fe.field, fe.message)),
+                    );
                 }
             }
         }
     }
-    Ok(ReadResult { records, eof: false })
+    Ok(ReadResult {
+        records,
+        eof: false,
+    })
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -496,12 +609,16 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 
 /// The record as one CSV line (dead letters keep the original cells).
 fn csv_line(rec: &csv::StringRecord) -> String {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
     if w.write_record(rec).is_err() {
         return String::new();
     }
     let bytes = w.into_inner().unwrap_or_default();
-    String::from_utf8(bytes).map(|s| s.trim_end_matches('\n').to_owned()).unwrap_or_default()
+    String::from_utf8(bytes)
+        .map(|s| s.trim_end_matches('\n').to_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -51,14 +51,23 @@ fn default_cache() -> u64 {
 impl Component for DedupeConfig {
     const KIND: &'static str = "dedupe";
     const ROLE: Role = Role::Operator;
-    const ABOUT: &'static str = "permanent (tenant, programId, preEnrollmentCode, dose) dedupe; assigns certificate ids";
+    const ABOUT: &'static str =
+        "permanent (tenant, programId, preEnrollmentCode, dose) dedupe; assigns certificate ids";
 
     fn check(&self, _ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
         if !(1..=9999).contains(&self.id_namespace) {
-            return Err(ConfigIssue::new("id_namespace", format!("{} is out of range", self.id_namespace), "use 1..=9999"));
+            return Err(ConfigIssue::new(
+                "id_namespace",
+                format!("{} is out of range", self.id_namespace),
+                "use 1..=9999",
+            ));
         }
         if !(8..=65536).contains(&self.cache_mib) {
-            return Err(ConfigIssue::new("cache_mib", format!("{} is out of range", self.cache_mib), "use 8..=65536"));
+            return Err(ConfigIssue::new(
+                "cache_mib",
+                format!("{} is out of range", self.cache_mib),
+                "use 8..=65536",
+            ));
         }
         Ok(())
     }
@@ -99,11 +108,19 @@ impl Dedupe {
         // Small memtables: lookups in a smaller skiplist are faster and memory stays bounded;
         // everything older is found through the SSTs' bloom filters.
         let keys = db
-            .keyspace("keys", || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))
+            .keyspace("keys", || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
             .map_err(state_err)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(state_err)?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(state_err)?;
         let next_counter = match meta.get(NEXT_ID_KEY).map_err(state_err)? {
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| state_err("next_id is corrupt"))?),
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| state_err("next_id is corrupt"))?,
+            ),
             None => 1,
         };
         Ok(Self {
@@ -174,7 +191,12 @@ fn decode_value(v: &[u8]) -> Option<(u64, u64)> {
 /// FNV-1a over source id and offset: stable across versions and platforms.
 fn origin_hash(source_id: &str, offset: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in source_id.as_bytes().iter().chain(&[0xff]).chain(offset.to_le_bytes().iter()) {
+    for b in source_id
+        .as_bytes()
+        .iter()
+        .chain(&[0xff])
+        .chain(offset.to_le_bytes().iter())
+    {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -208,8 +230,17 @@ impl Operator for Dedupe {
                 if pre.is_null(i) || dose.is_null(i) {
                     return None;
                 }
-                let program = if program.is_null(i) { "" } else { program.value(i) };
-                Some(dedupe_key(tenant.value(i), program, pre.value(i), dose.value(i)))
+                let program = if program.is_null(i) {
+                    ""
+                } else {
+                    program.value(i)
+                };
+                Some(dedupe_key(
+                    tenant.value(i),
+                    program,
+                    pre.value(i),
+                    dose.value(i),
+                ))
             })
             .collect();
         // Point lookups are independent: run them in parallel, then decide in order.
@@ -219,7 +250,10 @@ impl Operator for Dedupe {
             .with_min_len(256)
             .map(|k| match k {
                 None => Ok(None),
-                Some(k) => Ok(keys_ref.get(k).map_err(state_err)?.and_then(|v| decode_value(&v))),
+                Some(k) => Ok(keys_ref
+                    .get(k)
+                    .map_err(state_err)?
+                    .and_then(|v| decode_value(&v))),
             })
             .collect();
 
@@ -230,7 +264,13 @@ impl Operator for Dedupe {
         let mut rejections = Rejections::default();
         for i in 0..n {
             let Some(key) = keys[i].as_ref().map(|k| &k[..]) else {
-                rejections.push(i, Reason::new("missing_field", "preEnrollmentCode and vaccination.dose are required for dedupe"));
+                rejections.push(
+                    i,
+                    Reason::new(
+                        "missing_field",
+                        "preEnrollmentCode and vaccination.dose are required for dedupe",
+                    ),
+                );
                 keep.push(false);
                 continue;
             };
@@ -275,7 +315,11 @@ impl Operator for Dedupe {
         };
         let id_col: ArrayRef = Arc::new(ids.finish());
         let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(schema::CERTIFICATE_ID, DataType::Utf8, false)));
+        fields.push(Arc::new(Field::new(
+            schema::CERTIFICATE_ID,
+            DataType::Utf8,
+            false,
+        )));
         let mut cols = accepted.columns().to_vec();
         cols.push(id_col);
         let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
@@ -284,7 +328,10 @@ impl Operator for Dedupe {
         } else {
             Some(rejections.into_dead_letters(&batch, stage)?)
         };
-        Ok(Processed { output, dead_letters })
+        Ok(Processed {
+            output,
+            dead_letters,
+        })
     }
 
     fn on_barrier(&mut self, _epoch: u64) -> Result<EpochOutput, EngineError> {

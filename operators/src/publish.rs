@@ -32,15 +32,28 @@ fn default_drop() -> Vec<String> {
 impl Component for PublishConfig {
     const KIND: &'static str = "publish";
     const ROLE: Role = Role::Operator;
-    const ABOUT: &'static str = "writes batches as Parquet partitioned by tenant and date to the object store";
+    const ABOUT: &'static str =
+        "writes batches as Parquet partitioned by tenant and date to the object store";
 
     fn check(&self, _ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
         let p = &self.prefix;
-        if p.is_empty() || p.starts_with('/') || p.ends_with('/') || p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-            return Err(ConfigIssue::new("prefix", format!("{p:?} is not a clean relative key prefix"), "use e.g. prefix = \"accepted\""));
+        if p.is_empty()
+            || p.starts_with('/')
+            || p.ends_with('/')
+            || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(ConfigIssue::new(
+                "prefix",
+                format!("{p:?} is not a clean relative key prefix"),
+                "use e.g. prefix = \"accepted\"",
+            ));
         }
         if ["dead-letter", "checkpoints"].contains(&p.as_str()) {
-            return Err(ConfigIssue::new("prefix", format!("{p:?} is reserved by the engine"), "choose another prefix"));
+            return Err(ConfigIssue::new(
+                "prefix",
+                format!("{p:?} is reserved by the engine"),
+                "choose another prefix",
+            ));
         }
         Ok(())
     }

@@ -20,7 +20,9 @@
 
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray, BooleanArray, Date32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    Array, AsArray, BooleanArray, Date32Array, Int64Array, StringArray, TimestampMillisecondArray,
+};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
@@ -77,29 +79,54 @@ fn default_skew() -> i64 {
 impl Component for ValidateConfig {
     const KIND: &'static str = "validate";
     const ROLE: Role = Role::Operator;
-    const ABOUT: &'static str = "DIVOC certify rules: required fields, doses, dates, catalogue, lengths";
+    const ABOUT: &'static str =
+        "DIVOC certify rules: required fields, doses, dates, catalogue, lengths";
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
-        VaccineCatalogue::load(&ctx.resolve(&self.catalogue))
-            .map_err(|e| ConfigIssue::new("catalogue", e, "point `catalogue` at a vaccines.toml such as config/vaccines.toml"))?;
+        VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(|e| {
+            ConfigIssue::new(
+                "catalogue",
+                e,
+                "point `catalogue` at a vaccines.toml such as config/vaccines.toml",
+            )
+        })?;
         if self.max_text_bytes == 0 || self.max_meta_bytes == 0 {
-            return Err(ConfigIssue::new("max_text_bytes", "limits must be positive", "use e.g. max_text_bytes = 512"));
+            return Err(ConfigIssue::new(
+                "max_text_bytes",
+                "limits must be positive",
+                "use e.g. max_text_bytes = 512",
+            ));
         }
         if !(1..=100).contains(&self.max_doses) {
-            return Err(ConfigIssue::new("max_doses", format!("{} is out of range", self.max_doses), "use 1..=100"));
+            return Err(ConfigIssue::new(
+                "max_doses",
+                format!("{} is out of range", self.max_doses),
+                "use 1..=100",
+            ));
         }
         if parse_date(&self.earliest_date).is_none() {
-            return Err(ConfigIssue::new("earliest_date", format!("{:?} is not a date", self.earliest_date), "use YYYY-MM-DD"));
+            return Err(ConfigIssue::new(
+                "earliest_date",
+                format!("{:?} is not a date", self.earliest_date),
+                "use YYYY-MM-DD",
+            ));
         }
         if !(0..=240).contains(&self.future_skew_hours) {
-            return Err(ConfigIssue::new("future_skew_hours", "out of range", "use 0..=240"));
+            return Err(ConfigIssue::new(
+                "future_skew_hours",
+                "out of range",
+                "use 0..=240",
+            ));
         }
         Ok(())
     }
 
     fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
-        let catalogue = VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
-        Ok(BuiltNode::Operator(Box::new(Validate::new(self, catalogue)?)))
+        let catalogue =
+            VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
+        Ok(BuiltNode::Operator(Box::new(Validate::new(
+            self, catalogue,
+        )?)))
     }
 }
 
@@ -112,7 +139,8 @@ pub struct Validate {
 
 impl Validate {
     pub fn new(cfg: ValidateConfig, catalogue: VaccineCatalogue) -> Result<Self, EngineError> {
-        let earliest_day = parse_date(&cfg.earliest_date).ok_or_else(|| EngineError::Config("earliest_date is not a date".into()))?;
+        let earliest_day = parse_date(&cfg.earliest_date)
+            .ok_or_else(|| EngineError::Config("earliest_date is not a date".into()))?;
         Ok(Self {
             cfg,
             catalogue,
@@ -146,14 +174,20 @@ fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, EngineError>
 impl<'a> Cols<'a> {
     fn new(b: &'a RecordBatch) -> Result<Self, EngineError> {
         let s = |n: &str| -> Result<&'a StringArray, EngineError> {
-            col(b, n)?.as_string_opt::<i32>().ok_or_else(|| EngineError::Schema(format!("{n} must be Utf8")))
+            col(b, n)?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| EngineError::Schema(format!("{n} must be Utf8")))
         };
-        let texts = TEXT_COLUMNS.iter().map(|n| Ok((*n, s(n)?))).collect::<Result<Vec<_>, EngineError>>()?;
+        let texts = TEXT_COLUMNS
+            .iter()
+            .map(|n| Ok((*n, s(n)?)))
+            .collect::<Result<Vec<_>, EngineError>>()?;
         Ok(Self {
             pre_enrollment_code: s(schema::PRE_ENROLLMENT_CODE)?,
             recipient_name: s(schema::RECIPIENT_NAME)?,
             vaccine_name: s(schema::VACCINE_NAME)?,
-            vaccination_date: col(b, schema::VACCINATION_DATE)?.as_primitive::<TimestampMillisecondType>(),
+            vaccination_date: col(b, schema::VACCINATION_DATE)?
+                .as_primitive::<TimestampMillisecondType>(),
             dose: col(b, schema::DOSE)?.as_primitive::<Int64Type>(),
             total_doses: col(b, schema::TOTAL_DOSES)?.as_primitive::<Int64Type>(),
             dob: col(b, schema::RECIPIENT_DOB)?.as_primitive::<Date32Type>(),
@@ -167,17 +201,25 @@ impl<'a> Cols<'a> {
 }
 
 fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
-    (!a.is_null(i)).then(|| a.value(i)).filter(|s| !s.trim().is_empty())
+    (!a.is_null(i))
+        .then(|| a.value(i))
+        .filter(|s| !s.trim().is_empty())
 }
 
-fn opt<T: arrow::datatypes::ArrowPrimitiveType>(a: &arrow::array::PrimitiveArray<T>, i: usize) -> Option<T::Native> {
+fn opt<T: arrow::datatypes::ArrowPrimitiveType>(
+    a: &arrow::array::PrimitiveArray<T>,
+    i: usize,
+) -> Option<T::Native> {
     (!a.is_null(i)).then(|| a.value(i))
 }
 
 impl Validate {
     fn check_row(&self, c: &Cols<'_>, i: usize) -> Option<Reason> {
         for (field, present) in [
-            ("preEnrollmentCode", opt_str(c.pre_enrollment_code, i).is_some()),
+            (
+                "preEnrollmentCode",
+                opt_str(c.pre_enrollment_code, i).is_some(),
+            ),
             ("recipient.name", opt_str(c.recipient_name, i).is_some()),
             ("vaccination.name", opt_str(c.vaccine_name, i).is_some()),
             ("vaccination.date", !c.vaccination_date.is_null(i)),
@@ -190,7 +232,10 @@ impl Validate {
         let age = opt_str(c.age, i);
         let dob = opt(c.dob, i);
         if age.is_none() && dob.is_none() {
-            return Some(Reason::new("missing_age_and_dob", "recipient.age or recipient.dob is required"));
+            return Some(Reason::new(
+                "missing_age_and_dob",
+                "recipient.age or recipient.dob is required",
+            ));
         }
         for (name, arr) in &c.texts {
             if arr.is_null(i) {
@@ -200,37 +245,64 @@ impl Validate {
             if v.len() > self.cfg.max_text_bytes {
                 return Some(Reason::new(
                     "field_too_long",
-                    format!("{name} is {} bytes; the limit is {}", v.len(), self.cfg.max_text_bytes),
+                    format!(
+                        "{name} is {} bytes; the limit is {}",
+                        v.len(),
+                        self.cfg.max_text_bytes
+                    ),
                 ));
             }
             if v.chars().any(char::is_control) {
-                return Some(Reason::new("invalid_characters", format!("{name} contains control characters; remove them")));
+                return Some(Reason::new(
+                    "invalid_characters",
+                    format!("{name} contains control characters; remove them"),
+                ));
             }
         }
         if !c.meta.is_null(i) && c.meta.value(i).len() > self.cfg.max_meta_bytes {
-            return Some(Reason::new("field_too_long", format!("meta exceeds {} bytes", self.cfg.max_meta_bytes)));
+            return Some(Reason::new(
+                "field_too_long",
+                format!("meta exceeds {} bytes", self.cfg.max_meta_bytes),
+            ));
         }
         if let Some(a) = age {
             match a.trim().parse::<u32>() {
                 Ok(n) if n <= 150 => {}
-                _ => return Some(Reason::new("invalid_age", format!("recipient.age {:?} is not a whole number 0..150", divoc_pipeline::event::truncate(a, 20)))),
+                _ => {
+                    return Some(Reason::new(
+                        "invalid_age",
+                        format!(
+                            "recipient.age {:?} is not a whole number 0..150",
+                            divoc_pipeline::event::truncate(a, 20)
+                        ),
+                    ))
+                }
             }
         }
         let dose = c.dose.value(i);
         let total = opt(c.total_doses, i);
         if dose < 1 || dose > self.cfg.max_doses {
-            return Some(Reason::new("dose_out_of_range", format!("vaccination.dose {dose} must be 1..={}", self.cfg.max_doses)));
+            return Some(Reason::new(
+                "dose_out_of_range",
+                format!("vaccination.dose {dose} must be 1..={}", self.cfg.max_doses),
+            ));
         }
         if let Some(t) = total {
             if t < 1 || t > self.cfg.max_doses || dose > t {
-                return Some(Reason::new("dose_out_of_range", format!("vaccination.dose {dose} must be 1..=totalDoses ({t})")));
+                return Some(Reason::new(
+                    "dose_out_of_range",
+                    format!("vaccination.dose {dose} must be 1..=totalDoses ({t})"),
+                ));
             }
         }
         let now = c.ingest.value(i) + self.cfg.future_skew_hours * 3_600_000;
         let vdate = c.vaccination_date.value(i);
         let vday = vdate.div_euclid(DAY_MS) as i32;
         if vdate > now {
-            return Some(Reason::new("future_date", "vaccination.date is in the future"));
+            return Some(Reason::new(
+                "future_date",
+                "vaccination.date is in the future",
+            ));
         }
         if let Some(d) = dob {
             if i64::from(d) * DAY_MS > now {
@@ -239,14 +311,23 @@ impl Validate {
         }
         if let Some(d) = opt(c.effective_start, i) {
             if i64::from(d) * DAY_MS > now {
-                return Some(Reason::new("future_date", "vaccination.effectiveStart is in the future"));
+                return Some(Reason::new(
+                    "future_date",
+                    "vaccination.effectiveStart is in the future",
+                ));
             }
         }
         if vday < self.earliest_day || dob.is_some_and(|d| d < self.earliest_day) {
-            return Some(Reason::new("date_out_of_range", format!("dates before {} are not accepted", self.cfg.earliest_date)));
+            return Some(Reason::new(
+                "date_out_of_range",
+                format!("dates before {} are not accepted", self.cfg.earliest_date),
+            ));
         }
         if dob.is_some_and(|d| d > vday) {
-            return Some(Reason::new("dob_after_vaccination", "recipient.dob is after vaccination.date"));
+            return Some(Reason::new(
+                "dob_after_vaccination",
+                "recipient.dob is after vaccination.date",
+            ));
         }
         let name = c.vaccine_name.value(i);
         if self.catalogue.lookup(name).is_none() {
@@ -263,7 +344,11 @@ impl Operator for Validate {
     fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
         let cols = Cols::new(&batch)?;
         let n = batch.num_rows();
-        let verdicts: Vec<Option<Reason>> = (0..n).into_par_iter().with_min_len(1024).map(|i| self.check_row(&cols, i)).collect();
+        let verdicts: Vec<Option<Reason>> = (0..n)
+            .into_par_iter()
+            .with_min_len(1024)
+            .map(|i| self.check_row(&cols, i))
+            .collect();
         let mut rejections = Rejections::default();
         let mut keep = Vec::with_capacity(n);
         for (i, v) in verdicts.into_iter().enumerate() {

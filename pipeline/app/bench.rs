@@ -39,7 +39,11 @@ struct BenchReport {
 }
 
 pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
-    let dir = if opts.dir.is_absolute() { opts.dir.clone() } else { std::env::current_dir()?.join(&opts.dir) };
+    let dir = if opts.dir.is_absolute() {
+        opts.dir.clone()
+    } else {
+        std::env::current_dir()?.join(&opts.dir)
+    };
     for sub in ["state", "out"] {
         let p = dir.join(sub);
         if p.exists() {
@@ -52,12 +56,27 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         None => {
             let input = dir.join("input");
             let file = input.join("events.ndjson");
-            let reuse = file.exists() && std::fs::read_to_string(input.join("params")).ok().as_deref() == Some(&params(opts));
+            let reuse = file.exists()
+                && std::fs::read_to_string(input.join("params"))
+                    .ok()
+                    .as_deref()
+                    == Some(&params(opts));
             if !reuse {
                 std::fs::create_dir_all(&input)?;
                 let status = std::process::Command::new(std::env::current_exe()?)
-                    .args(["gen", "--count", &opts.events.to_string(), "--seed", &opts.seed.to_string()])
-                    .args(["--invalid-share", &opts.invalid_share.to_string(), "--duplicate-share", &opts.duplicate_share.to_string()])
+                    .args([
+                        "gen",
+                        "--count",
+                        &opts.events.to_string(),
+                        "--seed",
+                        &opts.seed.to_string(),
+                    ])
+                    .args([
+                        "--invalid-share",
+                        &opts.invalid_share.to_string(),
+                        "--duplicate-share",
+                        &opts.duplicate_share.to_string(),
+                    ])
                     .arg("--out")
                     .arg(&file)
                     .status()
@@ -89,7 +108,10 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
             .find(|(_, s)| s.kind == "dedupe")
             .context("--preload-keys needs a dedupe node in the pipeline")?;
         let cfg: DedupeConfig = toml::Value::Table(spec.options.clone()).try_into()?;
-        let path = crate::resolve(&plan, &plan.file.storage.state_dir).join("nodes").join(name).join("keys");
+        let path = crate::resolve(&plan, &plan.file.storage.state_dir)
+            .join("nodes")
+            .join(name)
+            .join("keys");
         let mut d = Dedupe::open(&path, &cfg)?;
         d.preload_synthetic("default", opts.preload_keys)?;
     }
@@ -117,17 +139,32 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("pipeline: {}", opts.config.display());
-        println!("events processed: {} (published {}, dead-lettered {})", report.events, report.published, report.dead_letters);
+        println!(
+            "events processed: {} (published {}, dead-lettered {})",
+            report.events, report.published, report.dead_letters
+        );
         if opts.preload_keys > 0 {
-            println!("dedupe keys preloaded: {} in {:.1}s", opts.preload_keys, preload_seconds);
+            println!(
+                "dedupe keys preloaded: {} in {:.1}s",
+                opts.preload_keys, preload_seconds
+            );
         }
-        println!("elapsed: {:.2}s  throughput: {:.0} events/s", secs, report.events_per_s);
-        println!("batch latency: p50 {:.2} ms  p99 {:.2} ms (per operator batch)", report.batch_p50_ms, report.batch_p99_ms);
+        println!(
+            "elapsed: {:.2}s  throughput: {:.0} events/s",
+            secs, report.events_per_s
+        );
+        println!(
+            "batch latency: p50 {:.2} ms  p99 {:.2} ms (per operator batch)",
+            report.batch_p50_ms, report.batch_p99_ms
+        );
         println!("peak RSS: {:.0} MiB", report.peak_rss_mib);
     }
     Ok(())
 }
 
 fn params(o: &BenchOptions) -> String {
-    format!("{} {} {} {}", o.events, o.seed, o.invalid_share, o.duplicate_share)
+    format!(
+        "{} {} {} {}",
+        o.events, o.seed, o.invalid_share, o.duplicate_share
+    )
 }

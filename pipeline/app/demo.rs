@@ -17,7 +17,11 @@ pub struct DemoOptions {
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
-    Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
 }
 
 /// Writes `count` events as NDJSON (80%) and DIVOC CSV (20%) under `input`.
@@ -26,8 +30,18 @@ pub fn generate_input(input: &Path, count: u64, seed: u64) -> Result<GenSummary>
     let csv_count = count / 5;
     let mut total = GenSummary::default();
     for (name, n, format, s) in [
-        ("events-0001.ndjson", count - csv_count, GenFormat::Ndjson, seed),
-        ("events-0002.csv", csv_count, GenFormat::Csv, seed.wrapping_add(1)),
+        (
+            "events-0001.ndjson",
+            count - csv_count,
+            GenFormat::Ndjson,
+            seed,
+        ),
+        (
+            "events-0002.csv",
+            csv_count,
+            GenFormat::Csv,
+            seed.wrapping_add(1),
+        ),
     ] {
         let cfg = GenConfig {
             count: n,
@@ -56,7 +70,12 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     let input = dir.join("input");
-    println!("generating {} synthetic certify events (seed {}) into {}", opts.events, opts.seed, input.display());
+    println!(
+        "generating {} synthetic certify events (seed {}) into {}",
+        opts.events,
+        opts.seed,
+        input.display()
+    );
     let expected = generate_input(&input, opts.events, opts.seed)?;
     let mut sets = vec![
         format!("storage.url={}", dir.join("out").display()),
@@ -66,7 +85,11 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
     sets.extend(opts.sets.iter().cloned());
     let plan = crate::load_pipeline(&opts.config, &sets)?;
     let stop = crate::stop_on_signals(rt);
-    println!("running pipeline {} ({} nodes)", opts.config.display(), plan.order.len());
+    println!(
+        "running pipeline {} ({} nodes)",
+        opts.config.display(),
+        plan.order.len()
+    );
     let summary = crate::run(&plan, rt, stop)?;
     println!();
     print!("{}", crate::format_summary(&summary, Some(expected.total)));
@@ -74,23 +97,50 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         "generator expected: {} valid, {} duplicates, {} invalid",
         expected.valid_unique, expected.duplicates, expected.invalid
     );
-    let storage = Storage::open(&crate::storage_url(&plan), &plan.file.storage.options, rt.handle().clone())?;
+    let storage = Storage::open(
+        &crate::storage_url(&plan),
+        &plan.file.storage.options,
+        rt.handle().clone(),
+    )?;
     let accepted = read_parquet_objects(&storage, "accepted")?;
     if let Some(b) = accepted.first() {
-        let ids = b.column_by_name("certificate_id").map(|c| c.as_string::<i32>().clone());
-        let vac = b.column_by_name("vaccine_name").map(|c| c.as_string::<i32>().clone());
-        let dose = b.column_by_name("dose").map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
+        let ids = b
+            .column_by_name("certificate_id")
+            .map(|c| c.as_string::<i32>().clone());
+        let vac = b
+            .column_by_name("vaccine_name")
+            .map(|c| c.as_string::<i32>().clone());
+        let dose = b
+            .column_by_name("dose")
+            .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
         if let (Some(ids), Some(vac), Some(dose)) = (ids, vac, dose) {
             println!("\nsample issued certificates (id, vaccine, dose):");
             for i in 0..ids.len().min(5) {
-                println!("  {}  {}  dose {}", ids.value(i), vac.value(i), if dose.is_null(i) { 0 } else { dose.value(i) });
+                println!(
+                    "  {}  {}  dose {}",
+                    ids.value(i),
+                    vac.value(i),
+                    if dose.is_null(i) { 0 } else { dose.value(i) }
+                );
             }
         }
     }
     println!("\noutput:");
-    println!("  accepted events (Parquet): {}/accepted/tenant=<t>/date=<d>/part-<epoch>.parquet", storage.url());
-    println!("  dead letters (Parquet):    {}/dead-letter/...", storage.url());
-    println!("  checkpoints:               {}/checkpoints/epoch-<n>.json", storage.url());
-    println!("  engine state:              {}", dir.join("state").display());
+    println!(
+        "  accepted events (Parquet): {}/accepted/tenant=<t>/date=<d>/part-<epoch>.parquet",
+        storage.url()
+    );
+    println!(
+        "  dead letters (Parquet):    {}/dead-letter/...",
+        storage.url()
+    );
+    println!(
+        "  checkpoints:               {}/checkpoints/epoch-<n>.json",
+        storage.url()
+    );
+    println!(
+        "  engine state:              {}",
+        dir.join("state").display()
+    );
     Ok(())
 }

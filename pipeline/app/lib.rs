@@ -28,9 +28,9 @@ pub fn registry() -> Registry {
 /// Applies `key.path=value` overrides (value parsed as TOML, else taken as a string) to a table.
 pub fn apply_overrides(doc: &mut toml::Table, sets: &[String]) -> Result<()> {
     for set in sets {
-        let (key, raw) = set
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--set {set:?}: expected key.path=value, e.g. --set storage.url=./out"))?;
+        let (key, raw) = set.split_once('=').ok_or_else(|| {
+            anyhow!("--set {set:?}: expected key.path=value, e.g. --set storage.url=./out")
+        })?;
         let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
             .and_then(|mut t| t.remove("v"))
@@ -51,13 +51,19 @@ pub fn apply_overrides(doc: &mut toml::Table, sets: &[String]) -> Result<()> {
 
 /// Loads, overrides and validates a pipeline file.
 pub fn load_pipeline(path: &Path, sets: &[String]) -> Result<ValidatedPipeline> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read pipeline file {}; pass one with --config", path.display()))?;
-    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read pipeline file {}; pass one with --config",
+            path.display()
+        )
+    })?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
     apply_overrides(&mut doc, sets)?;
     let text = toml::to_string(&doc)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse_pipeline(&text, &path.display().to_string(), &dir, &registry()).map_err(|e| anyhow!("{e}"))
+    parse_pipeline(&text, &path.display().to_string(), &dir, &registry())
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// Resolves a path from the pipeline file against the file's directory.
@@ -80,12 +86,22 @@ pub fn storage_url(plan: &ValidatedPipeline) -> String {
 }
 
 /// Runs a pipeline to completion (or until `stop`), serving `/metrics` if configured.
-pub fn run(plan: &ValidatedPipeline, rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+pub fn run(
+    plan: &ValidatedPipeline,
+    rt: &tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+) -> Result<RunSummary> {
     let metrics = Metrics::new();
-    let storage = Storage::open(&storage_url(plan), &plan.file.storage.options, rt.handle().clone())
-        .context("cannot open the output store (storage.url)")?;
+    let storage = Storage::open(
+        &storage_url(plan),
+        &plan.file.storage.options,
+        rt.handle().clone(),
+    )
+    .context("cannot open the output store (storage.url)")?;
     let _metrics_server = match &plan.file.metrics {
-        Some(m) if !m.listen.is_empty() => Some(serve::serve_metrics(rt, &m.listen, metrics.clone())?),
+        Some(m) if !m.listen.is_empty() => {
+            Some(serve::serve_metrics(rt, &m.listen, metrics.clone())?)
+        }
         _ => None,
     };
     let opts = RunOptions {
@@ -103,10 +119,11 @@ pub fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     rt.spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -124,9 +141,16 @@ pub fn format_summary(s: &RunSummary, events_in: Option<u64>) -> String {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let processed = events_in.unwrap_or(published + s.dead_letters);
     out.push_str(&format!("accepted (published): {published}\n"));
-    let dups = s.dead_letters_by_reason.get("duplicate").copied().unwrap_or(0);
+    let dups = s
+        .dead_letters_by_reason
+        .get("duplicate")
+        .copied()
+        .unwrap_or(0);
     out.push_str(&format!("duplicates: {dups}\n"));
-    out.push_str(&format!("rejected (other reasons): {}\n", s.dead_letters - dups));
+    out.push_str(&format!(
+        "rejected (other reasons): {}\n",
+        s.dead_letters - dups
+    ));
     for (r, n) in &s.dead_letters_by_reason {
         if r != "duplicate" {
             out.push_str(&format!("  {r}: {n}\n"));

@@ -9,7 +9,11 @@ use divoc::demo::{demo, DemoOptions};
 use divoc_bench::gen::{write_events, GenConfig, GenFormat};
 
 #[derive(Parser)]
-#[command(name = "divoc", version, about = "Streaming pipeline for signed vaccination certificates (DIVOC re-imagined)")]
+#[command(
+    name = "divoc",
+    version,
+    about = "Streaming pipeline for signed vaccination certificates (DIVOC re-imagined)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -120,7 +124,9 @@ enum Command {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -136,7 +142,22 @@ fn main() -> Result<()> {
             let summary = divoc::run(&plan, &rt, stop)?;
             print!("{}", divoc::format_summary(&summary, None));
         }
-        Command::Demo { events, seed, dir, config, sets } => demo(&DemoOptions { events, seed, dir, config, sets }, &rt)?,
+        Command::Demo {
+            events,
+            seed,
+            dir,
+            config,
+            sets,
+        } => demo(
+            &DemoOptions {
+                events,
+                seed,
+                dir,
+                config,
+                sets,
+            },
+            &rt,
+        )?,
         Command::ValidateConfig { config, sets, list } => {
             if list {
                 for k in divoc::registry().kinds() {
@@ -144,10 +165,26 @@ fn main() -> Result<()> {
                 }
             }
             let plan = divoc::load_pipeline(&config, &sets)?;
-            println!("{}: ok ({} nodes, {} edges; order: {})", config.display(), plan.order.len(), plan.file.edges.len(), plan.order.join(" -> "));
+            println!(
+                "{}: ok ({} nodes, {} edges; order: {})",
+                config.display(),
+                plan.order.len(),
+                plan.file.edges.len(),
+                plan.order.join(" -> ")
+            );
         }
-        Command::Gen { count, seed, format, invalid_share, duplicate_share, out } => {
-            if !(0.0..=1.0).contains(&invalid_share) || !(0.0..=1.0).contains(&duplicate_share) || invalid_share + duplicate_share > 1.0 {
+        Command::Gen {
+            count,
+            seed,
+            format,
+            invalid_share,
+            duplicate_share,
+            out,
+        } => {
+            if !(0.0..=1.0).contains(&invalid_share)
+                || !(0.0..=1.0).contains(&duplicate_share)
+                || invalid_share + duplicate_share > 1.0
+            {
                 bail!("--invalid-share and --duplicate-share must be within 0..=1 and sum to at most 1");
             }
             let cfg = GenConfig {
@@ -163,21 +200,57 @@ fn main() -> Result<()> {
             };
             let summary = match out {
                 Some(p) => {
-                    let f = std::fs::File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
+                    let f = std::fs::File::create(&p)
+                        .with_context(|| format!("cannot create {}", p.display()))?;
                     write_events(&cfg, std::io::BufWriter::with_capacity(1 << 20, f))?
                 }
                 None => write_events(&cfg, std::io::BufWriter::new(std::io::stdout().lock()))?,
             };
             eprintln!(
                 "generated {} events: {} valid, {} duplicates, {} invalid {:?}",
-                summary.total, summary.valid_unique, summary.duplicates, summary.invalid, summary.invalid_by_reason
+                summary.total,
+                summary.valid_unique,
+                summary.duplicates,
+                summary.invalid,
+                summary.invalid_by_reason
             );
         }
-        Command::Bench { events, seed, invalid_share, duplicate_share, preload_keys, dir, config, input, sets, json } => bench(
-            &BenchOptions { events, seed, invalid_share, duplicate_share, preload_keys, dir, config, input, sets, json },
+        Command::Bench {
+            events,
+            seed,
+            invalid_share,
+            duplicate_share,
+            preload_keys,
+            dir,
+            config,
+            input,
+            sets,
+            json,
+        } => bench(
+            &BenchOptions {
+                events,
+                seed,
+                invalid_share,
+                duplicate_share,
+                preload_keys,
+                dir,
+                config,
+                input,
+                sets,
+                json,
+            },
             &rt,
         )?,
-        Command::Load { addr, path, token, events, per_request, concurrency, seed, json } => {
+        Command::Load {
+            addr,
+            path,
+            token,
+            events,
+            per_request,
+            concurrency,
+            seed,
+            json,
+        } => {
             let token = match token.or_else(|| std::env::var("DIVOC_TOKEN").ok()) {
                 Some(t) => t,
                 None => bail!("pass --token or set DIVOC_TOKEN (the bearer token configured in the http_source)"),

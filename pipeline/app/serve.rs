@@ -11,10 +11,16 @@ pub struct MetricsServer {
     pub addr: std::net::SocketAddr,
 }
 
-pub fn serve_metrics(rt: &tokio::runtime::Runtime, listen: &str, metrics: Metrics) -> Result<MetricsServer> {
+pub fn serve_metrics(
+    rt: &tokio::runtime::Runtime,
+    listen: &str,
+    metrics: Metrics,
+) -> Result<MetricsServer> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| format!("metrics.listen {listen:?}: cannot bind; choose a free address"))?;
+        .with_context(|| {
+            format!("metrics.listen {listen:?}: cannot bind; choose a free address")
+        })?;
     let addr = listener.local_addr()?;
     let app = Router::new().route(
         "/metrics",
@@ -31,5 +37,8 @@ pub fn serve_metrics(rt: &tokio::runtime::Runtime, listen: &str, metrics: Metric
             })
             .await;
     });
-    Ok(MetricsServer { _shutdown: tx, addr })
+    Ok(MetricsServer {
+        _shutdown: tx,
+        addr,
+    })
 }

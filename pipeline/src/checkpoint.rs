@@ -59,7 +59,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     }
     std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
     if let Some(dir) = path.parent() {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| EngineError::io(dir, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| EngineError::io(dir, e))?;
     }
     Ok(())
 }
@@ -83,7 +85,10 @@ impl IntentLog {
                     continue;
                 }
                 let mut it = line.trim_end_matches(';').split(' ');
-                if let (Some(Ok(e)), Some(Ok(n))) = (it.next().map(str::parse::<u64>), it.next().map(str::parse::<u64>)) {
+                if let (Some(Ok(e)), Some(Ok(n))) = (
+                    it.next().map(str::parse::<u64>),
+                    it.next().map(str::parse::<u64>),
+                ) {
                     if e > committed {
                         intents.push((e, n));
                     }
@@ -100,7 +105,13 @@ impl IntentLog {
             .append(true)
             .open(path)
             .map_err(|e| EngineError::io(path, e))?;
-        Ok((Self { path: path.to_path_buf(), file }, intents))
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                file,
+            },
+            intents,
+        ))
     }
 
     /// Durably records that epoch `epoch` ends after `records` more records.
@@ -133,11 +144,20 @@ mod tests {
         log.append(2, 5).unwrap();
         drop(log);
         // A crash mid-append leaves a line without its terminator.
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"3 7").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"3 7")
+            .unwrap();
         let (_, intents) = IntentLog::open(&p, 1).unwrap();
         assert_eq!(intents, vec![(2, 5)]);
         let (_, intents) = IntentLog::open(&p, 0).unwrap();
-        assert_eq!(intents, vec![(2, 5)], "compaction on open dropped epoch 1 for good");
+        assert_eq!(
+            intents,
+            vec![(2, 5)],
+            "compaction on open dropped epoch 1 for good"
+        );
     }
 
     #[test]
@@ -148,7 +168,10 @@ mod tests {
             epoch: 4,
             ..Default::default()
         };
-        cp.positions.insert("files".into(), serde_json::json!({"file": "a", "offset": 3}));
+        cp.positions.insert(
+            "files".into(),
+            serde_json::json!({"file": "a", "offset": 3}),
+        );
         store_checkpoint(dir.path(), &cp).unwrap();
         assert_eq!(load_checkpoint(dir.path()).unwrap(), Some(cp));
         std::fs::write(checkpoint_path(dir.path()), b"{").unwrap();

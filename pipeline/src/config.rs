@@ -27,7 +27,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: `{}`: {}; fix: {}", self.file, self.key, self.problem, self.fix)
+        write!(
+            f,
+            "{}: `{}`: {}; fix: {}",
+            self.file, self.key, self.problem, self.fix
+        )
     }
 }
 
@@ -205,7 +209,11 @@ pub trait ComponentEntry: Send + Sync {
     fn role(&self) -> Role;
     fn about(&self) -> &'static str;
     fn check(&self, options: &toml::Table, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue>;
-    fn build(&self, options: &toml::Table, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError>;
+    fn build(
+        &self,
+        options: &toml::Table,
+        ctx: &BuildContext<'_>,
+    ) -> Result<BuiltNode, EngineError>;
 }
 
 struct Entry<C>(std::marker::PhantomData<fn() -> C>);
@@ -240,8 +248,13 @@ impl<C: Component> ComponentEntry for Entry<C> {
     fn check(&self, options: &toml::Table, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
         parse_options::<C>(options)?.check(ctx)
     }
-    fn build(&self, options: &toml::Table, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
-        let config = parse_options::<C>(options).map_err(|i| EngineError::Config(format!("{}: {}", i.key, i.problem)))?;
+    fn build(
+        &self,
+        options: &toml::Table,
+        ctx: &BuildContext<'_>,
+    ) -> Result<BuiltNode, EngineError> {
+        let config = parse_options::<C>(options)
+            .map_err(|i| EngineError::Config(format!("{}: {}", i.key, i.problem)))?;
         config.build(ctx)
     }
 }
@@ -261,7 +274,10 @@ impl Registry {
         Self { entries }
     }
     pub fn get(&self, kind: &str) -> Option<&dyn ComponentEntry> {
-        self.entries.iter().find(|e| e.kind() == kind).map(|e| e.as_ref())
+        self.entries
+            .iter()
+            .find(|e| e.kind() == kind)
+            .map(|e| e.as_ref())
     }
     pub fn kinds(&self) -> impl Iterator<Item = &dyn ComponentEntry> {
         self.entries.iter().map(|e| e.as_ref())
@@ -280,10 +296,20 @@ pub struct ValidatedPipeline {
 
 impl ValidatedPipeline {
     pub fn upstreams(&self, node: &str) -> Vec<String> {
-        self.file.edges.iter().filter(|e| e.to == node).map(|e| e.from.clone()).collect()
+        self.file
+            .edges
+            .iter()
+            .filter(|e| e.to == node)
+            .map(|e| e.from.clone())
+            .collect()
     }
     pub fn downstreams(&self, node: &str) -> Vec<String> {
-        self.file.edges.iter().filter(|e| e.from == node).map(|e| e.to.clone()).collect()
+        self.file
+            .edges
+            .iter()
+            .filter(|e| e.from == node)
+            .map(|e| e.to.clone())
+            .collect()
     }
 }
 
@@ -333,10 +359,18 @@ pub fn parse_pipeline(
 
     let s = &file.pipeline;
     if s.batch_size == 0 || s.batch_size > 1_000_000 {
-        return Err(err("pipeline.batch_size", format!("{} is out of range", s.batch_size), "use 1..=1000000 (8192 is a good default)"));
+        return Err(err(
+            "pipeline.batch_size",
+            format!("{} is out of range", s.batch_size),
+            "use 1..=1000000 (8192 is a good default)",
+        ));
     }
     if s.channel_capacity == 0 {
-        return Err(err("pipeline.channel_capacity", "must be at least 1".into(), "use a small number such as 4"));
+        return Err(err(
+            "pipeline.channel_capacity",
+            "must be at least 1".into(),
+            "use a small number such as 4",
+        ));
     }
     if s.checkpoint_interval_ms == 0 || s.checkpoint_max_records == 0 {
         return Err(err(
@@ -345,17 +379,34 @@ pub fn parse_pipeline(
             "use e.g. checkpoint_interval_ms = 2000 and checkpoint_max_records = 250000",
         ));
     }
-    crate::storage::check_url(&file.storage.url)
-        .map_err(|p| err("storage.url", p, "use a local path or an s3://, gs://, az:// or file:// URL"))?;
+    crate::storage::check_url(&file.storage.url).map_err(|p| {
+        err(
+            "storage.url",
+            p,
+            "use a local path or an s3://, gs://, az:// or file:// URL",
+        )
+    })?;
     if file.nodes.is_empty() {
-        return Err(err("nodes", "no nodes declared".into(), "declare at least a source and a sink under [nodes.<name>]"));
+        return Err(err(
+            "nodes",
+            "no nodes declared".into(),
+            "declare at least a source and a sink under [nodes.<name>]",
+        ));
     }
 
     let ctx = CheckContext { config_dir };
     let mut sources = BTreeSet::new();
     for (name, spec) in &file.nodes {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(err(&format!("nodes.{name}"), "node names may hold only ASCII letters, digits, '_' and '-'".into(), "rename the node"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(err(
+                &format!("nodes.{name}"),
+                "node names may hold only ASCII letters, digits, '_' and '-'".into(),
+                "rename the node",
+            ));
         }
         let Some(entry) = registry.get(&spec.kind) else {
             let known: Vec<_> = registry.kinds().map(|k| k.kind()).collect();
@@ -365,15 +416,19 @@ pub fn parse_pipeline(
                 &format!("use one of: {}", known.join(", ")),
             ));
         };
-        entry.check(&spec.options, &ctx).map_err(|i| {
-            err(&format!("nodes.{name}.{}", i.key), i.problem, &i.fix)
-        })?;
+        entry
+            .check(&spec.options, &ctx)
+            .map_err(|i| err(&format!("nodes.{name}.{}", i.key), i.problem, &i.fix))?;
         if entry.role() == Role::Source {
             sources.insert(name.clone());
         }
     }
     if sources.is_empty() {
-        return Err(err("nodes", "no source node".into(), "add a node of kind file_source or http_source"));
+        return Err(err(
+            "nodes",
+            "no source node".into(),
+            "add a node of kind file_source or http_source",
+        ));
     }
     let mut seen_edges = BTreeSet::new();
     for (i, e) in file.edges.iter().enumerate() {
@@ -387,16 +442,28 @@ pub fn parse_pipeline(
             }
         }
         if sources.contains(&e.to) {
-            return Err(err(&format!("edges[{i}].to"), format!("{:?} is a source and cannot have inputs", e.to), "point the edge at an operator"));
+            return Err(err(
+                &format!("edges[{i}].to"),
+                format!("{:?} is a source and cannot have inputs", e.to),
+                "point the edge at an operator",
+            ));
         }
         if !seen_edges.insert((e.from.clone(), e.to.clone())) {
-            return Err(err(&format!("edges[{i}]"), "duplicate edge".into(), "remove the repeated edge"));
+            return Err(err(
+                &format!("edges[{i}]"),
+                "duplicate edge".into(),
+                "remove the repeated edge",
+            ));
         }
     }
     for name in file.nodes.keys() {
         let has_in = file.edges.iter().any(|e| &e.to == name);
         if !sources.contains(name) && !has_in {
-            return Err(err(&format!("nodes.{name}"), "operator has no input edge".into(), "connect it with [[edges]] from = \"...\", to = \"...\""));
+            return Err(err(
+                &format!("nodes.{name}"),
+                "operator has no input edge".into(),
+                "connect it with [[edges]] from = \"...\", to = \"...\"",
+            ));
         }
     }
     // Kahn's algorithm: whatever is left over sits on a cycle.
@@ -404,12 +471,18 @@ pub fn parse_pipeline(
     for e in &file.edges {
         *indegree.entry(e.to.as_str()).or_default() += 1;
     }
-    let mut ready: Vec<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
+    let mut ready: Vec<&str> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(n, _)| *n)
+        .collect();
     let mut order = Vec::new();
     while let Some(n) = ready.pop() {
         order.push(n.to_owned());
         for e in file.edges.iter().filter(|e| e.from == n) {
-            let d = indegree.get_mut(e.to.as_str()).expect("edge targets were checked");
+            let d = indegree
+                .get_mut(e.to.as_str())
+                .expect("edge targets were checked");
             *d -= 1;
             if *d == 0 {
                 ready.push(e.to.as_str());
@@ -417,8 +490,17 @@ pub fn parse_pipeline(
         }
     }
     if order.len() != file.nodes.len() {
-        let cyclic: Vec<_> = file.nodes.keys().filter(|n| !order.contains(n)).cloned().collect();
-        return Err(err("edges", format!("the graph has a cycle through {cyclic:?}"), "remove an edge so data flows one way from sources to sinks"));
+        let cyclic: Vec<_> = file
+            .nodes
+            .keys()
+            .filter(|n| !order.contains(n))
+            .cloned()
+            .collect();
+        return Err(err(
+            "edges",
+            format!("the graph has a cycle through {cyclic:?}"),
+            "remove an edge so data flows one way from sources to sinks",
+        ));
     }
     Ok(ValidatedPipeline {
         file,

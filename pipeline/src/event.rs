@@ -292,8 +292,12 @@ pub fn parse_request_json_classified(text: &str) -> Result<CertifyRequest, (&'st
             ));
         }
     };
-    de.end()
-        .map_err(|e| ("malformed_json", format!("trailing characters after the JSON object: {e}")))?;
+    de.end().map_err(|e| {
+        (
+            "malformed_json",
+            format!("trailing characters after the JSON object: {e}"),
+        )
+    })?;
     Ok(parsed)
 }
 
@@ -327,14 +331,29 @@ mod tests {
 
     #[test]
     fn csv_row_maps_columns_and_rejects_bad_integers() {
-        let header = csv::StringRecord::from(vec!["preEnrollmentCode", "recipientName", "vaccinationDose", "recipientMobileNumber"]);
+        let header = csv::StringRecord::from(vec![
+            "preEnrollmentCode",
+            "recipientName",
+            "vaccinationDose",
+            "recipientMobileNumber",
+        ]);
         let idx = csv_header_index(&header).unwrap();
-        let r = request_from_csv_row(&idx, &csv::StringRecord::from(vec!["p1", "Asha", "2", "9999"])).unwrap();
+        let r = request_from_csv_row(
+            &idx,
+            &csv::StringRecord::from(vec!["p1", "Asha", "2", "9999"]),
+        )
+        .unwrap();
         assert_eq!(r.vaccination.unwrap().dose, Some(2));
-        assert_eq!(r.recipient.unwrap().contact, Some(vec!["tel:9999".to_string()]));
-        let e = request_from_csv_row(&idx, &csv::StringRecord::from(vec!["p1", "Asha", "x", ""])).unwrap_err();
+        assert_eq!(
+            r.recipient.unwrap().contact,
+            Some(vec!["tel:9999".to_string()])
+        );
+        let e = request_from_csv_row(&idx, &csv::StringRecord::from(vec!["p1", "Asha", "x", ""]))
+            .unwrap_err();
         assert_eq!(e.column, "vaccinationDose");
-        assert!(csv_header_index(&csv::StringRecord::from(vec!["preEnrollmentCode", "bogus"])).is_err());
+        assert!(
+            csv_header_index(&csv::StringRecord::from(vec!["preEnrollmentCode", "bogus"])).is_err()
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The one Prometheus registry and the per-node metrics every node reports.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// All metrics of one process. Cheap to clone (prometheus handles are shared).
@@ -26,27 +27,55 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("divoc".into()), None).expect("static registry prefix is valid");
-        let records_in = must(IntCounterVec::new(Opts::new("records_in_total", "Records received by a node"), &["node"]));
-        let records_out = must(IntCounterVec::new(Opts::new("records_out_total", "Records emitted by a node"), &["node"]));
+        let registry = Registry::new_custom(Some("divoc".into()), None)
+            .expect("static registry prefix is valid");
+        let records_in = must(IntCounterVec::new(
+            Opts::new("records_in_total", "Records received by a node"),
+            &["node"],
+        ));
+        let records_out = must(IntCounterVec::new(
+            Opts::new("records_out_total", "Records emitted by a node"),
+            &["node"],
+        ));
         let rejected = must(IntCounterVec::new(
-            Opts::new("records_rejected_total", "Records dead-lettered by a node, by reason"),
+            Opts::new(
+                "records_rejected_total",
+                "Records dead-lettered by a node, by reason",
+            ),
             &["node", "reason"],
         ));
         let batch_latency = must(HistogramVec::new(
-            HistogramOpts::new("batch_latency_seconds", "Time a node spends on one batch").buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            HistogramOpts::new("batch_latency_seconds", "Time a node spends on one batch").buckets(
+                vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5,
+                ],
+            ),
             &["node"],
         ));
-        let queue_depth = must(IntGaugeVec::new(Opts::new("queue_depth", "Batches waiting on a node's input"), &["node"]));
-        let checkpoints = must(IntCounter::new("checkpoints_total", "Checkpoints committed"));
-        let last_epoch = must(IntGauge::new("last_committed_epoch", "Epoch of the last committed checkpoint"));
+        let queue_depth = must(IntGaugeVec::new(
+            Opts::new("queue_depth", "Batches waiting on a node's input"),
+            &["node"],
+        ));
+        let checkpoints = must(IntCounter::new(
+            "checkpoints_total",
+            "Checkpoints committed",
+        ));
+        let last_epoch = must(IntGauge::new(
+            "last_committed_epoch",
+            "Epoch of the last committed checkpoint",
+        ));
         let http_requests = must(IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP ingest requests by route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP ingest requests by route and status",
+            ),
             &["route", "status"],
         ));
-        let http_events_accepted = must(IntCounter::new("http_events_accepted_total", "Events durably accepted over HTTP"));
+        let http_events_accepted = must(IntCounter::new(
+            "http_events_accepted_total",
+            "Events durably accepted over HTTP",
+        ));
         for c in [&records_in, &records_out] {
             must(registry.register(Box::new(c.clone())));
         }

@@ -63,12 +63,16 @@ impl Rejections {
     }
 
     /// Builds dead-letter rows by taking the origin columns of the rejected rows from `input`.
-    pub fn into_dead_letters(self, input: &RecordBatch, stage: &str) -> Result<RecordBatch, EngineError> {
+    pub fn into_dead_letters(
+        self,
+        input: &RecordBatch,
+        stage: &str,
+    ) -> Result<RecordBatch, EngineError> {
         let idx = UInt32Array::from(self.rows);
         let pick = |name: &str| -> Result<ArrayRef, EngineError> {
-            let col = input
-                .column_by_name(name)
-                .ok_or_else(|| EngineError::Schema(format!("dead letter needs input column {name}")))?;
+            let col = input.column_by_name(name).ok_or_else(|| {
+                EngineError::Schema(format!("dead letter needs input column {name}"))
+            })?;
             Ok(take(col.as_ref(), &idx, None)?)
         };
         let n = idx.len();
@@ -171,7 +175,10 @@ impl RawDeadLetters {
                 Arc::new(StringArray::from(me.tenant)),
                 Arc::new(StringArray::from(me.source_id)),
                 Arc::new(UInt64Array::from(me.offset)),
-                Arc::new(arrow::array::TimestampMillisecondArray::from(me.ingest_ms).with_timezone("+00:00")),
+                Arc::new(
+                    arrow::array::TimestampMillisecondArray::from(me.ingest_ms)
+                        .with_timezone("+00:00"),
+                ),
                 Arc::new(StringArray::from(me.kind)),
                 Arc::new(StringArray::from(vec![stage; n])),
                 Arc::new(StringArray::from(me.code)),

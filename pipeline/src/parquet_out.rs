@@ -75,7 +75,8 @@ impl PartitionedParquet {
         self.rows += batch.num_rows() as u64;
         let first = key_of(0);
         // Common case: the whole batch is one partition; avoid per-row work.
-        let single = (1..batch.num_rows()).all(|i| tenant.value(i) == first.0 && key_of(i).1 == first.1);
+        let single =
+            (1..batch.num_rows()).all(|i| tenant.value(i) == first.0 && key_of(i).1 == first.1);
         if single {
             self.buffers.entry(first).or_default().push(batch);
             return Ok(());
@@ -83,7 +84,9 @@ impl PartitionedParquet {
         let mut keys: BTreeMap<(String, String), Vec<bool>> = BTreeMap::new();
         for i in 0..batch.num_rows() {
             let k = key_of(i);
-            let mask = keys.entry(k).or_insert_with(|| vec![false; batch.num_rows()]);
+            let mask = keys
+                .entry(k)
+                .or_insert_with(|| vec![false; batch.num_rows()]);
             mask[i] = true;
         }
         for (k, mask) in keys {
@@ -99,7 +102,12 @@ impl PartitionedParquet {
         }
         let schema = batch.schema();
         let keep: Vec<usize> = (0..schema.fields().len())
-            .filter(|i| !self.drop_columns.iter().any(|d| d == schema.field(*i).name()))
+            .filter(|i| {
+                !self
+                    .drop_columns
+                    .iter()
+                    .any(|d| d == schema.field(*i).name())
+            })
             .collect();
         Ok(batch.project(&keep)?)
     }
@@ -146,14 +154,20 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Bytes, EngineError> {
 }
 
 /// Reads every Parquet object under `prefix` into batches (tests, demo summaries, tools).
-pub fn read_parquet_objects(storage: &Storage, prefix: &str) -> Result<Vec<RecordBatch>, EngineError> {
+pub fn read_parquet_objects(
+    storage: &Storage,
+    prefix: &str,
+) -> Result<Vec<RecordBatch>, EngineError> {
     let mut out = Vec::new();
     for key in storage.list(prefix)? {
         if !key.ends_with(".parquet") {
             continue;
         }
-        let Some(bytes) = storage.get(&key)? else { continue };
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let Some(bytes) = storage.get(&key)? else {
+            continue;
+        };
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
+            .build()?;
         for b in reader {
             out.push(b?);
         }
@@ -166,7 +180,13 @@ pub fn read_parquet_objects(storage: &Storage, prefix: &str) -> Result<Vec<Recor
 pub fn sanitize_partition_value(v: &str) -> String {
     let s: String = v
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.chars().all(|c| c == '.') {
         "_".into()

@@ -26,7 +26,8 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayRef, Date32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    ArrayRef, Date32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
+    UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -90,11 +91,19 @@ fn utf8(name: &str) -> Field {
 }
 
 fn list_utf8(name: &str) -> Field {
-    Field::new(name, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true)
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        true,
+    )
 }
 
 fn ts(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())), true)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
+        true,
+    )
 }
 
 /// The schema sources emit.
@@ -175,7 +184,9 @@ struct AddressBuilders([StringBuilder; 6]);
 
 impl AddressBuilders {
     fn new(cap: usize) -> Self {
-        Self(std::array::from_fn(|_| StringBuilder::with_capacity(cap, cap * 8)))
+        Self(std::array::from_fn(|_| {
+            StringBuilder::with_capacity(cap, cap * 8)
+        }))
     }
     fn append(&mut self, a: Option<&Address>) {
         let vals = [
@@ -263,7 +274,8 @@ impl EventBatchBuilder {
             vaccine_name: s(cap),
             vaccine_batch: s(cap),
             vaccine_manufacturer: s(cap),
-            vaccination_date: TimestampMillisecondBuilder::with_capacity(cap).with_timezone("+00:00"),
+            vaccination_date: TimestampMillisecondBuilder::with_capacity(cap)
+                .with_timezone("+00:00"),
             effective_start: Date32Builder::with_capacity(cap),
             effective_until: Date32Builder::with_capacity(cap),
             dose: Int64Builder::with_capacity(cap),
@@ -290,12 +302,19 @@ impl EventBatchBuilder {
     }
 
     /// Appends one request, or refuses it (nothing appended) when a date field cannot be parsed.
-    pub fn append(&mut self, req: &CertifyRequest, origin: &EventOrigin<'_>) -> Result<(), FieldError> {
+    pub fn append(
+        &mut self,
+        req: &CertifyRequest,
+        origin: &EventOrigin<'_>,
+    ) -> Result<(), FieldError> {
         let rec = req.recipient.as_ref();
         let vac = req.vaccination.as_ref();
         let dates = TypedDates {
             dob: parse_date_field("recipient.dob", rec.and_then(|r| r.dob.as_deref()))?,
-            vaccination_date: parse_datetime_field("vaccination.date", vac.and_then(|v| v.date.as_deref()))?,
+            vaccination_date: parse_datetime_field(
+                "vaccination.date",
+                vac.and_then(|v| v.date.as_deref()),
+            )?,
             effective_start: parse_date_field(
                 "vaccination.effectiveStart",
                 vac.and_then(|v| v.effective_start.as_deref()),
@@ -315,28 +334,46 @@ impl EventBatchBuilder {
 
         self.tenant.append_value(origin.tenant);
         self.program_id.append_option(req.program_id.as_deref());
-        self.pre_enrollment_code.append_option(req.pre_enrollment_code.as_deref());
-        self.enrollment_type.append_option(req.enrollment_type.as_deref());
+        self.pre_enrollment_code
+            .append_option(req.pre_enrollment_code.as_deref());
+        self.enrollment_type
+            .append_option(req.enrollment_type.as_deref());
         append_list(&mut self.comorbidities, req.comorbidities.as_deref());
-        self.recipient_name.append_option(rec.and_then(|r| r.name.as_deref()));
-        self.recipient_gender.append_option(rec.and_then(|r| r.gender.as_deref()));
-        self.recipient_nationality.append_option(rec.and_then(|r| r.nationality.as_deref()));
+        self.recipient_name
+            .append_option(rec.and_then(|r| r.name.as_deref()));
+        self.recipient_gender
+            .append_option(rec.and_then(|r| r.gender.as_deref()));
+        self.recipient_nationality
+            .append_option(rec.and_then(|r| r.nationality.as_deref()));
         self.recipient_dob.append_option(dates.dob);
-        self.recipient_age.append_option(rec.and_then(|r| r.age.as_deref()));
-        self.recipient_identity.append_option(rec.and_then(|r| r.identity.as_deref()));
-        append_list(&mut self.recipient_contact, rec.and_then(|r| r.contact.as_deref()));
-        self.recipient_address.append(rec.and_then(|r| r.address.as_ref()));
-        self.vaccine_name.append_option(vac.and_then(|v| v.name.as_deref()));
-        self.vaccine_batch.append_option(vac.and_then(|v| v.batch.as_deref()));
-        self.vaccine_manufacturer.append_option(vac.and_then(|v| v.manufacturer.as_deref()));
+        self.recipient_age
+            .append_option(rec.and_then(|r| r.age.as_deref()));
+        self.recipient_identity
+            .append_option(rec.and_then(|r| r.identity.as_deref()));
+        append_list(
+            &mut self.recipient_contact,
+            rec.and_then(|r| r.contact.as_deref()),
+        );
+        self.recipient_address
+            .append(rec.and_then(|r| r.address.as_ref()));
+        self.vaccine_name
+            .append_option(vac.and_then(|v| v.name.as_deref()));
+        self.vaccine_batch
+            .append_option(vac.and_then(|v| v.batch.as_deref()));
+        self.vaccine_manufacturer
+            .append_option(vac.and_then(|v| v.manufacturer.as_deref()));
         self.vaccination_date.append_option(dates.vaccination_date);
         self.effective_start.append_option(dates.effective_start);
         self.effective_until.append_option(dates.effective_until);
         self.dose.append_option(vac.and_then(|v| v.dose));
-        self.total_doses.append_option(vac.and_then(|v| v.total_doses));
-        self.vaccinator_name.append_option(req.vaccinator.as_ref().and_then(|v| v.name.as_deref()));
-        self.facility_name.append_option(req.facility.as_ref().and_then(|f| f.name.as_deref()));
-        self.facility_address.append(req.facility.as_ref().and_then(|f| f.address.as_ref()));
+        self.total_doses
+            .append_option(vac.and_then(|v| v.total_doses));
+        self.vaccinator_name
+            .append_option(req.vaccinator.as_ref().and_then(|v| v.name.as_deref()));
+        self.facility_name
+            .append_option(req.facility.as_ref().and_then(|f| f.name.as_deref()));
+        self.facility_address
+            .append(req.facility.as_ref().and_then(|f| f.address.as_ref()));
         self.meta.append_option(meta);
         self.event_kind.append_value(origin.kind.as_str());
         self.ingest_time.append_value(origin.ingest_time_ms);
@@ -387,7 +424,8 @@ impl EventBatchBuilder {
         ]);
         self.rows = 0;
         // The column list mirrors event_schema() one to one; a mismatch is a programming error caught by tests.
-        RecordBatch::try_new(event_schema(), cols).expect("event builder columns match event_schema")
+        RecordBatch::try_new(event_schema(), cols)
+            .expect("event builder columns match event_schema")
     }
 }
 
@@ -408,12 +446,18 @@ const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 /// Days since 1970-01-01 for a `YYYY-MM-DD` date (a date-time's date part is accepted too).
 pub fn parse_date(text: &str) -> Option<i32> {
     let t = text.trim().as_bytes();
-    if t.len() < 10 || (t.len() > 10 && t[10] != b'T' && t[10] != b' ') || t[4] != b'-' || t[7] != b'-' {
+    if t.len() < 10
+        || (t.len() > 10 && t[10] != b'T' && t[10] != b' ')
+        || t[4] != b'-'
+        || t[7] != b'-'
+    {
         return None;
     }
     // Hand-rolled: chrono's format-string parser dominated ingest profiles.
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        t[r].iter().try_fold(0u32, |acc, b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+        t[r].iter().try_fold(0u32, |acc, b| {
+            b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+        })
     };
     let d = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
     Some(chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_DAYS_FROM_CE)
@@ -440,7 +484,10 @@ fn parse_date_field(field: &'static str, v: Option<&str>) -> Result<Option<i32>,
         Some(t) if t.trim().is_empty() => Ok(None),
         Some(t) => parse_date(t).map(Some).ok_or_else(|| FieldError {
             field,
-            message: format!("expected a date YYYY-MM-DD, got {:?}", crate::event::truncate(t, 40)),
+            message: format!(
+                "expected a date YYYY-MM-DD, got {:?}",
+                crate::event::truncate(t, 40)
+            ),
         }),
     }
 }

@@ -43,7 +43,11 @@ pub struct Storage {
 
 impl Storage {
     /// Opens the store named by `url` (a plain path means the local filesystem; it is created).
-    pub fn open(url: &str, options: &BTreeMap<String, String>, runtime: tokio::runtime::Handle) -> Result<Self, EngineError> {
+    pub fn open(
+        url: &str,
+        options: &BTreeMap<String, String>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, EngineError> {
         check_url(url).map_err(EngineError::Config)?;
         let local = match url.split_once("://") {
             None => Some(PathBuf::from(url)),
@@ -61,7 +65,8 @@ impl Storage {
                 url: url.to_owned(),
             });
         }
-        let parsed = url::Url::parse(url).map_err(|e| EngineError::Config(format!("storage.url {url:?}: {e}")))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| EngineError::Config(format!("storage.url {url:?}: {e}")))?;
         let (store, prefix) = object_store::parse_url_opts(&parsed, options.iter())?;
         let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
             Arc::from(store)

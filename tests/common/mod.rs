@@ -26,7 +26,10 @@ pub fn default_config() -> PathBuf {
 
 /// Runs `divoc` with args, returning its output; panics with stderr if it fails to start.
 pub fn divoc(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("divoc binary runs")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("divoc binary runs")
 }
 
 /// `--set` overrides pointing a pipeline at a private directory.
@@ -63,7 +66,11 @@ pub fn gen(file: &Path, count: u64, seed: u64, invalid: f64, dup: f64) -> String
         "--out",
         &file.display().to_string(),
     ]);
-    assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -80,7 +87,12 @@ pub fn gen_counts(summary: &str) -> (u64, u64, u64, u64) {
 
 pub fn read_output(out_dir: &Path, prefix: &str) -> Vec<RecordBatch> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let storage = Storage::open(&out_dir.display().to_string(), &Default::default(), rt.handle().clone()).unwrap();
+    let storage = Storage::open(
+        &out_dir.display().to_string(),
+        &Default::default(),
+        rt.handle().clone(),
+    )
+    .unwrap();
     read_parquet_objects(&storage, prefix).unwrap()
 }
 
@@ -89,7 +101,10 @@ pub fn origins(batches: &[RecordBatch]) -> Vec<(String, u64)> {
     let mut v = Vec::new();
     for b in batches {
         let s = b.column_by_name("source_id").unwrap().as_string::<i32>();
-        let o = b.column_by_name("source_offset").unwrap().as_primitive::<UInt64Type>();
+        let o = b
+            .column_by_name("source_offset")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
         for i in 0..b.num_rows() {
             v.push((s.value(i).to_owned(), o.value(i)));
         }
@@ -102,7 +117,11 @@ pub fn string_column(batches: &[RecordBatch], name: &str) -> Vec<String> {
     for b in batches {
         let c = b.column_by_name(name).unwrap().as_string::<i32>();
         for i in 0..b.num_rows() {
-            v.push(if c.is_null(i) { String::new() } else { c.value(i).to_owned() });
+            v.push(if c.is_null(i) {
+                String::new()
+            } else {
+                c.value(i).to_owned()
+            });
         }
     }
     v
@@ -113,7 +132,11 @@ pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
     let mut rows = Vec::new();
     let opts = FormatOptions::default().with_null("∅");
     for b in batches {
-        let fmts: Vec<ArrayFormatter> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        let fmts: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
         for i in 0..b.num_rows() {
             let cells: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
             rows.push(cells.join("|"));

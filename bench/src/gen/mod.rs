@@ -149,6 +149,9 @@ pub struct EventGenerator {
 }
 
 impl EventGenerator {
+    /// A generator for `cfg`. `cfg.count` is not enforced here (call `next_*` as often as
+    /// needed); shares outside 0..=1 or NaN are clamped, and the duplicate share is cut so the
+    /// two shares sum to at most 1.
     pub fn new(cfg: &GenConfig) -> Self {
         let clamp = |x: f64| {
             if x.is_finite() {

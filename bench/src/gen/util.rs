@@ -136,8 +136,7 @@ pub(crate) fn push_num(out: &mut String, mut v: u64, width: usize) {
         v /= 10;
     }
     let start = i.min(buf.len() - width.min(buf.len()));
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
+    out.extend(buf[start..].iter().map(|&b| char::from(b)));
 }
 
 /// Appends `YYYY-MM-DD` for a day count since the epoch (years 0..=9999).
@@ -212,7 +211,13 @@ mod tests {
 
     #[test]
     fn push_num_pads_and_never_truncates() {
-        for (v, w, s) in [(0, 1, "0"), (0, 3, "000"), (7, 2, "07"), (12345, 3, "12345"), (u64::MAX, 0, "18446744073709551615")] {
+        for (v, w, s) in [
+            (0, 1, "0"),
+            (0, 3, "000"),
+            (7, 2, "07"),
+            (12345, 3, "12345"),
+            (u64::MAX, 0, "18446744073709551615"),
+        ] {
             let mut out = String::new();
             push_num(&mut out, v, w);
             assert_eq!(out, s);

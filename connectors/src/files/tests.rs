@@ -13,7 +13,11 @@ fn drain(src: &mut FileSource, step: usize) -> (Vec<RecordBatch>, Vec<RecordBatc
     let (mut ev, mut dl) = (vec![], vec![]);
     loop {
         match src.poll(step).unwrap() {
-            SourcePoll::Batch { events, dead_letters, records } => {
+            SourcePoll::Batch {
+                events,
+                dead_letters,
+                records,
+            } => {
                 assert!(records as usize <= step);
                 ev.extend(events);
                 dl.extend(dead_letters);
@@ -27,7 +31,11 @@ fn drain(src: &mut FileSource, step: usize) -> (Vec<RecordBatch>, Vec<RecordBatc
 fn codes(dl: &[RecordBatch]) -> Vec<String> {
     dl.iter()
         .flat_map(|b| {
-            let c = b.column_by_name("reason_code").unwrap().as_string::<i32>().clone();
+            let c = b
+                .column_by_name("reason_code")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
             (0..c.len()).map(move |i| c.value(i).to_owned())
         })
         .collect()
@@ -35,7 +43,13 @@ fn codes(dl: &[RecordBatch]) -> Vec<String> {
 
 fn offsets(ev: &[RecordBatch]) -> Vec<u64> {
     ev.iter()
-        .flat_map(|b| b.column_by_name("source_offset").unwrap().as_primitive::<arrow::datatypes::UInt64Type>().values().to_vec())
+        .flat_map(|b| {
+            b.column_by_name("source_offset")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .values()
+                .to_vec()
+        })
         .collect()
 }
 
@@ -62,7 +76,16 @@ fn ndjson_good_bad_and_resume() {
     src.resume(None).unwrap();
     let (ev, dl) = drain(&mut src, 3);
     assert_eq!(ev.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
-    assert_eq!(codes(&dl), vec!["malformed_json", "invalid_field_type", "invalid_date", "record_too_long", "malformed_json"]);
+    assert_eq!(
+        codes(&dl),
+        vec![
+            "malformed_json",
+            "invalid_field_type",
+            "invalid_date",
+            "record_too_long",
+            "malformed_json"
+        ]
+    );
 
     // Resume from a mid-file position replays exactly the rest.
     let mut src = FileSource::new("in", dir.path().to_path_buf(), c.clone()).unwrap();
@@ -98,12 +121,21 @@ fn csv_rows_map_and_bad_rows_dead_letter() {
     let names: Vec<String> = ev
         .iter()
         .flat_map(|b| {
-            let c = b.column_by_name("recipient_name").unwrap().as_string::<i32>().clone();
+            let c = b
+                .column_by_name("recipient_name")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
             (0..c.len()).map(move |i| c.value(i).to_owned())
         })
         .collect();
     assert_eq!(names, vec!["Devi, \"Asha\"", "multi\nline"]);
-    let kinds = ev[0].column_by_name("event_kind").unwrap().as_string::<i32>().value(0).to_owned();
+    let kinds = ev[0]
+        .column_by_name("event_kind")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_owned();
     assert_eq!(kinds, "bulk_csv");
 
     // Resume in the middle of the CSV (after the first record).
@@ -133,6 +165,10 @@ fn bad_csv_header_dead_letters_every_row() {
 #[test]
 fn check_names_missing_path() {
     let c = cfg(Path::new("/definitely/not/here"));
-    let issue = c.check(&CheckContext { config_dir: Path::new("/") }).unwrap_err();
+    let issue = c
+        .check(&CheckContext {
+            config_dir: Path::new("/"),
+        })
+        .unwrap_err();
     assert_eq!(issue.key, "path");
 }

@@ -6,14 +6,24 @@ fn cfg() -> DedupeConfig {
 }
 
 fn ids_and_reasons(out: &Processed) -> (Vec<String>, Vec<(String, Option<String>)>) {
-    let ids = out.output.column_by_name(schema::CERTIFICATE_ID).unwrap().as_string::<i32>();
+    let ids = out
+        .output
+        .column_by_name(schema::CERTIFICATE_ID)
+        .unwrap()
+        .as_string::<i32>();
     let ids = (0..ids.len()).map(|i| ids.value(i).to_owned()).collect();
     let mut rs = Vec::new();
     if let Some(d) = &out.dead_letters {
         let c = d.column_by_name("reason_code").unwrap().as_string::<i32>();
-        let e = d.column_by_name("existing_certificate_id").unwrap().as_string::<i32>();
+        let e = d
+            .column_by_name("existing_certificate_id")
+            .unwrap()
+            .as_string::<i32>();
         for i in 0..d.num_rows() {
-            rs.push((c.value(i).to_owned(), (!e.is_null(i)).then(|| e.value(i).to_owned())));
+            rs.push((
+                c.value(i).to_owned(),
+                (!e.is_null(i)).then(|| e.value(i).to_owned()),
+            ));
         }
     }
     (ids, rs)
@@ -22,7 +32,11 @@ fn ids_and_reasons(out: &Processed) -> (Vec<String>, Vec<(String, Option<String>
 #[test]
 fn duplicates_within_and_across_batches_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let lines = [event("100", 1, |_| {}), event("100", 2, |_| {}), event("100", 1, |_| {})];
+    let lines = [
+        event("100", 1, |_| {}),
+        event("100", 2, |_| {}),
+        event("100", 1, |_| {}),
+    ];
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let first_ids;
     {
@@ -55,7 +69,11 @@ fn duplicates_within_and_across_batches_and_restarts() {
     batch = RecordBatch::try_new(batch.schema(), cols).unwrap();
     let out = d.process(batch, "dedupe").unwrap();
     let (ids, rs) = ids_and_reasons(&out);
-    assert_eq!(ids, vec!["1000000000003"], "the counter continued after restart");
+    assert_eq!(
+        ids,
+        vec!["1000000000003"],
+        "the counter continued after restart"
+    );
     assert_eq!(rs, vec![("duplicate".into(), Some(first_ids[0].clone()))]);
 }
 
@@ -81,7 +99,9 @@ fn missing_key_fields_are_rejected_not_panicking() {
         v.as_object_mut().unwrap().remove("preEnrollmentCode");
     });
     let mut d = Dedupe::open(dir.path(), &cfg()).unwrap();
-    let out = d.process(batch_from_json(&[line.as_str()]), "dedupe").unwrap();
+    let out = d
+        .process(batch_from_json(&[line.as_str()]), "dedupe")
+        .unwrap();
     assert_eq!(out.output.num_rows(), 0);
     assert_eq!(ids_and_reasons(&out).1[0].0, "missing_field");
 }
@@ -95,5 +115,12 @@ fn namespaces_keep_ids_apart() {
     let (ids, _) = ids_and_reasons(&d.process(batch_from_json(&[l.as_str()]), "dedupe").unwrap());
     assert_eq!(ids, vec!["42000000000001"]);
     let bad: DedupeConfig = toml::from_str("id_namespace = 0").unwrap();
-    assert_eq!(bad.check(&CheckContext { config_dir: std::path::Path::new(".") }).unwrap_err().key, "id_namespace");
+    assert_eq!(
+        bad.check(&CheckContext {
+            config_dir: std::path::Path::new(".")
+        })
+        .unwrap_err()
+        .key,
+        "id_namespace"
+    );
 }

@@ -70,7 +70,8 @@ impl Coordinator {
 
         loop {
             let in_flight = last_triggered - self.committed.epoch;
-            let stopping = self.stop.load(Ordering::Relaxed) || (!self.sources.is_empty() && finished.len() == self.sources.len());
+            let stopping = self.stop.load(Ordering::Relaxed)
+                || (!self.sources.is_empty() && finished.len() == self.sources.len());
             if final_epoch.is_none() && stopping && last_triggered >= self.replay_upto {
                 let e = self.next_epoch.max(last_triggered + 1);
                 self.trigger(e, true);
@@ -107,11 +108,27 @@ impl Coordinator {
                 CoordMsg::SourceFinished { source } => {
                     finished.insert(source);
                 }
-                CoordMsg::SourceBarrier { source, epoch, position } => {
-                    pending.entry(epoch).or_default().positions.insert(source, position);
+                CoordMsg::SourceBarrier {
+                    source,
+                    epoch,
+                    position,
+                } => {
+                    pending
+                        .entry(epoch)
+                        .or_default()
+                        .positions
+                        .insert(source, position);
                 }
-                CoordMsg::NodeAck { node, epoch, output } => {
-                    pending.entry(epoch).or_default().outputs.insert(node, output);
+                CoordMsg::NodeAck {
+                    node,
+                    epoch,
+                    output,
+                } => {
+                    pending
+                        .entry(epoch)
+                        .or_default()
+                        .outputs
+                        .insert(node, output);
                 }
                 CoordMsg::NodeFailed { node, error } => {
                     return Err(EngineError::Other(format!("node {node} failed: {error}")));
@@ -151,9 +168,12 @@ impl Coordinator {
         };
         // Readers' manifest first, then the local commit: a crash in between replays the epoch,
         // which rewrites identical objects and an identical manifest.
-        let manifest = serde_json::to_vec_pretty(&cp).map_err(|e| EngineError::State(e.to_string()))?;
-        self.storage
-            .put(&format!("checkpoints/epoch-{epoch:012}.json"), Bytes::from(manifest))?;
+        let manifest =
+            serde_json::to_vec_pretty(&cp).map_err(|e| EngineError::State(e.to_string()))?;
+        self.storage.put(
+            &format!("checkpoints/epoch-{epoch:012}.json"),
+            Bytes::from(manifest),
+        )?;
         store_checkpoint(&self.state_dir, &cp)?;
         self.metrics.checkpoints.inc();
         self.metrics.last_epoch.set(epoch as i64);

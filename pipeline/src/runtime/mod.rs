@@ -115,8 +115,14 @@ pub(crate) enum CoordMsg {
 
 /// Messages from the coordinator to a source.
 pub(crate) enum SourceControl {
-    Trigger { epoch: u64, last: bool },
-    Committed { epoch: u64, position: serde_json::Value },
+    Trigger {
+        epoch: u64,
+        last: bool,
+    },
+    Committed {
+        epoch: u64,
+        position: serde_json::Value,
+    },
 }
 
 /// Figures of one run, for the CLI and the bench.
@@ -220,7 +226,11 @@ impl Operator for DeadLetterSink {
 
 /// Runs a validated pipeline until its bounded sources are exhausted or `opts.stop` is set.
 /// Resumes from the last committed checkpoint in `opts.state_dir`.
-pub fn run_pipeline(plan: &ValidatedPipeline, registry: &Registry, opts: RunOptions) -> Result<RunSummary, EngineError> {
+pub fn run_pipeline(
+    plan: &ValidatedPipeline,
+    registry: &Registry,
+    opts: RunOptions,
+) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| EngineError::io(&opts.state_dir, e))?;
     let checkpoint = load_checkpoint(&opts.state_dir)?.unwrap_or_default();
@@ -230,13 +240,19 @@ pub fn run_pipeline(plan: &ValidatedPipeline, registry: &Registry, opts: RunOpti
 
     // Queues: one per operator node plus the dead-letter sink. Inputs are numbered per receiver.
     let op_names: Vec<String> = nodes.operators.iter().map(|(n, _)| n.clone()).collect();
-    let mut queues: BTreeMap<String, (Sender<Envelope>, Receiver<Envelope>, usize)> = BTreeMap::new();
-    for n in op_names.iter().chain(std::iter::once(&DEAD_LETTER_NODE.to_owned())) {
+    let mut queues: BTreeMap<String, (Sender<Envelope>, Receiver<Envelope>, usize)> =
+        BTreeMap::new();
+    for n in op_names
+        .iter()
+        .chain(std::iter::once(&DEAD_LETTER_NODE.to_owned()))
+    {
         let (tx, rx) = bounded(settings.channel_capacity);
         queues.insert(n.clone(), (tx, rx, 0));
     }
     let mut link_to = |target: &str| -> Link {
-        let q = queues.get_mut(target).expect("queue exists for every operator");
+        let q = queues
+            .get_mut(target)
+            .expect("queue exists for every operator");
         let link = Link {
             tx: q.0.clone(),
             input_index: q.2,
@@ -299,7 +315,9 @@ pub fn run_pipeline(plan: &ValidatedPipeline, registry: &Registry, opts: RunOpti
         }),
     ));
     for (name, op) in operators {
-        let (_, rx, n_inputs) = queues.remove(&name).expect("queue exists for every operator");
+        let (_, rx, n_inputs) = queues
+            .remove(&name)
+            .expect("queue exists for every operator");
         let task = operator_task::OperatorTask {
             name: name.clone(),
             op,
@@ -344,14 +362,21 @@ pub fn run_pipeline(plan: &ValidatedPipeline, registry: &Registry, opts: RunOpti
     }
     let stats = outcome?;
     if !thread_errors.is_empty() {
-        return Err(EngineError::Other(format!("pipeline failed: {}", thread_errors.join("; "))));
+        return Err(EngineError::Other(format!(
+            "pipeline failed: {}",
+            thread_errors.join("; ")
+        )));
     }
     let dead_letters_by_reason = reasons.lock().map(|r| r.clone()).unwrap_or_default();
     let mut batch_latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     batch_latencies.sort_by(f64::total_cmp);
     Ok(RunSummary {
         dead_letters: stats.rows.get(DEAD_LETTER_NODE).copied().unwrap_or(0),
-        published: stats.rows.into_iter().filter(|(n, _)| n != DEAD_LETTER_NODE).collect(),
+        published: stats
+            .rows
+            .into_iter()
+            .filter(|(n, _)| n != DEAD_LETTER_NODE)
+            .collect(),
         dead_letters_by_reason,
         epochs_committed: stats.epochs,
         last_epoch: stats.last_epoch,
@@ -372,7 +397,9 @@ fn spawn(
 }
 
 /// Reads the committed checkpoint (for status tools and tests).
-pub fn committed_checkpoint(state_dir: &std::path::Path) -> Result<Option<Checkpoint>, EngineError> {
+pub fn committed_checkpoint(
+    state_dir: &std::path::Path,
+) -> Result<Option<Checkpoint>, EngineError> {
     load_checkpoint(state_dir)
 }
 

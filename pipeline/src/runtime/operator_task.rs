@@ -123,7 +123,9 @@ impl OperatorTask {
         // Release held-back messages in input order; they may start the next alignment.
         for i in 0..self.n_inputs {
             while !al.blocked[i] {
-                let Some(msg) = al.held[i].pop_front() else { break };
+                let Some(msg) = al.held[i].pop_front() else {
+                    break;
+                };
                 self.handle(i, msg, al)?;
             }
         }
@@ -132,11 +134,17 @@ impl OperatorTask {
 
     fn process(&mut self, batch: arrow::record_batch::RecordBatch) -> Result<(), EngineError> {
         let rows = batch.num_rows() as u64;
-        self.metrics.records_in.with_label_values(&[&self.name]).inc_by(rows);
+        self.metrics
+            .records_in
+            .with_label_values(&[&self.name])
+            .inc_by(rows);
         let started = Instant::now();
         let processed = self.op.process(batch, &self.name)?;
         let secs = started.elapsed().as_secs_f64();
-        self.metrics.batch_latency.with_label_values(&[&self.name]).observe(secs);
+        self.metrics
+            .batch_latency
+            .with_label_values(&[&self.name])
+            .observe(secs);
         if let Ok(mut l) = self.latencies.lock() {
             l.push(secs);
         }
@@ -148,7 +156,10 @@ impl OperatorTask {
             let mut counts = Default::default();
             count_reasons(dl, &mut counts);
             for (reason, n) in counts {
-                self.metrics.rejected.with_label_values(&[&self.name, &reason]).inc_by(n);
+                self.metrics
+                    .rejected
+                    .with_label_values(&[&self.name, &reason])
+                    .inc_by(n);
             }
         }
         self.outputs.send_data(processed.output)?;

@@ -115,7 +115,10 @@ impl SourceTask {
                         }
                     }
                     self.outputs.send_dead_letters(dead_letters)?;
-                    if since_barrier >= self.settings.checkpoint_max_records && !requested && self.intents.is_empty() {
+                    if since_barrier >= self.settings.checkpoint_max_records
+                        && !requested
+                        && self.intents.is_empty()
+                    {
                         requested = true;
                         let _ = self.coord.send(CoordMsg::RequestCheckpoint);
                     }
@@ -140,7 +143,9 @@ impl SourceTask {
         match self.control.recv_timeout(timeout) {
             Ok(ctl) => self.handle_control(ctl, triggered, last_epoch),
             Err(RecvTimeoutError::Timeout) => Ok(()),
-            Err(RecvTimeoutError::Disconnected) => Err(EngineError::Other("coordinator stopped".into())),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(EngineError::Other("coordinator stopped".into()))
+            }
         }
     }
 
