@@ -249,6 +249,12 @@ pub trait Source: Send {
     fn poll(&mut self, max_records: usize) -> Result<SourcePoll, EngineError>;
     /// The position after the last record returned by `poll`.
     fn position(&self) -> serde_json::Value;
+    /// Called once when the pipeline is asked to stop. A source that buffers durable input of its
+    /// own (a write-ahead log) stops taking new input and returns true, and is then drained until
+    /// it reports `Idle` before the final barrier, so a clean stop leaves nothing pending.
+    fn begin_stop(&mut self) -> bool {
+        false
+    }
     /// Called after a checkpoint covering `position` is durable (e.g. to truncate a log).
     fn on_committed(&mut self, _position: &serde_json::Value) -> Result<(), EngineError> {
         Ok(())

@@ -304,6 +304,22 @@ impl Source for HttpSource {
         .unwrap_or_default()
     }
 
+    fn begin_stop(&mut self) -> bool {
+        // Stop accepting requests; what was already acknowledged is drained before the final barrier.
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        // Wait (bounded) for in-flight requests to be answered, so their events are in the WAL
+        // before the drain starts and a clean stop leaves nothing for the next run.
+        if let Some(task) = &self.server_task {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !task.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        true
+    }
+
     fn on_committed(&mut self, position: &serde_json::Value) -> Result<(), EngineError> {
         let committed = parse_position(position)?.next_seq;
         let n = self.shared.delete_segments_below(committed)?;

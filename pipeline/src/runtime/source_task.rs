@@ -45,6 +45,9 @@ impl SourceTask {
         let mut since_barrier: u64 = 0;
         let mut requested = false;
         let mut finished = false;
+        // Set while a stopping source drains its own buffered input before the final barrier.
+        let mut draining = false;
+        let mut stop_begun = false;
         let records_out = self.metrics.records_out.with_label_values(&[&self.name]);
         let rejected = self.metrics.rejected.clone();
         let linger = Duration::from_millis(self.settings.linger_ms.max(1));
@@ -52,6 +55,10 @@ impl SourceTask {
         loop {
             while let Ok(ctl) = self.control.try_recv() {
                 self.handle_control(ctl, &mut triggered, &mut last_epoch)?;
+            }
+            if last_epoch.is_some() && !stop_begun {
+                stop_begun = true;
+                draining = self.source.begin_stop();
             }
             let next = self.last_emitted + 1;
             let mut limit = self.settings.batch_size as u64;
@@ -66,7 +73,7 @@ impl SourceTask {
                     limit = limit.min(count - since_barrier);
                     false
                 }
-                None => triggered.contains(&next),
+                None => triggered.contains(&next) && !(draining && last_epoch == Some(next)),
             };
             if due {
                 if replay.is_some() {
@@ -123,9 +130,11 @@ impl SourceTask {
                         let _ = self.coord.send(CoordMsg::RequestCheckpoint);
                     }
                 }
+                SourcePoll::Idle if draining => draining = false,
                 SourcePoll::Idle => self.wait_control(linger, &mut triggered, &mut last_epoch)?,
                 SourcePoll::Finished => {
                     finished = true;
+                    draining = false;
                     let _ = self.coord.send(CoordMsg::SourceFinished {
                         source: self.name.clone(),
                     });
