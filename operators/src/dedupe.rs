@@ -21,6 +21,7 @@ use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, C
 use divoc_pipeline::operator::{EpochOutput, Operator, Processed, Reason, Rejections};
 use divoc_pipeline::schema;
 use divoc_pipeline::EngineError;
+use fjall::config::PinningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -136,11 +137,6 @@ impl Dedupe {
         format!("{}{:012}", self.namespace, counter)
     }
 
-    /// Number of keys stored (approximate for LSM trees; exact after compaction). For tools and tests.
-    pub fn approximate_len(&self) -> u64 {
-        self.keys.approximate_len() as u64
-    }
-
     /// Inserts `count` synthetic keys directly (benchmarks preload millions of keys this way).
     pub fn preload_synthetic(&mut self, tenant: &str, count: u64) -> Result<(), EngineError> {
         let mut done = 0;
@@ -157,7 +153,10 @@ impl Dedupe {
             wb.commit().map_err(state_err)?;
             done += n;
         }
-        self.db.persist(PersistMode::SyncAll).map_err(state_err)
+        self.db.persist(PersistMode::SyncAll).map_err(state_err)?;
+        // Leave the store compacted, as a long-running store would be, not mid-way through the
+        // compaction debt of a bulk load.
+        self.keys.major_compact().map_err(state_err)
     }
 }
 

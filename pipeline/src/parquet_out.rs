@@ -6,9 +6,7 @@
 //! with the same bytes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use bytes::Bytes;
@@ -193,23 +191,4 @@ pub fn sanitize_partition_value(v: &str) -> String {
     } else {
         s
     }
-}
-
-/// Number of rows across batches.
-pub fn total_rows(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(RecordBatch::num_rows).sum()
-}
-
-/// Returns the row count of a column that is non-null in all batches (tests use it).
-pub fn non_null(batches: &[RecordBatch], col: &str) -> usize {
-    batches
-        .iter()
-        .filter_map(|b| b.column_by_name(col))
-        .map(|c| c.len() - c.null_count())
-        .sum()
-}
-
-/// Convenience for callers that hold an `Arc<RecordBatch>`-free API.
-pub fn schema_of(batches: &[RecordBatch]) -> Option<SchemaRef> {
-    batches.first().map(|b| Arc::clone(&b.schema()))
 }

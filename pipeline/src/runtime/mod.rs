@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::checkpoint::{load_checkpoint, Checkpoint};
+use crate::checkpoint::load_checkpoint;
 use crate::config::{BuildContext, BuiltNode, Registry, ValidatedPipeline};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
@@ -394,13 +394,6 @@ fn spawn(
         .name(format!("node-{name}"))
         .spawn(f)
         .map_err(|e| EngineError::Other(format!("cannot spawn node thread {name}: {e}")))
-}
-
-/// Reads the committed checkpoint (for status tools and tests).
-pub fn committed_checkpoint(
-    state_dir: &std::path::Path,
-) -> Result<Option<Checkpoint>, EngineError> {
-    load_checkpoint(state_dir)
 }
 
 /// Percentile (0..=100) of sorted values; 0 when empty.
