@@ -4,6 +4,7 @@
 pub mod catalogue;
 pub mod dedupe;
 pub mod publish;
+pub mod qr;
 pub mod validate;
 
 #[cfg(test)]
