@@ -3,8 +3,11 @@
 
 pub mod catalogue;
 pub mod dedupe;
+pub mod keys;
 pub mod publish;
 pub mod qr;
+pub mod qr_payload;
+pub mod sign;
 pub mod validate;
 
 #[cfg(test)]

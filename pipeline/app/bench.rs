@@ -97,7 +97,7 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         "metrics.listen=".to_owned(),
     ];
     sets.extend(opts.sets.iter().cloned());
-    let plan = crate::load_pipeline(&opts.config, &sets)?;
+    let plan = crate::load_pipeline_creating_keys(&opts.config, &sets)?;
 
     let preload_started = Instant::now();
     if opts.preload_keys > 0 {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod serve;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -21,6 +22,8 @@ pub fn registry() -> Registry {
         entry::<divoc_connectors::http::HttpSourceConfig>(),
         entry::<divoc_operators::validate::ValidateConfig>(),
         entry::<divoc_operators::dedupe::DedupeConfig>(),
+        entry::<divoc_operators::sign::SignConfig>(),
+        entry::<divoc_operators::qr_payload::QrPayloadConfig>(),
         entry::<divoc_operators::publish::PublishConfig>(),
     ])
 }
@@ -177,4 +180,28 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Loads a pipeline file after creating any missing issuer keys it names (demo and bench only).
+pub fn load_pipeline_creating_keys(path: &Path, sets: &[String]) -> Result<ValidatedPipeline> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read pipeline file {}", path.display()))?;
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+    apply_overrides(&mut doc, sets)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Some(nodes) = doc.get("nodes").and_then(|n| n.as_table()) {
+        for node in nodes.values() {
+            if node.get("kind").and_then(|k| k.as_str()) == Some("sign") {
+                if let Some(p) = node.get("key_file").and_then(|v| v.as_str()) {
+                    let key_path = if Path::new(p).is_absolute() { PathBuf::from(p) } else { dir.join(p) };
+                    if !key_path.exists() {
+                        divoc_operators::keys::IssuerKey::generate("did:web:divoc.example")
+                            .and_then(|k| k.save(&key_path))
+                            .map_err(anyhow::Error::msg)?;
+                        println!("created issuer key {} (mode 0600)", key_path.display());
+                    }
+                }
+            }
+        }
+    }
+    load_pipeline(path, sets)
 }

@@ -26,6 +26,18 @@ enum Format {
 }
 
 #[derive(Subcommand)]
+enum KeysAction {
+    /// Create an Ed25519 issuer key (file mode 0600) and print its public documents.
+    Generate {
+        #[arg(long, default_value = "config/keys/issuer.json")]
+        out: PathBuf,
+        /// Issuer URL or DID; the key's controller.
+        #[arg(long, default_value = "did:web:divoc.example")]
+        issuer: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run a pipeline until its bounded sources are done (or SIGINT/SIGTERM for HTTP sources).
     Run {
@@ -99,6 +111,19 @@ enum Command {
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Issuer keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Verify a signed certificate offline: credential JSON, a DIVOC QR payload (ZIP) file.
+    Verify {
+        /// certificate.json or QR payload file.
+        file: PathBuf,
+        /// Issuer key file (`divoc keys generate`) or a verification method document with publicKeyBase58.
+        #[arg(long)]
+        key: PathBuf,
     },
     /// HTTP load generator (run it as a second process against `divoc run` with an http_source).
     Load {
@@ -241,6 +266,20 @@ fn main() -> Result<()> {
             },
             &rt,
         )?,
+        Command::Keys { action: KeysAction::Generate { out, issuer } } => {
+            let key = divoc_operators::keys::IssuerKey::generate(&issuer).map_err(anyhow::Error::msg)?;
+            key.save(&out).map_err(anyhow::Error::msg)?;
+            println!("wrote {} (mode 0600)", out.display());
+            println!("verification method:\n{}", serde_json::to_string_pretty(&key.verification_method_doc())?);
+            println!("controller document:\n{}", serde_json::to_string_pretty(&key.controller_doc())?);
+        }
+        Command::Verify { file, key } => {
+            let outcome = divoc::verify::verify_file(&file, &key)?;
+            println!("{outcome}");
+            if !outcome.starts_with("VALID") {
+                std::process::exit(1);
+            }
+        }
         Command::Load {
             addr,
             path,

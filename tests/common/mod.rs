@@ -32,9 +32,20 @@ pub fn divoc(args: &[&str]) -> Output {
         .expect("divoc binary runs")
 }
 
-/// `--set` overrides pointing a pipeline at a private directory.
+/// Creates an issuer key under `dir` (once) and returns its path.
+pub fn issuer_key(dir: &Path) -> PathBuf {
+    let p = dir.join("keys/issuer.json");
+    if !p.exists() {
+        let out = divoc(&["keys", "generate", "--out", &p.display().to_string(), "--issuer", "https://issuer.test"]);
+        assert!(out.status.success(), "keys generate: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    p
+}
+
+/// `--set` overrides pointing a pipeline at a private directory (with its own issuer key).
 pub fn dir_sets(dir: &Path, input: &Path) -> Vec<String> {
     vec![
+        format!("nodes.sign.key_file={}", issuer_key(dir).display()),
         format!("storage.url={}", dir.join("out").display()),
         format!("storage.state_dir={}", dir.join("state").display()),
         format!("nodes.input.path={}", input.display()),

@@ -1,0 +1,72 @@
+//! `qr_payload`: DIVOC's QR payload for each signed credential (ZIP of `certificate.json`), stored
+//! with the certificate as a Binary column. A payload too large for a byte-mode QR at error
+//! correction M is dead-lettered as `qr_too_large` rather than silently producing no QR.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
+use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
+use divoc_pipeline::EngineError;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::qr::{zip_certificate, MAX_QR_BYTES_M};
+use crate::sign::CREDENTIAL;
+
+/// Column holding the QR payload bytes.
+pub const QR_PAYLOAD: &str = "qr_payload";
+
+/// Options of a `qr_payload` node (none yet; the table may be empty).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QrPayloadConfig {}
+
+impl Component for QrPayloadConfig {
+    const KIND: &'static str = "qr_payload";
+    const ROLE: Role = Role::Operator;
+    const ABOUT: &'static str = "DIVOC QR payload: ZIP(certificate.json) per signed credential";
+
+    fn check(&self, _ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
+
+    fn build(self, _ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
+        Ok(BuiltNode::Operator(Box::new(QrPayload)))
+    }
+}
+
+pub struct QrPayload;
+
+impl Operator for QrPayload {
+    fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
+        let creds = batch
+            .column_by_name(CREDENTIAL)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| EngineError::Schema("qr_payload needs the credential column (put sign before it)".into()))?;
+        let zips: Vec<Vec<u8>> = (0..batch.num_rows()).into_par_iter().map(|i| zip_certificate(creds.value(i).as_bytes())).collect();
+        let mut out = BinaryBuilder::with_capacity(zips.len(), zips.iter().map(Vec::len).sum());
+        let mut keep = Vec::with_capacity(zips.len());
+        let mut rejections = Rejections::default();
+        for (i, z) in zips.iter().enumerate() {
+            if z.len() > MAX_QR_BYTES_M || creds.is_null(i) {
+                rejections.push(i, Reason::new("qr_too_large", format!("QR payload is {} bytes; a byte-mode QR at EC M holds {MAX_QR_BYTES_M}", z.len())));
+                keep.push(false);
+            } else {
+                out.append_value(z);
+                keep.push(true);
+            }
+        }
+        let accepted = if rejections.is_empty() { batch.clone() } else { filter_record_batch(&batch, &BooleanArray::from(keep))? };
+        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(QR_PAYLOAD, DataType::Binary, false)));
+        let mut cols = accepted.columns().to_vec();
+        cols.push(Arc::new(out.finish()) as ArrayRef);
+        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let dead_letters = if rejections.is_empty() { None } else { Some(rejections.into_dead_letters(&batch, stage)?) };
+        Ok(Processed { output, dead_letters })
+    }
+}

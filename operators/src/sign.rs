@@ -1,0 +1,297 @@
+//! `sign`: builds each event's DIVOC-native credential (typed, field for field) and signs it with
+//! `Ed25519Signature2018` over URDNA2015, a whole batch in parallel on rayon.
+//!
+//! Deterministic under replay: `issuanceDate` and the proof's `created` are the event's durable
+//! ingest time, the certificate id comes from `dedupe`, and Ed25519 signatures are deterministic,
+//! so a replayed epoch rewrites identical bytes.
+//!
+//! The issuer is the controller of the verification method (`<issuer>#<key id>`), which current
+//! verifiers require and DIVOC's own credentials did not satisfy.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, StringBuilder};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
+use divoc_credential::credential::{
+    subject_id, Address, CredentialSubject, Dose, Evidence, Facility, Verifier, CREDENTIAL_TYPES,
+};
+use divoc_credential::{Canonicalizer, CredentialVersion, DocumentLoader, SigningKey, VaccinationCredential, VaccinationNamespace};
+use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
+use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
+use divoc_pipeline::schema::{self, format_date};
+use divoc_pipeline::EngineError;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::catalogue::VaccineCatalogue;
+use crate::keys::IssuerKey;
+
+/// Column holding the signed credential JSON.
+pub const CREDENTIAL: &str = "credential";
+
+/// Options of a `sign` node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    /// Issuer key file written by `divoc keys generate` (relative to the pipeline file).
+    pub key_file: PathBuf,
+    /// Vaccine catalogue, for the v2 credential's `icd11Code` and `prophylaxis`.
+    pub catalogue: PathBuf,
+    /// URL of the vaccination v1 context (DIVOC deployments choose their namespace).
+    #[serde(default = "default_v1")]
+    pub context_v1: String,
+    /// URL of the vaccination v2 context.
+    #[serde(default = "default_v2")]
+    pub context_v2: String,
+    /// `evidence.id` = this + certificate id.
+    #[serde(default = "default_base")]
+    pub certificate_base_url: String,
+    #[serde(default = "default_info")]
+    pub info_url: String,
+    #[serde(default = "default_feedback")]
+    pub feedback_url: String,
+    /// Prefix for recipient identities that are not already URIs.
+    #[serde(default = "default_did_prefix")]
+    pub identity_did_prefix: String,
+}
+
+fn default_v1() -> String {
+    divoc_credential::loader::DEFAULT_VACCINATION_V1_URL.into()
+}
+fn default_v2() -> String {
+    divoc_credential::loader::DEFAULT_VACCINATION_V2_URL.into()
+}
+fn default_base() -> String {
+    "https://divoc.example/vaccine/".into()
+}
+fn default_info() -> String {
+    "https://divoc.example/learn".into()
+}
+fn default_feedback() -> String {
+    "https://divoc.example/feedback".into()
+}
+fn default_did_prefix() -> String {
+    "did:in.gov.uidai.aadhaar".into()
+}
+
+impl Component for SignConfig {
+    const KIND: &'static str = "sign";
+    const ROLE: Role = Role::Operator;
+    const ABOUT: &'static str = "DIVOC credential + Ed25519Signature2018 (URDNA2015), batch-parallel";
+
+    fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
+        IssuerKey::load(&ctx.resolve(&self.key_file)).map_err(|e| {
+            ConfigIssue::new("key_file", e, "create one with `divoc keys generate --out <file> --issuer <url or did>`")
+        })?;
+        VaccineCatalogue::load(&ctx.resolve(&self.catalogue))
+            .map_err(|e| ConfigIssue::new("catalogue", e, "point `catalogue` at config/vaccines.toml"))?;
+        for (key, url) in [
+            ("context_v1", &self.context_v1),
+            ("context_v2", &self.context_v2),
+            ("certificate_base_url", &self.certificate_base_url),
+        ] {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(ConfigIssue::new(key, format!("{url:?} is not an http(s) URL"), "use an absolute URL"));
+            }
+        }
+        if !self.context_v1.ends_with("/v1") || !self.context_v2.ends_with("/v2") {
+            return Err(ConfigIssue::new("context_v1", "context URLs must end in /v1 and /v2", "e.g. https://example.org/credentials/vaccination/v1"));
+        }
+        Ok(())
+    }
+
+    fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
+        let key = IssuerKey::load(&ctx.resolve(&self.key_file)).map_err(EngineError::Config)?;
+        let catalogue = VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
+        Ok(BuiltNode::Operator(Box::new(Sign::new(self, key, catalogue))))
+    }
+}
+
+pub struct Sign {
+    cfg: SignConfig,
+    key: IssuerKey,
+    signing_key: SigningKey,
+    catalogue: VaccineCatalogue,
+    canon: Canonicalizer,
+    namespace: VaccinationNamespace,
+}
+
+impl Sign {
+    pub fn new(cfg: SignConfig, key: IssuerKey, catalogue: VaccineCatalogue) -> Self {
+        let loader = DocumentLoader::with_namespaces(&cfg.context_v1, &cfg.context_v2);
+        let namespace = VaccinationNamespace {
+            v1: cfg.context_v1.clone(),
+            v2: cfg.context_v2.clone(),
+        };
+        Self {
+            signing_key: key.signing_key(),
+            key,
+            catalogue,
+            canon: Canonicalizer::new(loader),
+            namespace,
+            cfg,
+        }
+    }
+}
+
+fn iso_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+struct Row<'a> {
+    b: &'a RecordBatch,
+    i: usize,
+}
+
+impl Row<'_> {
+    fn s(&self, name: &str) -> Option<String> {
+        let c = self.b.column_by_name(name)?.as_string_opt::<i32>()?;
+        (!c.is_null(self.i)).then(|| c.value(self.i)).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+    fn date(&self, name: &str) -> Option<String> {
+        let c = self.b.column_by_name(name)?.as_primitive_opt::<Date32Type>()?;
+        (!c.is_null(self.i)).then(|| format_date(c.value(self.i)))
+    }
+    fn int(&self, name: &str) -> Option<i64> {
+        let c = self.b.column_by_name(name)?.as_primitive_opt::<Int64Type>()?;
+        (!c.is_null(self.i)).then(|| c.value(self.i))
+    }
+    fn ts(&self, name: &str) -> Option<i64> {
+        let c = self.b.column_by_name(name)?.as_primitive_opt::<TimestampMillisecondType>()?;
+        (!c.is_null(self.i)).then(|| c.value(self.i))
+    }
+    fn address(&self, prefix: &str) -> Option<Address> {
+        let a = Address {
+            street_address: self.s(&format!("{prefix}_line1")),
+            street_address2: self.s(&format!("{prefix}_line2")),
+            district: self.s(&format!("{prefix}_district")),
+            city: self.s(&format!("{prefix}_district")),
+            address_region: self.s(&format!("{prefix}_state")),
+            address_country: self.s(&format!("{prefix}_country")),
+            postal_code: self.s(&format!("{prefix}_pincode")),
+        };
+        (a != Address::default()).then_some(a)
+    }
+}
+
+impl Sign {
+    /// The unsigned credential for row `i`, exactly DIVOC's template (v1 or v2 by event kind).
+    pub fn credential(&self, b: &RecordBatch, i: usize) -> Result<VaccinationCredential, String> {
+        let r = Row { b, i };
+        let version = match r.s(schema::EVENT_KIND).as_deref() {
+            Some("certify_v3") => CredentialVersion::V2,
+            _ => CredentialVersion::V1,
+        };
+        let cert_id = r.s(schema::CERTIFICATE_ID).ok_or("certificate_id missing (put dedupe before sign)")?;
+        let pre = r.s(schema::PRE_ENROLLMENT_CODE).ok_or("preEnrollmentCode missing")?;
+        let ingest = r.ts(schema::INGEST_TIME).ok_or("ingest_time missing")?;
+        let vaccine = r.s(schema::VACCINE_NAME);
+        let icd = vaccine.as_deref().and_then(|v| self.catalogue.lookup(v));
+        let dob = r.date(schema::RECIPIENT_DOB);
+        // DIVOC derives age from dob when the registry sent none: floor((now - dob) / 365.25 days).
+        let age = r.s(schema::RECIPIENT_AGE).or_else(|| {
+            let days = r.b.column_by_name(schema::RECIPIENT_DOB)?.as_primitive_opt::<Date32Type>()?;
+            (!days.is_null(i)).then(|| (((ingest / 86_400_000) - i64::from(days.value(i))) as f64 / 365.25).floor().to_string())
+        });
+        let v2 = version == CredentialVersion::V2;
+        Ok(VaccinationCredential {
+            context: version.contexts(&self.namespace),
+            types: CREDENTIAL_TYPES.iter().map(|s| s.to_string()).collect(),
+            credential_subject: CredentialSubject {
+                subject_type: "Person".into(),
+                id: subject_id(&r.s(schema::RECIPIENT_IDENTITY).unwrap_or_default(), &pre, &self.cfg.identity_did_prefix),
+                ref_id: Some(pre),
+                uhid: None,
+                name: r.s(schema::RECIPIENT_NAME),
+                gender: r.s("recipient_gender"),
+                age,
+                nationality: r.s("recipient_nationality"),
+                dob: if v2 { dob } else { None },
+                address: r.address("recipient_address"),
+            },
+            issuer: self.key.issuer.clone(),
+            issuance_date: iso_millis(ingest),
+            evidence: vec![Evidence {
+                id: format!("{}{}", self.cfg.certificate_base_url, cert_id),
+                info_url: Some(self.cfg.info_url.clone()),
+                feedback_url: Some(self.cfg.feedback_url.clone()),
+                certificate_id: Some(cert_id),
+                types: vec!["Vaccination".into()],
+                batch: r.s("vaccine_batch"),
+                vaccine,
+                manufacturer: r.s("vaccine_manufacturer"),
+                icd11_code: if v2 { icd.map(|e| e.icd11.clone()) } else { None },
+                prophylaxis: if v2 { icd.map(|e| e.prophylaxis.clone()) } else { None },
+                date: r.ts(schema::VACCINATION_DATE).map(iso_millis),
+                effective_start: r.date(schema::EFFECTIVE_START),
+                effective_until: r.date(schema::EFFECTIVE_UNTIL),
+                dose: r.int(schema::DOSE).map(|d| Dose::Number(d as u32)),
+                total_doses: r.int(schema::TOTAL_DOSES).map(|d| Dose::Number(d as u32)),
+                verifier: r.s("vaccinator_name").map(|n| Verifier { name: Some(n) }),
+                facility: Some(Facility {
+                    name: r.s("facility_name"),
+                    address: r.address("facility_address"),
+                }),
+            }],
+            non_transferable: "true".into(),
+            proof: None,
+        })
+    }
+
+    fn sign_row(&self, b: &RecordBatch, i: usize) -> Result<String, String> {
+        let cred = self.credential(b, i)?;
+        let created = cred.issuance_date.clone();
+        let doc = cred.to_json().map_err(|e| e.to_string())?;
+        let signed = divoc_credential::sign_with(&self.canon, &doc, &self.signing_key, &self.key.verification_method, &created)
+            .map_err(|e| e.to_string())?;
+        serde_json::to_string(&signed).map_err(|e| e.to_string())
+    }
+}
+
+impl Operator for Sign {
+    fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
+        let n = batch.num_rows();
+        let this = &*self;
+        let signed: Vec<Result<String, String>> = (0..n).into_par_iter().with_min_len(64).map(|i| this.sign_row(&batch, i)).collect();
+        let mut out = StringBuilder::with_capacity(n, n * 2048);
+        let mut keep = Vec::with_capacity(n);
+        let mut rejections = Rejections::default();
+        for (i, s) in signed.into_iter().enumerate() {
+            match s {
+                Ok(json) => {
+                    out.append_value(json);
+                    keep.push(true);
+                }
+                Err(e) => {
+                    rejections.push(i, Reason::new("sign_failed", e));
+                    keep.push(false);
+                }
+            }
+        }
+        let accepted = if rejections.is_empty() { batch.clone() } else { filter_record_batch(&batch, &BooleanArray::from(keep))? };
+        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(CREDENTIAL, DataType::Utf8, false)));
+        let mut cols = accepted.columns().to_vec();
+        cols.push(Arc::new(out.finish()) as ArrayRef);
+        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let dead_letters = if rejections.is_empty() { None } else { Some(rejections.into_dead_letters(&batch, stage)?) };
+        Ok(Processed { output, dead_letters })
+    }
+}
+
+/// Reads the credential column of a batch (tests, tools).
+pub fn credentials(batch: &RecordBatch) -> Vec<String> {
+    batch
+        .column_by_name(CREDENTIAL)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        .map(|c| (0..c.len()).map(|i| c.value(i).to_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

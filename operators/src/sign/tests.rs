@@ -1,0 +1,66 @@
+use super::*;
+use crate::dedupe::{Dedupe, DedupeConfig};
+use crate::testutil::{batch_from_json, event};
+use std::path::Path;
+
+fn signer() -> Sign {
+    let cfg: SignConfig = toml::from_str("key_file = 'k'\ncatalogue = 'c'").unwrap();
+    let cat = VaccineCatalogue::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vaccines.toml")).unwrap();
+    Sign::new(cfg, IssuerKey::from_seed("https://issuer.example", [7u8; 32]), cat)
+}
+
+fn deduped(lines: &[String]) -> RecordBatch {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Dedupe::open(dir.path(), &toml::from_str::<DedupeConfig>("").unwrap()).unwrap();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    d.process(batch_from_json(&refs), "dedupe").unwrap().output
+}
+
+#[test]
+fn signed_credentials_verify_and_are_deterministic() {
+    let lines = vec![
+        event("1", 1, |v| v["recipient"]["name"] = serde_json::json!("O'Brien \"Bob\" \\ अनिल")),
+        event("2", 2, |_| {}),
+    ];
+    let batch = deduped(&lines);
+    let mut s = signer();
+    let out = s.process(batch.clone(), "sign").unwrap();
+    assert!(out.dead_letters.is_none());
+    let creds = credentials(&out.output);
+    assert_eq!(creds.len(), 2);
+    let vk = s.signing_key.verifying_key();
+    for c in &creds {
+        let v: serde_json::Value = serde_json::from_str(c).unwrap();
+        divoc_credential::verify(&v, &vk).unwrap();
+        assert_eq!(v["issuer"], "https://issuer.example");
+        assert_eq!(v["proof"]["verificationMethod"], "https://issuer.example#key-1");
+        assert_eq!(v["issuanceDate"], "2022-06-01T00:00:00.000Z");
+        let mut t = v.clone();
+        t["credentialSubject"]["name"] = serde_json::json!("Mallory");
+        assert!(divoc_credential::verify(&t, &vk).is_err(), "tampering is detected");
+    }
+    let v: serde_json::Value = serde_json::from_str(&creds[0]).unwrap();
+    assert_eq!(v["credentialSubject"]["name"], "O'Brien \"Bob\" \\ अनिल", "quotes cannot break the JSON");
+    assert_eq!(v["evidence"][0]["certificateId"], "1000000000001");
+    assert_eq!(v["@context"][1], divoc_credential::loader::DEFAULT_VACCINATION_V1_URL);
+    assert_eq!(credentials(&s.process(batch, "sign").unwrap().output), creds, "same input, same bytes");
+}
+
+#[test]
+fn v3_events_get_the_v2_context_with_icd11() {
+    let line = event("3", 1, |_| {});
+    let mut batch = deduped(&[line]);
+    let cols: Vec<ArrayRef> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| if f.name() == schema::EVENT_KIND { Arc::new(StringArray::from(vec!["certify_v3"])) as ArrayRef } else { c.clone() })
+        .collect();
+    batch = RecordBatch::try_new(batch.schema(), cols).unwrap();
+    let out = signer().process(batch, "sign").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&credentials(&out.output)[0]).unwrap();
+    assert_eq!(v["@context"][1], divoc_credential::loader::DEFAULT_VACCINATION_V2_URL);
+    assert_eq!(v["evidence"][0]["icd11Code"], "XM9QW8");
+    assert_eq!(v["credentialSubject"]["dob"], "1980-04-01");
+}
