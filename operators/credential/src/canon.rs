@@ -61,7 +61,10 @@ impl Canonicalizer {
 
     /// Template counters (all zero when templates are disabled).
     pub fn template_stats(&self) -> TemplateStats {
-        self.templates.as_ref().map(TemplateCache::stats).unwrap_or_default()
+        self.templates
+            .as_ref()
+            .map(TemplateCache::stats)
+            .unwrap_or_default()
     }
 
     /// The RDF dataset of `doc` (template when possible).

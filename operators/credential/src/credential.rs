@@ -9,9 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::loader::{
-    CREDENTIALS_V1_URL, DEFAULT_VACCINATION_V1_URL, DEFAULT_VACCINATION_V2_URL,
-};
+use crate::loader::{CREDENTIALS_V1_URL, DEFAULT_VACCINATION_V1_URL, DEFAULT_VACCINATION_V2_URL};
 
 /// `type` of every vaccination credential.
 pub const CREDENTIAL_TYPES: [&str; 2] = ["VerifiableCredential", "ProofOfVaccinationCredential"];
@@ -291,9 +289,18 @@ mod tests {
 
     #[test]
     fn subject_ids() {
-        assert_eq!(subject_id("did:x:1", "P1", "did:in.gov.uidai.aadhaar"), "did:x:1");
-        assert_eq!(subject_id("1234", "P1", "did:in.gov.uidai.aadhaar"), "did:in.gov.uidai.aadhaar:1234");
-        assert_eq!(subject_id("NA", "P1", "did:in.gov.uidai.aadhaar"), "did:in.gov.uidai.aadhaar:P1");
+        assert_eq!(
+            subject_id("did:x:1", "P1", "did:in.gov.uidai.aadhaar"),
+            "did:x:1"
+        );
+        assert_eq!(
+            subject_id("1234", "P1", "did:in.gov.uidai.aadhaar"),
+            "did:in.gov.uidai.aadhaar:1234"
+        );
+        assert_eq!(
+            subject_id("NA", "P1", "did:in.gov.uidai.aadhaar"),
+            "did:in.gov.uidai.aadhaar:P1"
+        );
         assert_eq!(subject_id(" ", "P1", "did:d"), "did:d:P1");
     }
 
@@ -302,7 +309,10 @@ mod tests {
         let ns = VaccinationNamespace::default();
         assert_eq!(
             CredentialVersion::V2.contexts(&ns),
-            vec![CREDENTIALS_V1_URL.to_string(), DEFAULT_VACCINATION_V2_URL.to_string()]
+            vec![
+                CREDENTIALS_V1_URL.to_string(),
+                DEFAULT_VACCINATION_V2_URL.to_string()
+            ]
         );
     }
 }

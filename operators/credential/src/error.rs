@@ -11,7 +11,9 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CanonError {
     /// A context URL that the offline document loader does not serve.
-    #[error("context {0} is not available offline (the document loader never fetches over the network)")]
+    #[error(
+        "context {0} is not available offline (the document loader never fetches over the network)"
+    )]
     UnknownContext(String),
     /// Remote contexts nest too deeply (or recursively).
     #[error("context {0} nests too deeply (recursive context inclusion?)")]

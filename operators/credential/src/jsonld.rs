@@ -5,8 +5,8 @@
 //! here.
 
 mod context;
-mod term_def;
 mod expand;
+mod term_def;
 mod to_rdf;
 
 use std::sync::Arc;

@@ -29,14 +29,16 @@ pub fn public_key_to_base58(key: &VerifyingKey) -> String {
 }
 
 fn multibase_decode(s: &str, prefix: [u8; 2]) -> Result<[u8; 32], KeyError> {
-    let body = s
-        .strip_prefix('z')
-        .ok_or_else(|| KeyError::Encoding("multibase value must start with 'z' (base58btc)".into()))?;
+    let body = s.strip_prefix('z').ok_or_else(|| {
+        KeyError::Encoding("multibase value must start with 'z' (base58btc)".into())
+    })?;
     let bytes = bs58::decode(body)
         .into_vec()
         .map_err(|e| KeyError::Encoding(e.to_string()))?;
     if bytes.len() != 34 || bytes[..2] != prefix {
-        return Err(KeyError::Encoding("unexpected multicodec header or length".into()));
+        return Err(KeyError::Encoding(
+            "unexpected multicodec header or length".into(),
+        ));
     }
     let mut out = [0u8; 32];
     out.copy_from_slice(&bytes[2..]);
@@ -45,7 +47,8 @@ fn multibase_decode(s: &str, prefix: [u8; 2]) -> Result<[u8; 32], KeyError> {
 
 /// Decodes a multibase (`z...`) multicodec Ed25519 public key (`publicKeyMultibase`).
 pub fn public_key_from_multibase(s: &str) -> Result<VerifyingKey, KeyError> {
-    VerifyingKey::from_bytes(&multibase_decode(s, ED25519_PUB_MULTICODEC)?).map_err(|_| KeyError::InvalidKey)
+    VerifyingKey::from_bytes(&multibase_decode(s, ED25519_PUB_MULTICODEC)?)
+        .map_err(|_| KeyError::InvalidKey)
 }
 
 /// Encodes a public key as multibase multicodec (`z6Mk...`).
@@ -57,7 +60,10 @@ pub fn public_key_to_multibase(key: &VerifyingKey) -> String {
 
 /// Decodes a multibase multicodec Ed25519 private key seed (`privateKeyMultibase`).
 pub fn signing_key_from_multibase(s: &str) -> Result<SigningKey, KeyError> {
-    Ok(SigningKey::from_bytes(&multibase_decode(s, ED25519_PRIV_MULTICODEC)?))
+    Ok(SigningKey::from_bytes(&multibase_decode(
+        s,
+        ED25519_PRIV_MULTICODEC,
+    )?))
 }
 
 /// A verification method document: the key plus who controls it.
@@ -82,7 +88,9 @@ impl VerificationMethod {
         };
         let key = match field("type")? {
             "Ed25519VerificationKey2018" => public_key_from_base58(field("publicKeyBase58")?)?,
-            "Ed25519VerificationKey2020" | "Multikey" => public_key_from_multibase(field("publicKeyMultibase")?)?,
+            "Ed25519VerificationKey2020" | "Multikey" => {
+                public_key_from_multibase(field("publicKeyMultibase")?)?
+            }
             other => return Err(KeyError::UnsupportedType(other.to_string())),
         };
         Ok(VerificationMethod {

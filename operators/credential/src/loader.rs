@@ -98,7 +98,11 @@ impl DocumentLoader {
     }
 
     /// Parses and serves `document` under `url`.
-    pub fn insert_json(&mut self, url: impl Into<String>, document: &str) -> Result<(), CanonError> {
+    pub fn insert_json(
+        &mut self,
+        url: impl Into<String>,
+        document: &str,
+    ) -> Result<(), CanonError> {
         let v: Value = serde_json::from_str(document)
             .map_err(|e| CanonError::InvalidContext(format!("not JSON: {e}")))?;
         self.insert(url, v);

@@ -37,8 +37,19 @@ pub fn default_canonicalizer() -> &'static Canonicalizer {
 }
 
 /// Signs `credential` with [`default_canonicalizer`]. See [`sign_with`].
-pub fn sign(credential: &Value, key: &SigningKey, verification_method: &str, created: &str) -> Result<Value, SignError> {
-    sign_with(default_canonicalizer(), credential, key, verification_method, created)
+pub fn sign(
+    credential: &Value,
+    key: &SigningKey,
+    verification_method: &str,
+    created: &str,
+) -> Result<Value, SignError> {
+    sign_with(
+        default_canonicalizer(),
+        credential,
+        key,
+        verification_method,
+        created,
+    )
 }
 
 /// Verifies `signed` against `key` with [`default_canonicalizer`]. See [`verify_with`].
@@ -60,10 +71,18 @@ fn proof_options(context: Option<&Value>, proof: &Map<String, Value>) -> Value {
     Value::Object(opts)
 }
 
-fn verify_data(options: &Dataset, document: &Dataset, escaping: Escaping) -> Result<Vec<u8>, crate::error::CanonError> {
+fn verify_data(
+    options: &Dataset,
+    document: &Dataset,
+    escaping: Escaping,
+) -> Result<Vec<u8>, crate::error::CanonError> {
     let mut data = Vec::with_capacity(64);
-    data.extend_from_slice(&Sha256::digest(urdna2015::canonicalize(options, escaping)?.as_bytes()));
-    data.extend_from_slice(&Sha256::digest(urdna2015::canonicalize(document, escaping)?.as_bytes()));
+    data.extend_from_slice(&Sha256::digest(
+        urdna2015::canonicalize(options, escaping)?.as_bytes(),
+    ));
+    data.extend_from_slice(&Sha256::digest(
+        urdna2015::canonicalize(document, escaping)?.as_bytes(),
+    ));
     Ok(data)
 }
 
@@ -102,7 +121,10 @@ pub fn sign_with(
     let signature = key.sign(&signing_input(&header, &data));
     proof.insert(
         "jws".into(),
-        json!(format!("{header}..{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))),
+        json!(format!(
+            "{header}..{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )),
     );
     let mut out = obj.clone();
     out.insert("proof".into(), Value::Object(proof));
@@ -135,7 +157,11 @@ fn has_ambiguous_literal(ds: &Dataset) -> bool {
 /// form. When a literal contains control characters that RDFC-1.0 and legacy URDNA2015
 /// implementations escape differently, both canonical forms are tried, so credentials signed by
 /// either generation of libraries verify.
-pub fn verify_with(canon: &Canonicalizer, signed: &Value, key: &VerifyingKey) -> Result<(), VerifyError> {
+pub fn verify_with(
+    canon: &Canonicalizer,
+    signed: &Value,
+    key: &VerifyingKey,
+) -> Result<(), VerifyError> {
     let obj = signed.as_object().ok_or(VerifyError::NotAnObject)?;
     let proof = obj
         .get("proof")
@@ -160,8 +186,12 @@ pub fn verify_with(canon: &Canonicalizer, signed: &Value, key: &VerifyingKey) ->
     field("created")?;
     let jws = field("jws")?;
     let mut parts = jws.split('.');
-    let (Some(header), Some(""), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(VerifyError::MalformedJws("expected a detached JWS header..signature"));
+    let (Some(header), Some(""), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::MalformedJws(
+            "expected a detached JWS header..signature",
+        ));
     };
     let header_json = URL_SAFE_NO_PAD
         .decode(header)
@@ -169,7 +199,9 @@ pub fn verify_with(canon: &Canonicalizer, signed: &Value, key: &VerifyingKey) ->
     let header_value: Value = serde_json::from_slice(&header_json)
         .map_err(|_| VerifyError::MalformedJws("header is not JSON"))?;
     if header_value != json!({"alg": "EdDSA", "b64": false, "crit": ["b64"]}) {
-        return Err(VerifyError::UnexpectedJwsHeader(String::from_utf8_lossy(&header_json).into_owned()));
+        return Err(VerifyError::UnexpectedJwsHeader(
+            String::from_utf8_lossy(&header_json).into_owned(),
+        ));
     }
     let sig_bytes: [u8; 64] = URL_SAFE_NO_PAD
         .decode(sig)
@@ -188,7 +220,10 @@ pub fn verify_with(canon: &Canonicalizer, signed: &Value, key: &VerifyingKey) ->
     }
     for escaping in escapings {
         let data = verify_data(&options, &document, escaping)?;
-        if key.verify_strict(&signing_input(header, &data), &signature).is_ok() {
+        if key
+            .verify_strict(&signing_input(header, &data), &signature)
+            .is_ok()
+        {
             return Ok(());
         }
     }

@@ -201,7 +201,11 @@ mod tests {
     #[test]
     fn escapes_per_rdfc10() {
         let mut s = String::new();
-        escape_literal(&mut s, "a\"b\\c\nd\re\tf\u{8}g\u{c}h\u{0}i\u{1f}j\u{7f}kनमस्ते", Escaping::Rdfc10);
+        escape_literal(
+            &mut s,
+            "a\"b\\c\nd\re\tf\u{8}g\u{c}h\u{0}i\u{1f}j\u{7f}kनमस्ते",
+            Escaping::Rdfc10,
+        );
         assert_eq!(
             s,
             "a\\\"b\\\\c\\nd\\re\\tf\\bg\\fh\\u0000i\\u001Fj\\u007Fkनमस्ते"

@@ -25,7 +25,9 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use crate::error::CanonError;
-use crate::jsonld::{expand_iri, is_absolute_iri, literal_from, src, ActiveContext, JsonLdProcessor, LeafUse};
+use crate::jsonld::{
+    expand_iri, is_absolute_iri, literal_from, src, ActiveContext, JsonLdProcessor, LeafUse,
+};
 use crate::rdf::{Dataset, Quad, Term};
 
 /// Bound on the number of cached shapes (a deployment has a handful).
@@ -44,8 +46,15 @@ fn is_verbatim_key(k: &str) -> bool {
 }
 
 fn push_json_str(out: &mut String, s: &str) {
-    // serde_json's escaping makes keys unambiguous inside the shape key.
-    out.push_str(&Value::String(s.to_string()).to_string());
+    // Keys are JSON-quoted so that they are unambiguous inside the shape key. Plain keys (the
+    // common case) are copied without going through serde_json.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_string()).to_string());
+    }
 }
 
 fn walk<'v>(v: &'v Value, verbatim: bool, key: &mut String, leaves: &mut Vec<&'v Value>) {
@@ -123,6 +132,9 @@ struct TQuad {
 pub struct Template {
     quads: Vec<TQuad>,
     slots: Vec<Slot>,
+    /// How many template terms refer to each slot (the last reference takes the term instead of
+    /// cloning it: most literals are used exactly once).
+    slot_refs: Vec<u32>,
     blank_count: u32,
 }
 
@@ -137,8 +149,14 @@ pub(crate) enum CompileError {
 
 impl Template {
     /// Compiles the template of `doc`'s shape by running the general processor once.
-    pub(crate) fn compile(processor: &JsonLdProcessor, doc: &Value, shape: &Shape<'_>) -> Result<Template, CompileError> {
-        let cap = processor.to_rdf_captured(doc).map_err(|_| CompileError::InvalidDocument)?;
+    pub(crate) fn compile(
+        processor: &JsonLdProcessor,
+        doc: &Value,
+        shape: &Shape<'_>,
+    ) -> Result<Template, CompileError> {
+        let cap = processor
+            .to_rdf_captured(doc)
+            .map_err(|_| CompileError::InvalidDocument)?;
         let index: HashMap<usize, u32> = shape
             .leaves
             .iter()
@@ -167,7 +185,7 @@ impl Template {
             Some(&i) if from != 0 => TTerm::Slot(i),
             _ => TTerm::Fixed(t.clone()),
         };
-        let quads = cap
+        let quads: Vec<TQuad> = cap
             .dataset
             .quads
             .iter()
@@ -179,9 +197,18 @@ impl Template {
                 graph: q.graph.as_ref().map(|g| term(g, s.g)),
             })
             .collect();
+        let mut slot_refs = vec![0u32; slots.len()];
+        for q in &quads {
+            for t in [Some(&q.subject), Some(&q.object), q.graph.as_ref()].into_iter().flatten() {
+                if let TTerm::Slot(i) = t {
+                    slot_refs[*i as usize] += 1;
+                }
+            }
+        }
         let t = Template {
             quads,
             slots,
+            slot_refs,
             blank_count: cap.dataset.blank_count,
         };
         // Self-check: filling the compiling document back in must reproduce the general result.
@@ -203,24 +230,38 @@ impl Template {
         for (slot, leaf) in self.slots.iter().zip(&shape.leaves) {
             terms.push(match slot {
                 Slot::Unused => None,
-                Slot::Literal { datatype, language } => {
-                    Some(Term::Literal(literal_from(leaf, datatype.as_ref(), language.as_ref())?))
-                }
+                Slot::Literal { datatype, language } => Some(Term::Literal(literal_from(
+                    leaf,
+                    datatype.as_ref(),
+                    language.as_ref(),
+                )?)),
                 Slot::Iri { ctx, vocab } => {
                     let Some(s) = leaf.as_str() else {
                         return Ok(None);
                     };
                     match expand_iri(ctx, s, *vocab) {
-                        Some(iri) if is_absolute_iri(&iri) && !iri.starts_with("_:") => Some(Term::Iri(Arc::from(iri))),
+                        Some(iri) if is_absolute_iri(&iri) && !iri.starts_with("_:") => {
+                            Some(Term::Iri(Arc::from(iri)))
+                        }
                         _ => return Ok(None),
                     }
                 }
             });
         }
-        let resolve = |t: &TTerm| -> Option<Term> {
+        let mut remaining = self.slot_refs.clone();
+        let mut resolve = |t: &TTerm| -> Option<Term> {
             match t {
                 TTerm::Fixed(t) => Some(t.clone()),
-                TTerm::Slot(i) => terms.get(*i as usize).cloned().flatten(),
+                TTerm::Slot(i) => {
+                    let i = *i as usize;
+                    let left = remaining.get_mut(i)?;
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        terms.get_mut(i)?.take()
+                    } else {
+                        terms.get(i)?.clone()
+                    }
+                }
             }
         };
         let mut quads = Vec::with_capacity(self.quads.len());
@@ -289,9 +330,17 @@ impl TemplateCache {
 
     /// The dataset of `doc` through its shape's template, compiling it on first sight.
     /// `Ok(None)` means the caller must use the general path.
-    pub(crate) fn dataset(&self, processor: &JsonLdProcessor, doc: &Value) -> Result<Option<Dataset>, CanonError> {
+    pub(crate) fn dataset(
+        &self,
+        processor: &JsonLdProcessor,
+        doc: &Value,
+    ) -> Result<Option<Dataset>, CanonError> {
         let shape = shape_of(doc);
-        let cached = self.map.read().ok().and_then(|m| m.get(&shape.key).cloned());
+        let cached = self
+            .map
+            .read()
+            .ok()
+            .and_then(|m| m.get(&shape.key).cloned());
         let template = match cached {
             Some(Some(t)) => t,
             Some(None) => {

@@ -36,26 +36,29 @@ pub fn canonicalize(dataset: &Dataset, escaping: Escaping) -> Result<String, Can
 
 /// Serializes `dataset` with the given canonical labels (`labels[b]` is the `c14n` number of blank
 /// node `b`), sorting the lines in code point order.
-pub(crate) fn serialize_with_labels(dataset: &Dataset, labels: &[u32], escaping: Escaping) -> String {
+pub(crate) fn serialize_with_labels(
+    dataset: &Dataset,
+    labels: &[u32],
+    escaping: Escaping,
+) -> String {
     let blank = |b: u32, out: &mut String| {
         out.push_str("_:c14n");
         push_u32(out, labels.get(b as usize).copied().unwrap_or(u32::MAX));
     };
-    let mut lines: Vec<String> = dataset
-        .quads
-        .iter()
-        .map(|q| {
-            let mut line = String::with_capacity(128);
-            write_quad(&mut line, q, escaping, &blank);
-            line
-        })
-        .collect();
+    // All lines go into one buffer; sorting ranges avoids an allocation per line.
+    let mut buf = String::with_capacity(dataset.quads.len() * 128);
+    let mut ranges = Vec::with_capacity(dataset.quads.len());
+    for q in &dataset.quads {
+        let start = buf.len();
+        write_quad(&mut buf, q, escaping, &blank);
+        ranges.push(start..buf.len());
+    }
     // Byte order of UTF-8 is code point order, which RDFC-1.0 prescribes.
-    lines.sort_unstable();
-    lines.dedup();
-    let mut out = String::with_capacity(lines.iter().map(String::len).sum());
-    for l in &lines {
-        out.push_str(l);
+    ranges.sort_unstable_by(|a, b| buf[a.clone()].cmp(&buf[b.clone()]));
+    ranges.dedup_by(|a, b| buf[a.clone()] == buf[b.clone()]);
+    let mut out = String::with_capacity(buf.len());
+    for r in ranges {
+        out.push_str(&buf[r]);
     }
     out
 }
@@ -133,11 +136,12 @@ struct State<'a> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(data);
     let mut s = String::with_capacity(64);
     for b in digest.iter() {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
     }
     s
 }
@@ -192,7 +196,6 @@ impl<'a> State<'a> {
             }
         }
         // Step 5: the remaining groups, in hash order, via Hash N-Degree Quads.
-        if !shared.is_empty() { eprintln!("NDEGREE {}", shared.len()); }
         for nodes in shared {
             let mut results: Vec<(String, Issuer)> = Vec::new();
             for &b in &nodes {
@@ -232,7 +235,13 @@ impl<'a> State<'a> {
         h
     }
 
-    fn hash_related(&mut self, related: u32, quad: usize, issuer: &Issuer, position: char) -> String {
+    fn hash_related(
+        &mut self,
+        related: u32,
+        quad: usize,
+        issuer: &Issuer,
+        position: char,
+    ) -> String {
         let mut input = String::with_capacity(160);
         input.push(position);
         if position != 'g' {

@@ -34,28 +34,45 @@ fn pyld_agrees_with_our_canonicalization() {
         let doc = loader.load(url).expect("served");
         contexts.insert(url.to_string(), (*doc).clone());
     }
-    std::fs::write(dir.join("contexts.json"), Value::Object(contexts).to_string()).expect("write contexts");
+    std::fs::write(
+        dir.join("contexts.json"),
+        Value::Object(contexts).to_string(),
+    )
+    .expect("write contexts");
 
     let mut docs = std::fs::File::create(dir.join("docs.jsonl")).expect("docs file");
     let mut ours = std::fs::File::create(dir.join("ours.jsonl")).expect("ours file");
-    let mut rng = Rng::new(0x5EED_0F_1D);
+    let mut rng = Rng::new(0x5EED_0F1D);
     let mut written = 0u64;
     let mut add = |doc: &Value, docs: &mut std::fs::File, ours: &mut std::fs::File| {
-        let nq = canon.canonicalize(doc).expect("generated documents are valid");
+        let nq = canon
+            .canonicalize(doc)
+            .expect("generated documents are valid");
         writeln!(docs, "{doc}").expect("write doc");
         writeln!(ours, "{}", Value::String(nq)).expect("write ours");
         written += 1;
     };
-    add(&common::read_json(common::shared().join("divoc-vector/divoc-ed25519-2018-signed.json")).as_object().map(|o| {
-        let mut o = o.clone();
-        o.remove("proof");
-        Value::Object(o)
-    }).expect("vector"), &mut docs, &mut ours);
+    add(
+        &common::read_json(common::shared().join("divoc-vector/divoc-ed25519-2018-signed.json"))
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                o.remove("proof");
+                Value::Object(o)
+            })
+            .expect("vector"),
+        &mut docs,
+        &mut ours,
+    );
     for _ in 0..n {
         let doc = credential(&mut rng, GenOptions::PYLD);
         add(&doc, &mut docs, &mut ours);
         if rng.chance(10) {
-            add(&proof_options(&mut rng, &doc["@context"]), &mut docs, &mut ours);
+            add(
+                &proof_options(&mut rng, &doc["@context"]),
+                &mut docs,
+                &mut ours,
+            );
         }
     }
     drop((docs, ours));
@@ -70,8 +87,18 @@ fn pyld_agrees_with_our_canonicalization() {
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{written} documents written to {}\n{stdout}{stderr}", dir.display());
-    assert!(out.status.success(), "PyLD disagrees (status {:?})", out.status.code());
-    assert!(stdout.contains(&format!("compared {written} documents, 0 mismatches")), "{stdout}");
+    println!(
+        "{written} documents written to {}\n{stdout}{stderr}",
+        dir.display()
+    );
+    assert!(
+        out.status.success(),
+        "PyLD disagrees (status {:?})",
+        out.status.code()
+    );
+    assert!(
+        stdout.contains(&format!("compared {written} documents, 0 mismatches")),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,13 +32,20 @@ fn template_equals_general_for_generated_credentials() {
             }
         }
         let opts = proof_options(&mut rng, &doc["@context"]);
-        assert_eq!(canon.canonicalize(&opts), canon.canonicalize_general(&opts), "proof options #{i}");
+        assert_eq!(
+            canon.canonicalize(&opts),
+            canon.canonicalize_general(&opts),
+            "proof options #{i}"
+        );
     }
     let stats = canon.template_stats();
     println!("{SHAPES} base shapes");
     println!("compared {N} credentials (+{N} proof options): {ok} canonicalized, {errors} rejected by both paths, {with_legacy} also under legacy escaping; template stats {stats:?}");
     assert!(ok > N * 9 / 10, "most generated credentials are valid");
-    assert!(errors > 0, "invalid identifiers must be rejected by both paths");
+    assert!(
+        errors > 0,
+        "invalid identifiers must be rejected by both paths"
+    );
     // The bulk went through templates; the fallbacks are documents with blank-node/relative ids.
     assert!(stats.hits > 2 * N * 9 / 10, "{stats:?}");
     assert!(stats.fallbacks > 0, "{stats:?}");

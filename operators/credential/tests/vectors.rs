@@ -7,7 +7,8 @@ use common::{read_json, shared};
 use divoc_credential::keys::{public_key_from_multibase, signing_key_from_multibase};
 use divoc_credential::proof::{verify_with, verify_with_method, IssuerCheck};
 use divoc_credential::{
-    verify, Canonicalizer, DocumentLoader, Escaping, VaccinationCredential, VerificationMethod, VerifyError,
+    verify, Canonicalizer, DocumentLoader, Escaping, VaccinationCredential, VerificationMethod,
+    VerifyError,
 };
 use ed25519_dalek::{Signature, Signer as _};
 use serde_json::{json, Value};
@@ -19,15 +20,22 @@ fn divoc_signed() -> Value {
 
 fn divoc_method() -> VerificationMethod {
     let issuer = read_json(shared().join("divoc-vector/divoc-issuer.json"));
-    VerificationMethod::from_json(&issuer["verificationMethods"]["did:india"]).expect("DIVOC key document")
+    VerificationMethod::from_json(&issuer["verificationMethods"]["did:india"])
+        .expect("DIVOC key document")
 }
 
 #[test]
 fn shipped_divoc_contexts_equal_divoc_published_ones() {
     use divoc_credential::loader::documents;
     for (ours, theirs) in [
-        (documents::VACCINATION_V1, "divoc-contexts/vaccination-v1.jsonld"),
-        (documents::VACCINATION_V2, "divoc-contexts/vaccination-v2.jsonld"),
+        (
+            documents::VACCINATION_V1,
+            "divoc-contexts/vaccination-v1.jsonld",
+        ),
+        (
+            documents::VACCINATION_V2,
+            "divoc-contexts/vaccination-v2.jsonld",
+        ),
     ] {
         let ours: Value = serde_json::from_str(ours).expect("our context parses");
         assert_eq!(ours, read_json(shared().join(theirs)), "{theirs}");
@@ -66,48 +74,97 @@ fn divoc_vector_round_trips_through_typed_model() {
     let signed = divoc_signed();
     let typed = VaccinationCredential::from_json(&signed).expect("typed parse");
     assert_eq!(typed.to_json().expect("serialize"), signed);
-    assert_eq!(typed.version(), Some(divoc_credential::CredentialVersion::V1));
+    assert_eq!(
+        typed.version(),
+        Some(divoc_credential::CredentialVersion::V1)
+    );
 }
 
 #[test]
 fn rejects_tampered_divoc_vector() {
     let key = divoc_method().key;
-    let tamper: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("name", Box::new(|v| v["credentialSubject"]["name"] = json!("Bhaya Mitra "))),
-        ("age", Box::new(|v| v["credentialSubject"]["age"] = json!("27"))),
-        ("batch", Box::new(|v| v["evidence"][0]["batch"] = json!("MB3428BY"))),
-        ("dose type", Box::new(|v| v["evidence"][0]["dose"] = json!(1))),
-        ("facility", Box::new(|v| v["evidence"][0]["facility"]["name"] = json!("XYZ"))),
-        ("issuer", Box::new(|v| v["issuer"] = json!("https://evil.example/"))),
-        ("issuanceDate", Box::new(|v| v["issuanceDate"] = json!("2021-08-27T10:57:58.237Z"))),
-        ("created", Box::new(|v| v["proof"]["created"] = json!("2021-08-27T10:57:58Z"))),
-        ("verificationMethod", Box::new(|v| v["proof"]["verificationMethod"] = json!("did:other"))),
-        ("subject id", Box::new(|v| v["credentialSubject"]["id"] = json!("did:in.gov.uidai.aadhaar:1"))),
+    type Tamper = (&'static str, Box<dyn Fn(&mut Value)>);
+    let tamper: Vec<Tamper> = vec![
+        (
+            "name",
+            Box::new(|v| v["credentialSubject"]["name"] = json!("Bhaya Mitra ")),
+        ),
+        (
+            "age",
+            Box::new(|v| v["credentialSubject"]["age"] = json!("27")),
+        ),
+        (
+            "batch",
+            Box::new(|v| v["evidence"][0]["batch"] = json!("MB3428BY")),
+        ),
+        (
+            "dose type",
+            Box::new(|v| v["evidence"][0]["dose"] = json!(1)),
+        ),
+        (
+            "facility",
+            Box::new(|v| v["evidence"][0]["facility"]["name"] = json!("XYZ")),
+        ),
+        (
+            "issuer",
+            Box::new(|v| v["issuer"] = json!("https://evil.example/")),
+        ),
+        (
+            "issuanceDate",
+            Box::new(|v| v["issuanceDate"] = json!("2021-08-27T10:57:58.237Z")),
+        ),
+        (
+            "created",
+            Box::new(|v| v["proof"]["created"] = json!("2021-08-27T10:57:58Z")),
+        ),
+        (
+            "verificationMethod",
+            Box::new(|v| v["proof"]["verificationMethod"] = json!("did:other")),
+        ),
+        (
+            "subject id",
+            Box::new(|v| v["credentialSubject"]["id"] = json!("did:in.gov.uidai.aadhaar:1")),
+        ),
     ];
     for (what, f) in tamper {
         let mut v = divoc_signed();
         f(&mut v);
-        assert_eq!(verify(&v, &key), Err(VerifyError::SignatureMismatch), "tampered {what}");
+        assert_eq!(
+            verify(&v, &key),
+            Err(VerifyError::SignatureMismatch),
+            "tampered {what}"
+        );
     }
     // Structural tampering gives specific reasons.
     let mut v = divoc_signed();
     v["credentialSubject"]["email"] = json!("x@example.com");
     assert_eq!(
         verify(&v, &key),
-        Err(VerifyError::Canonicalization(divoc_credential::CanonError::UndefinedTerm("email".into())))
+        Err(VerifyError::Canonicalization(
+            divoc_credential::CanonError::UndefinedTerm("email".into())
+        ))
     );
     let mut v = divoc_signed();
     v["proof"]["proofPurpose"] = json!("authentication");
-    assert_eq!(verify(&v, &key), Err(VerifyError::WrongProofPurpose("authentication".into())));
+    assert_eq!(
+        verify(&v, &key),
+        Err(VerifyError::WrongProofPurpose("authentication".into()))
+    );
     let mut v = divoc_signed();
     v["proof"]["jws"] = json!("eyJhbGciOiJFZERTQSJ9..AAAA");
-    assert!(matches!(verify(&v, &key), Err(VerifyError::UnexpectedJwsHeader(_))));
+    assert!(matches!(
+        verify(&v, &key),
+        Err(VerifyError::UnexpectedJwsHeader(_))
+    ));
     let mut v = divoc_signed();
     v.as_object_mut().expect("object").remove("proof");
     assert_eq!(verify(&v, &key), Err(VerifyError::MissingProof));
     // A different key.
     let other = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]).verifying_key();
-    assert_eq!(verify(&divoc_signed(), &other), Err(VerifyError::SignatureMismatch));
+    assert_eq!(
+        verify(&divoc_signed(), &other),
+        Err(VerifyError::SignatureMismatch)
+    );
 }
 
 /// Loader for the W3C vectors: the test-only subsets of credentials v2, examples v2 and
@@ -115,9 +172,18 @@ fn rejects_tampered_divoc_vector() {
 fn w3c_canonicalizer() -> Canonicalizer {
     let mut loader = DocumentLoader::default();
     for (url, text) in [
-        ("https://www.w3.org/ns/credentials/v2", include_str!("contexts/credentials-v2-subset.jsonld")),
-        ("https://www.w3.org/ns/credentials/examples/v2", include_str!("contexts/examples-v2.jsonld")),
-        ("https://w3id.org/security/suites/ed25519-2020/v1", include_str!("contexts/ed25519-2020-subset.jsonld")),
+        (
+            "https://www.w3.org/ns/credentials/v2",
+            include_str!("contexts/credentials-v2-subset.jsonld"),
+        ),
+        (
+            "https://www.w3.org/ns/credentials/examples/v2",
+            include_str!("contexts/examples-v2.jsonld"),
+        ),
+        (
+            "https://w3id.org/security/suites/ed25519-2020/v1",
+            include_str!("contexts/ed25519-2020-subset.jsonld"),
+        ),
     ] {
         loader.insert_json(url, text).expect("test context parses");
     }
@@ -134,7 +200,10 @@ fn check_w3c_vector(signed_file: &str, canon_file: &str) {
     let canon = w3c_canonicalizer();
     let signed = read_json(w3c_dir().join(signed_file));
     let mut doc = signed.clone();
-    let proof = doc.as_object_mut().and_then(|o| o.remove("proof")).expect("proof");
+    let proof = doc
+        .as_object_mut()
+        .and_then(|o| o.remove("proof"))
+        .expect("proof");
     let expected = std::fs::read_to_string(w3c_dir().join(canon_file)).expect("canonical document");
     let ours = canon.canonicalize_general(&doc).expect("canonicalize");
     assert_eq!(ours.trim_end(), expected.trim_end(), "{canon_file}");
@@ -152,8 +221,10 @@ fn check_w3c_vector(signed_file: &str, canon_file: &str) {
     data.extend_from_slice(&Sha256::digest(ours.as_bytes()));
 
     let keys = read_json(w3c_dir().join("keyPair.json"));
-    let public = public_key_from_multibase(keys["publicKeyMultibase"].as_str().expect("pk")).expect("public key");
-    let secret = signing_key_from_multibase(keys["privateKeyMultibase"].as_str().expect("sk")).expect("secret key");
+    let public = public_key_from_multibase(keys["publicKeyMultibase"].as_str().expect("pk"))
+        .expect("public key");
+    let secret = signing_key_from_multibase(keys["privateKeyMultibase"].as_str().expect("sk"))
+        .expect("secret key");
     assert_eq!(secret.verifying_key(), public);
     let sig_bytes: [u8; 64] = bs58::decode(&proof_value[1..])
         .into_vec()
@@ -163,18 +234,30 @@ fn check_w3c_vector(signed_file: &str, canon_file: &str) {
     public
         .verify_strict(&data, &Signature::from_bytes(&sig_bytes))
         .expect("W3C vector signature verifies over our canonical forms");
-    let resigned = format!("z{}", bs58::encode(secret.sign(&data).to_bytes()).into_string());
-    assert_eq!(resigned, proof_value, "Ed25519 is deterministic: same proofValue");
+    let resigned = format!(
+        "z{}",
+        bs58::encode(secret.sign(&data).to_bytes()).into_string()
+    );
+    assert_eq!(
+        resigned, proof_value,
+        "Ed25519 is deterministic: same proofValue"
+    );
 }
 
 #[test]
 fn w3c_ed25519_signature_2020_vector() {
-    check_w3c_vector("Ed25519Signature2020/signedEdSig.json", "Ed25519Signature2020/canonDocEdSig.txt");
+    check_w3c_vector(
+        "Ed25519Signature2020/signedEdSig.json",
+        "Ed25519Signature2020/canonDocEdSig.txt",
+    );
 }
 
 #[test]
 fn w3c_eddsa_rdfc_2022_vector() {
-    check_w3c_vector("eddsa-rdfc-2022/signedDataInt.json", "eddsa-rdfc-2022/canonDocDataInt.txt");
+    check_w3c_vector(
+        "eddsa-rdfc-2022/signedDataInt.json",
+        "eddsa-rdfc-2022/canonDocDataInt.txt",
+    );
 }
 
 #[test]

@@ -228,7 +228,11 @@ impl ContextProcessor<'_> {
         propagate: bool,
     ) -> Result<Arc<ActiveContext>, CanonError> {
         let (value, key_local, keep) = match local {
-            LocalContext::Scoped(v) => (&**v, Some(LocalKey::Ptr(Arc::as_ptr(v) as usize)), Some(v.clone())),
+            LocalContext::Scoped(v) => (
+                &**v,
+                Some(LocalKey::Ptr(Arc::as_ptr(v) as usize)),
+                Some(v.clone()),
+            ),
             LocalContext::Inline(v) => (v, text_key(v).map(LocalKey::Text), None),
         };
         let key = key_local.map(|local| CacheKey {
@@ -244,7 +248,8 @@ impl ContextProcessor<'_> {
                 }
             }
         }
-        let result = Arc::new(self.process_uncached(active, value, override_protected, propagate)?);
+        let result =
+            Arc::new(self.process_uncached(active, value, override_protected, propagate)?);
         if let Some(k) = key {
             if let Ok(mut map) = self.cache.map.write() {
                 if map.len() < MAX_CACHE_ENTRIES {
@@ -296,7 +301,11 @@ impl ContextProcessor<'_> {
                             "cannot nullify a context with protected terms".into(),
                         ));
                     }
-                    let previous = if propagate { None } else { result.previous.clone() };
+                    let previous = if propagate {
+                        None
+                    } else {
+                        result.previous.clone()
+                    };
                     *result = ActiveContext::initial();
                     result.previous = previous;
                 }
@@ -336,7 +345,9 @@ impl ContextProcessor<'_> {
             return Err(CanonError::Unsupported("@import in contexts"));
         }
         if map.get("@base").is_some_and(|b| !b.is_null()) {
-            return Err(CanonError::Unsupported("@base (documents have no base IRI)"));
+            return Err(CanonError::Unsupported(
+                "@base (documents have no base IRI)",
+            ));
         }
         if map.get("@direction").is_some_and(|b| !b.is_null()) {
             return Err(CanonError::Unsupported("@direction"));
@@ -346,7 +357,11 @@ impl ContextProcessor<'_> {
             Some(Value::Null) => result.vocab = None,
             Some(Value::String(v)) => match expand_iri(result, v, true) {
                 Some(iri) if is_absolute_iri(&iri) => result.vocab = Some(iri),
-                _ => return Err(CanonError::InvalidContext(format!("@vocab {v:?} is not an absolute IRI"))),
+                _ => {
+                    return Err(CanonError::InvalidContext(format!(
+                        "@vocab {v:?} is not an absolute IRI"
+                    )))
+                }
             },
             Some(_) => return Err(CanonError::InvalidContext("@vocab must be a string".into())),
         }
@@ -354,12 +369,20 @@ impl ContextProcessor<'_> {
             None => {}
             Some(Value::Null) => result.language = None,
             Some(Value::String(l)) => result.language = Some(l.to_lowercase()),
-            Some(_) => return Err(CanonError::InvalidContext("@language must be a string".into())),
+            Some(_) => {
+                return Err(CanonError::InvalidContext(
+                    "@language must be a string".into(),
+                ))
+            }
         }
         let protected_default = match map.get("@protected") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(CanonError::InvalidContext("@protected must be a boolean".into())),
+            Some(_) => {
+                return Err(CanonError::InvalidContext(
+                    "@protected must be a boolean".into(),
+                ))
+            }
         };
         let mut defs = TermBuilder {
             local: map,
@@ -370,7 +393,14 @@ impl ContextProcessor<'_> {
         for term in map.keys() {
             if matches!(
                 term.as_str(),
-                "@base" | "@direction" | "@import" | "@language" | "@propagate" | "@protected" | "@version" | "@vocab"
+                "@base"
+                    | "@direction"
+                    | "@import"
+                    | "@language"
+                    | "@propagate"
+                    | "@protected"
+                    | "@version"
+                    | "@vocab"
             ) {
                 continue;
             }
@@ -384,10 +414,12 @@ impl ContextProcessor<'_> {
 fn text_key(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Array(a) if a.iter().all(Value::is_string) => {
-            Some(a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\u{0}"))
-        }
+        Value::Array(a) if a.iter().all(Value::is_string) => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\u{0}"),
+        ),
         _ => None,
     }
 }
-

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::context::{expand_iri, is_absolute_iri, is_keyword, ActiveContext, ContextProcessor, LocalContext};
+use super::context::{
+    expand_iri, is_absolute_iri, is_keyword, ActiveContext, ContextProcessor, LocalContext,
+};
 use crate::error::CanonError;
 
 /// An expanded JSON-LD item.
@@ -57,7 +59,10 @@ pub(crate) enum LeafUse {
         language: Option<String>,
     },
     /// Expanded as an IRI against this context.
-    Iri { ctx: Arc<ActiveContext>, vocab: bool },
+    Iri {
+        ctx: Arc<ActiveContext>,
+        vocab: bool,
+    },
     /// Determined structure (`@type`, `@language`, `@index`, ...).
     Structural,
 }
@@ -87,7 +92,11 @@ impl Expander<'_> {
     }
 
     /// Expands a whole document.
-    pub(crate) fn expand_document(&mut self, initial: &Arc<ActiveContext>, doc: &Value) -> Result<Vec<Item>, CanonError> {
+    pub(crate) fn expand_document(
+        &mut self,
+        initial: &Arc<ActiveContext>,
+        doc: &Value,
+    ) -> Result<Vec<Item>, CanonError> {
         let mut items = self.expand(initial, None, doc)?;
         // A top-level object holding only @graph stands for its contents.
         if let [Item::Node(n)] = items.as_mut_slice() {
@@ -100,7 +109,12 @@ impl Expander<'_> {
         Ok(items)
     }
 
-    fn expand(&mut self, ctx: &Arc<ActiveContext>, ap: Option<&str>, element: &Value) -> Result<Vec<Item>, CanonError> {
+    fn expand(
+        &mut self,
+        ctx: &Arc<ActiveContext>,
+        ap: Option<&str>,
+        element: &Value,
+    ) -> Result<Vec<Item>, CanonError> {
         match element {
             Value::Null => Ok(Vec::new()),
             Value::Array(a) => {
@@ -121,11 +135,15 @@ impl Expander<'_> {
             Value::Object(map) => self.expand_object(ctx, ap, map),
             scalar => {
                 let Some(p) = ap.filter(|p| *p != "@graph") else {
-                    return Err(CanonError::InvalidJsonLd(format!("free-floating value {scalar}")));
+                    return Err(CanonError::InvalidJsonLd(format!(
+                        "free-floating value {scalar}"
+                    )));
                 };
                 let scoped = ctx.term(p).and_then(|d| d.context.clone());
                 let ctx = match scoped {
-                    Some(sc) => self.ctxp.process(ctx, LocalContext::Scoped(&sc), true, true)?,
+                    Some(sc) => self
+                        .ctxp
+                        .process(ctx, LocalContext::Scoped(&sc), true, true)?,
                     None => ctx.clone(),
                 };
                 Ok(vec![self.expand_value(&ctx, p, scalar)?])
@@ -134,7 +152,12 @@ impl Expander<'_> {
     }
 
     /// The Value Expansion algorithm.
-    fn expand_value(&mut self, ctx: &Arc<ActiveContext>, ap: &str, v: &Value) -> Result<Item, CanonError> {
+    fn expand_value(
+        &mut self,
+        ctx: &Arc<ActiveContext>,
+        ap: &str,
+        v: &Value,
+    ) -> Result<Item, CanonError> {
         let def = ctx.term(ap);
         let tm = def.and_then(|d| d.type_mapping.as_deref());
         if let (Value::String(s), Some(t @ ("@id" | "@vocab"))) = (v, tm) {
@@ -158,7 +181,9 @@ impl Expander<'_> {
         let mut datatype = None;
         let mut language = None;
         match tm {
-            Some(t) if t != "@id" && t != "@vocab" && t != "@none" => datatype = Some(t.to_string()),
+            Some(t) if t != "@id" && t != "@vocab" && t != "@none" => {
+                datatype = Some(t.to_string())
+            }
             _ => {
                 if v.is_string() {
                     language = match def.and_then(|d| d.language.clone()) {
@@ -190,18 +215,26 @@ impl Expander<'_> {
         let mut ctx = ctx.clone();
         // Type-scoped contexts do not propagate into nested node objects.
         if let Some(prev) = ctx.previous.clone() {
-            let expanded: Vec<Option<String>> = map.keys().map(|k| expand_iri(&ctx, k, true)).collect();
+            let expanded: Vec<Option<String>> =
+                map.keys().map(|k| expand_iri(&ctx, k, true)).collect();
             let has_value = expanded.iter().any(|e| e.as_deref() == Some("@value"));
-            let only_id = map.len() == 1 && expanded.first().is_some_and(|e| e.as_deref() == Some("@id"));
+            let only_id = map.len() == 1
+                && expanded
+                    .first()
+                    .is_some_and(|e| e.as_deref() == Some("@id"));
             if !has_value && !only_id {
                 ctx = prev;
             }
         }
         if let Some(sc) = property_scoped {
-            ctx = self.ctxp.process(&ctx, LocalContext::Scoped(&sc), true, true)?;
+            ctx = self
+                .ctxp
+                .process(&ctx, LocalContext::Scoped(&sc), true, true)?;
         }
         if let Some(c) = map.get("@context") {
-            ctx = self.ctxp.process(&ctx, LocalContext::Inline(c), false, true)?;
+            ctx = self
+                .ctxp
+                .process(&ctx, LocalContext::Inline(c), false, true)?;
         }
         let type_scoped = ctx.clone();
         let mut type_keys: Vec<&String> = map
@@ -212,15 +245,16 @@ impl Expander<'_> {
         for k in type_keys {
             let mut terms: Vec<&str> = Vec::new();
             for t in as_items(&map[k.as_str()]) {
-                terms.push(
-                    t.as_str()
-                        .ok_or_else(|| CanonError::InvalidJsonLd("@type values must be strings".into()))?,
-                );
+                terms.push(t.as_str().ok_or_else(|| {
+                    CanonError::InvalidJsonLd("@type values must be strings".into())
+                })?);
             }
             terms.sort_unstable();
             for t in terms {
                 if let Some(sc) = type_scoped.term(t).and_then(|d| d.context.clone()) {
-                    ctx = self.ctxp.process(&ctx, LocalContext::Scoped(&sc), false, false)?;
+                    ctx = self
+                        .ctxp
+                        .process(&ctx, LocalContext::Scoped(&sc), false, false)?;
                 }
             }
         }
@@ -244,7 +278,9 @@ impl Expander<'_> {
                 continue;
             }
             if seen_keywords.contains(&exp) {
-                return Err(CanonError::InvalidJsonLd(format!("colliding keywords {exp}")));
+                return Err(CanonError::InvalidJsonLd(format!(
+                    "colliding keywords {exp}"
+                )));
             }
             seen_keywords.push(exp.clone());
             match exp.as_str() {
@@ -264,9 +300,9 @@ impl Expander<'_> {
                 }
                 "@type" => {
                     for t in as_items(v) {
-                        let s = t
-                            .as_str()
-                            .ok_or_else(|| CanonError::InvalidJsonLd("@type values must be strings".into()))?;
+                        let s = t.as_str().ok_or_else(|| {
+                            CanonError::InvalidJsonLd("@type values must be strings".into())
+                        })?;
                         self.note(t, || LeafUse::Structural);
                         let iri = expand_iri(&type_scoped, s, true)
                             .filter(|i| is_absolute_iri(i))
@@ -282,9 +318,9 @@ impl Expander<'_> {
                     value = Some(v);
                 }
                 "@language" => {
-                    let l = v
-                        .as_str()
-                        .ok_or_else(|| CanonError::InvalidJsonLd("@language must be a string".into()))?;
+                    let l = v.as_str().ok_or_else(|| {
+                        CanonError::InvalidJsonLd("@language must be a string".into())
+                    })?;
                     self.note(v, || LeafUse::Structural);
                     language = Some(l.to_lowercase());
                 }
@@ -305,7 +341,11 @@ impl Expander<'_> {
                 "@included" => return Err(CanonError::Unsupported("@included")),
                 "@nest" => return Err(CanonError::Unsupported("@nest")),
                 "@direction" => return Err(CanonError::Unsupported("@direction")),
-                other => return Err(CanonError::InvalidJsonLd(format!("keyword {other} not allowed here"))),
+                other => {
+                    return Err(CanonError::InvalidJsonLd(format!(
+                        "keyword {other} not allowed here"
+                    )))
+                }
             }
         }
         self.finish_object(ap, node, value, language, list, set)
@@ -325,7 +365,9 @@ impl Expander<'_> {
             return Err(CanonError::Unsupported("@json literals"));
         }
         if v.is_object() && (has("@language") || has("@index") || has("@id") || has("@type")) {
-            return Err(CanonError::Unsupported("map containers (@language/@index/@id/@type)"));
+            return Err(CanonError::Unsupported(
+                "map containers (@language/@index/@id/@type)",
+            ));
         }
         if has("@graph") && (has("@id") || has("@index")) {
             return Err(CanonError::Unsupported("@graph containers with @id/@index"));
@@ -373,10 +415,14 @@ impl Expander<'_> {
             }
             let datatype = node.types.into_iter().next().map(|(t, _)| t);
             if language.is_some() && (!v.is_string() || datatype.is_some()) {
-                return Err(CanonError::InvalidJsonLd("invalid language-tagged value".into()));
+                return Err(CanonError::InvalidJsonLd(
+                    "invalid language-tagged value".into(),
+                ));
             }
             if ap.is_none() || ap == Some("@graph") {
-                return Err(CanonError::InvalidJsonLd("free-floating value object".into()));
+                return Err(CanonError::InvalidJsonLd(
+                    "free-floating value object".into(),
+                ));
             }
             self.note(v, || LeafUse::Literal {
                 datatype: datatype.clone(),
@@ -390,7 +436,9 @@ impl Expander<'_> {
             })]);
         }
         if language.is_some() {
-            return Err(CanonError::InvalidJsonLd("@language outside a value object".into()));
+            return Err(CanonError::InvalidJsonLd(
+                "@language outside a value object".into(),
+            ));
         }
         if let Some(items) = list {
             if node_parts || !node.types.is_empty() || set.is_some() {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::context::{expand_iri, is_absolute_iri, is_keyword, looks_like_keyword, ActiveContext, TermDef};
+use super::context::{
+    expand_iri, is_absolute_iri, is_keyword, looks_like_keyword, ActiveContext, TermDef,
+};
 use crate::error::CanonError;
 
 /// State of "Create Term Definition" over one local context.
@@ -25,7 +27,11 @@ fn invalid(msg: impl Into<String>) -> CanonError {
 }
 
 impl TermBuilder<'_> {
-    pub(crate) fn create(&mut self, active: &mut ActiveContext, term: &str) -> Result<(), CanonError> {
+    pub(crate) fn create(
+        &mut self,
+        active: &mut ActiveContext,
+        term: &str,
+    ) -> Result<(), CanonError> {
         match self.defined.get(term) {
             Some(true) => return Ok(()),
             Some(false) => return Err(invalid(format!("cyclic IRI mapping for {term:?}"))),
@@ -55,7 +61,11 @@ impl TermBuilder<'_> {
                 (true, m)
             }
             Value::Object(m) => (false, m),
-            _ => return Err(invalid(format!("definition of {term:?} must be a string or object"))),
+            _ => {
+                return Err(invalid(format!(
+                    "definition of {term:?} must be a string or object"
+                )))
+            }
         };
         for k in obj.keys() {
             if !matches!(
@@ -72,7 +82,9 @@ impl TermBuilder<'_> {
                     | "@prefix"
                     | "@protected"
             ) {
-                return Err(invalid(format!("term definition of {term:?} has invalid key {k:?}")));
+                return Err(invalid(format!(
+                    "term definition of {term:?} has invalid key {k:?}"
+                )));
             }
         }
         let colon = term.find(':').filter(|c| *c > 0);
@@ -105,7 +117,9 @@ impl TermBuilder<'_> {
                     let iri = self
                         .expand(active, id, true)?
                         .filter(|i| is_absolute_iri(i) || is_keyword(i))
-                        .ok_or_else(|| invalid(format!("@id of {term:?} is not an absolute IRI")))?;
+                        .ok_or_else(|| {
+                            invalid(format!("@id of {term:?} is not an absolute IRI"))
+                        })?;
                     if term_looks_like_iri(term) {
                         let saved = self.defined.insert(term.to_string(), true);
                         let term_iri = self.expand(active, term, true)?;
@@ -114,7 +128,9 @@ impl TermBuilder<'_> {
                             None => self.defined.remove(term),
                         };
                         if term_iri.as_deref() != Some(iri.as_str()) {
-                            return Err(invalid(format!("term {term:?} in IRI form must expand to its definition")));
+                            return Err(invalid(format!(
+                                "term {term:?} in IRI form must expand to its definition"
+                            )));
                         }
                     }
                     def.prefix = simple && colon.is_none() && iri.ends_with(GEN_DELIMS);
@@ -132,10 +148,9 @@ impl TermBuilder<'_> {
                 }
                 def.iri = Some(match active.term(prefix) {
                     Some(p) => {
-                        let piri = p
-                            .iri
-                            .as_ref()
-                            .ok_or_else(|| invalid(format!("prefix of {term:?} is mapped to null")))?;
+                        let piri = p.iri.as_ref().ok_or_else(|| {
+                            invalid(format!("prefix of {term:?} is mapped to null"))
+                        })?;
                         format!("{piri}{suffix}")
                     }
                     None => term.to_string(),
@@ -143,7 +158,9 @@ impl TermBuilder<'_> {
             } else if let Some(v) = &active.vocab {
                 def.iri = Some(format!("{v}{term}"));
             } else {
-                return Err(invalid(format!("term {term:?} must define @id (no @vocab)")));
+                return Err(invalid(format!(
+                    "term {term:?} must define @id (no @vocab)"
+                )));
             }
         }
         def.protected = match obj.get("@protected") {
@@ -152,7 +169,9 @@ impl TermBuilder<'_> {
             Some(_) => return Err(invalid("@protected must be a boolean")),
         };
         if let Some(t) = obj.get("@type") {
-            let t = t.as_str().ok_or_else(|| invalid("@type mapping must be a string"))?;
+            let t = t
+                .as_str()
+                .ok_or_else(|| invalid("@type mapping must be a string"))?;
             let mapped = match t {
                 "@id" | "@vocab" | "@json" | "@none" => t.to_string(),
                 _ => self
@@ -183,7 +202,9 @@ impl TermBuilder<'_> {
             }
         }
         if let Some(p) = obj.get("@prefix") {
-            let p = p.as_bool().ok_or_else(|| invalid("@prefix must be a boolean"))?;
+            let p = p
+                .as_bool()
+                .ok_or_else(|| invalid("@prefix must be a boolean"))?;
             if term.contains(':') || term.contains('/') {
                 return Err(invalid("@prefix on a compact IRI term"));
             }
@@ -213,7 +234,12 @@ impl TermBuilder<'_> {
 
     /// IRI expansion during context processing: dependencies in the local context are defined
     /// on demand.
-    fn expand(&mut self, active: &mut ActiveContext, value: &str, vocab: bool) -> Result<Option<String>, CanonError> {
+    fn expand(
+        &mut self,
+        active: &mut ActiveContext,
+        value: &str,
+        vocab: bool,
+    ) -> Result<Option<String>, CanonError> {
         if is_keyword(value) {
             return Ok(Some(value.to_string()));
         }
@@ -252,7 +278,15 @@ fn container_values(c: &Value) -> Result<Vec<String>, CanonError> {
             .ok_or_else(|| invalid("@container values must be strings"))?,
         _ => return Err(invalid("@container must be a string or array")),
     };
-    const VALID: &[&str] = &["@list", "@set", "@index", "@language", "@graph", "@id", "@type"];
+    const VALID: &[&str] = &[
+        "@list",
+        "@set",
+        "@index",
+        "@language",
+        "@graph",
+        "@id",
+        "@type",
+    ];
     if vals.iter().any(|v| !VALID.contains(&v.as_str())) {
         return Err(invalid(format!("invalid @container {vals:?}")));
     }
@@ -261,7 +295,10 @@ fn container_values(c: &Value) -> Result<Vec<String>, CanonError> {
         return Err(invalid("@list containers admit no other value"));
     }
     if has("@graph") {
-        if vals.iter().any(|v| !matches!(v.as_str(), "@graph" | "@id" | "@index" | "@set")) {
+        if vals
+            .iter()
+            .any(|v| !matches!(v.as_str(), "@graph" | "@id" | "@index" | "@set"))
+        {
             return Err(invalid("invalid @graph container"));
         }
     } else if vals.len() > if has("@set") { 2 } else { 1 } {
@@ -269,4 +306,3 @@ fn container_values(c: &Value) -> Result<Vec<String>, CanonError> {
     }
     Ok(vals)
 }
-

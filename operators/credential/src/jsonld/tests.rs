@@ -3,7 +3,9 @@
 use serde_json::json;
 
 use super::*;
-use crate::jsonld::context::{is_keyword, looks_like_keyword, ContextCache, ContextProcessor, LocalContext};
+use crate::jsonld::context::{
+    is_keyword, looks_like_keyword, ContextCache, ContextProcessor, LocalContext,
+};
 
 fn nq(doc: Value) -> Result<String, CanonError> {
     JsonLdProcessor::default().canonicalize(&doc, Escaping::Rdfc10)
@@ -22,7 +24,9 @@ fn undefined_terms_are_errors() {
 
 #[test]
 fn relative_iris_are_errors() {
-    let err = nq(json!({"@context": [CRED, VAC], "type": "VerifiableCredential", "issuer": "not-absolute"}));
+    let err = nq(
+        json!({"@context": [CRED, VAC], "type": "VerifiableCredential", "issuer": "not-absolute"}),
+    );
     assert_eq!(err, Err(CanonError::RelativeIri("not-absolute".into())));
     let err = nq(json!({"@context": [CRED, VAC], "id": "", "type": "VerifiableCredential"}));
     assert_eq!(err, Err(CanonError::RelativeIri(String::new())));
@@ -50,7 +54,10 @@ fn property_scoped_contexts_redefine_protected_terms() {
     }))
     .expect("canonicalize");
     assert!(out.contains("<https://schema.org/id> \"V-7\" ."), "{out}");
-    assert!(out.contains("<https://e.example/1> <vac:verifier> _:c14n"), "{out}");
+    assert!(
+        out.contains("<https://e.example/1> <vac:verifier> _:c14n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -63,8 +70,16 @@ fn compact_iris_follow_prefix_rules() {
         "issuer": "vac:issuer"
     }))
     .expect("canonicalize");
-    assert!(out.contains("<https://www.w3.org/2018/credentials#credentialSubject> <https://schema.org/abc> ."), "{out}");
-    assert!(out.contains("<https://www.w3.org/2018/credentials#issuer> <vac:issuer> ."), "{out}");
+    assert!(
+        out.contains(
+            "<https://www.w3.org/2018/credentials#credentialSubject> <https://schema.org/abc> ."
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("<https://www.w3.org/2018/credentials#issuer> <vac:issuer> ."),
+        "{out}"
+    );
 }
 
 #[test]
@@ -111,10 +126,17 @@ _:c14n1 <http://www.w3.org/1999/02/22-rdf-syntax-ns#rest> <http://www.w3.org/199
 
 #[test]
 fn unsupported_features_are_reported() {
-    let err = nq(json!({"@context": {"r": {"@reverse": "http://ex/r"}}, "@id": "http://ex/s", "r": {"@id": "http://ex/o"}}));
+    let err = nq(
+        json!({"@context": {"r": {"@reverse": "http://ex/r"}}, "@id": "http://ex/s", "r": {"@id": "http://ex/o"}}),
+    );
     assert_eq!(err, Err(CanonError::Unsupported("@reverse properties")));
     let err = nq(json!({"@context": "https://unknown.example/ctx", "@id": "http://ex/s"}));
-    assert_eq!(err, Err(CanonError::UnknownContext("https://unknown.example/ctx".into())));
+    assert_eq!(
+        err,
+        Err(CanonError::UnknownContext(
+            "https://unknown.example/ctx".into()
+        ))
+    );
 }
 
 #[test]
@@ -130,7 +152,6 @@ fn duplicate_values_collapse() {
 }
 
 // ---- context processing ----
-
 
 #[test]
 fn absolute_iri_test_matches_jsonld_js() {
@@ -160,7 +181,12 @@ fn process(ctx: Value) -> Result<Arc<ActiveContext>, CanonError> {
         loader: &loader,
         cache: &cache,
     };
-    p.process(&Arc::new(ActiveContext::initial()), LocalContext::Inline(&ctx), false, true)
+    p.process(
+        &Arc::new(ActiveContext::initial()),
+        LocalContext::Inline(&ctx),
+        false,
+        true,
+    )
 }
 
 #[test]
@@ -172,8 +198,14 @@ fn prefix_flag_requires_gen_delim() {
         "b": "vac:city"
     }))
     .expect("context");
-    assert_eq!(ctx.term("a").and_then(|d| d.iri.clone()).as_deref(), Some("https://schema.org/name"));
-    assert_eq!(ctx.term("b").and_then(|d| d.iri.clone()).as_deref(), Some("vac:city"));
+    assert_eq!(
+        ctx.term("a").and_then(|d| d.iri.clone()).as_deref(),
+        Some("https://schema.org/name")
+    );
+    assert_eq!(
+        ctx.term("b").and_then(|d| d.iri.clone()).as_deref(),
+        Some("vac:city")
+    );
 }
 
 #[test]

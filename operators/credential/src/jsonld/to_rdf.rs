@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::expand::{Item, Node};
 use crate::error::CanonError;
 use crate::rdf::{
-    Dataset, Literal, Quad, Term, RDF_FIRST, RDF_LANG_STRING, RDF_NIL, RDF_REST, RDF_TYPE, XSD_BOOLEAN, XSD_DOUBLE,
-    XSD_INTEGER, XSD_STRING,
+    Dataset, Literal, Quad, Term, RDF_FIRST, RDF_LANG_STRING, RDF_NIL, RDF_REST, RDF_TYPE,
+    XSD_BOOLEAN, XSD_DOUBLE, XSD_INTEGER, XSD_STRING,
 };
 
 macro_rules! static_arc {
@@ -51,7 +51,11 @@ pub(crate) fn canonical_double(f: f64) -> String {
 /// Converts a JSON scalar with its (expanded) datatype/language to an RDF literal, following the
 /// JSON-LD "Object to RDF" rules: booleans become `xsd:boolean`; numbers with a fractional part
 /// (or ≥ 1e21, or typed `xsd:double`) become canonical `xsd:double`; other numbers `xsd:integer`.
-pub(crate) fn literal_from(value: &Value, datatype: Option<&Arc<str>>, language: Option<&Arc<str>>) -> Result<Literal, CanonError> {
+pub(crate) fn literal_from(
+    value: &Value,
+    datatype: Option<&Arc<str>>,
+    language: Option<&Arc<str>>,
+) -> Result<Literal, CanonError> {
     let dt = |default: fn() -> Arc<str>| datatype.cloned().unwrap_or_else(default);
     Ok(match value {
         Value::Bool(b) => Literal {
@@ -62,9 +66,12 @@ pub(crate) fn literal_from(value: &Value, datatype: Option<&Arc<str>>, language:
         Value::Number(n) => {
             let forced_double = datatype.is_some_and(|d| &**d == XSD_DOUBLE);
             let as_float = if n.is_f64() { n.as_f64() } else { None };
-            let double = forced_double || as_float.is_some_and(|f| f.fract() != 0.0 || f.abs() >= 1e21);
+            let double =
+                forced_double || as_float.is_some_and(|f| f.fract() != 0.0 || f.abs() >= 1e21);
             if double {
-                let f = n.as_f64().ok_or_else(|| CanonError::InvalidJsonLd(format!("number {n}")))?;
+                let f = n
+                    .as_f64()
+                    .ok_or_else(|| CanonError::InvalidJsonLd(format!("number {n}")))?;
                 Literal {
                     lexical: canonical_double(f),
                     datatype: dt(xsd_double),
@@ -163,7 +170,11 @@ impl RdfBuilder {
         Ok(())
     }
 
-    fn node(&mut self, n: &Node, graph: &Option<(Term, usize)>) -> Result<(Term, usize), CanonError> {
+    fn node(
+        &mut self,
+        n: &Node,
+        graph: &Option<(Term, usize)>,
+    ) -> Result<(Term, usize), CanonError> {
         let subject = match &n.id {
             Some(id) => (self.id_term(id), n.id_src),
             None => (self.fresh_blank(), 0),
@@ -174,7 +185,9 @@ impl RdfBuilder {
         }
         for (p, items) in &n.props {
             if p.starts_with("_:") {
-                return Err(CanonError::Unsupported("blank node predicates (generalized RDF)"));
+                return Err(CanonError::Unsupported(
+                    "blank node predicates (generalized RDF)",
+                ));
             }
             let pred: Arc<str> = Arc::from(p.as_str());
             for it in items {
@@ -193,13 +206,20 @@ impl RdfBuilder {
         Ok(subject)
     }
 
-    fn object(&mut self, it: &Item, graph: &Option<(Term, usize)>) -> Result<(Term, usize), CanonError> {
+    fn object(
+        &mut self,
+        it: &Item,
+        graph: &Option<(Term, usize)>,
+    ) -> Result<(Term, usize), CanonError> {
         match it {
             Item::Node(n) => self.node(n, graph),
             Item::Value(v) => {
                 let dt = v.datatype.as_deref().map(Arc::from);
                 let lang = v.language.as_deref().map(Arc::from);
-                Ok((Term::Literal(literal_from(&v.value, dt.as_ref(), lang.as_ref())?), v.src))
+                Ok((
+                    Term::Literal(literal_from(&v.value, dt.as_ref(), lang.as_ref())?),
+                    v.src,
+                ))
             }
             Item::List(items) => {
                 if items.is_empty() {
@@ -209,7 +229,10 @@ impl RdfBuilder {
                 for (i, item) in items.iter().enumerate() {
                     let o = self.object(item, graph)?;
                     self.push((cells[i].clone(), 0), rdf_first(), o, graph);
-                    let rest = cells.get(i + 1).cloned().unwrap_or_else(|| Term::Iri(rdf_nil()));
+                    let rest = cells
+                        .get(i + 1)
+                        .cloned()
+                        .unwrap_or_else(|| Term::Iri(rdf_nil()));
                     self.push((cells[i].clone(), 0), rdf_rest(), (rest, 0), graph);
                 }
                 Ok((cells[0].clone(), 0))

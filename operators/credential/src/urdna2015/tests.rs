@@ -54,7 +54,10 @@ fn canon(nq: &str) -> String {
 #[test]
 fn no_blank_nodes() {
     let nq = "<http://ex/b> <http://ex/p> \"2\" .\n<http://ex/a> <http://ex/p> \"1\" .\n";
-    assert_eq!(canon(nq), "<http://ex/a> <http://ex/p> \"1\" .\n<http://ex/b> <http://ex/p> \"2\" .\n");
+    assert_eq!(
+        canon(nq),
+        "<http://ex/a> <http://ex/p> \"1\" .\n<http://ex/b> <http://ex/p> \"2\" .\n"
+    );
 }
 
 #[test]
@@ -140,7 +143,9 @@ fn invariant_under_relabelling_and_shuffling() {
         };
         let expected = canonicalize(&ds, Escaping::Rdfc10).expect("canonicalize");
         // permute labels and reverse/rotate quads
-        let perm: Vec<u32> = (0..nodes as u32).map(|i| (i * 5 + 3) % nodes as u32).collect();
+        let perm: Vec<u32> = (0..nodes as u32)
+            .map(|i| (i * 5 + 3) % nodes as u32)
+            .collect();
         let relabel = |t: &Term| match t {
             Term::Blank(b) => Term::Blank(perm[*b as usize]),
             other => other.clone(),
@@ -163,7 +168,10 @@ fn invariant_under_relabelling_and_shuffling() {
         };
         if nodes % 5 != 0 {
             // (i*5+3) mod n is a permutation only when gcd(5, n) = 1
-            assert_eq!(canonicalize(&ds2, Escaping::Rdfc10).expect("canonicalize"), expected);
+            assert_eq!(
+                canonicalize(&ds2, Escaping::Rdfc10).expect("canonicalize"),
+                expected
+            );
         }
     }
 }
@@ -179,5 +187,8 @@ fn poison_graph_is_rejected_not_hung() {
             }
         }
     }
-    assert_eq!(canonicalize(&parse(&nq), Escaping::Rdfc10), Err(CanonError::TooComplex));
+    assert_eq!(
+        canonicalize(&parse(&nq), Escaping::Rdfc10),
+        Err(CanonError::TooComplex)
+    );
 }

@@ -17,7 +17,8 @@ pub fn shared() -> PathBuf {
 }
 
 pub fn read_json(path: PathBuf) -> Value {
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
@@ -110,7 +111,9 @@ fn random_char(rng: &mut Rng, opts: GenOptions) -> char {
             let c = *rng.pick(&[0u32, 1, 7, 8, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f]);
             char::from_u32(c).unwrap_or(' ')
         }
-        6 => *rng.pick(&['😀', '𝄞', '\u{200d}', '\u{feff}', 'é', '\u{fffd}', '\u{e000}']),
+        6 => *rng.pick(&[
+            '😀', '𝄞', '\u{200d}', '\u{feff}', 'é', '\u{fffd}', '\u{e000}',
+        ]),
         7 => ' ',
         _ => {
             let (lo, hi) = *rng.pick(SCRIPT_RANGES);
@@ -150,7 +153,8 @@ impl Gen<'_> {
     }
 
     fn opt_pick(&mut self, items: &[&str]) -> Option<String> {
-        self.present(10).then(|| self.values.pick(items).to_string())
+        self.present(10)
+            .then(|| self.values.pick(items).to_string())
     }
 
     fn address(&mut self) -> Option<Address> {
@@ -164,7 +168,9 @@ impl Gen<'_> {
             city: self.opt_text(),
             address_region: self.opt_text(),
             address_country: self.opt_pick(&["IN", "LK", "PH", "", "भारत"]),
-            postal_code: self.present(15).then(|| self.values.below(1_000_000).to_string()),
+            postal_code: self
+                .present(15)
+                .then(|| self.values.below(1_000_000).to_string()),
         })
     }
 
@@ -172,8 +178,8 @@ impl Gen<'_> {
         let rng = &mut *self.values;
         let digits = rng.below(10_000_000_000);
         match rng.below(100) {
-            0 => "schema:compact".into(),        // expands through the active `schema` prefix
-            1 => format!("vac:{digits}"),        // `vac` is not a prefix: stays as is
+            0 => "schema:compact".into(), // expands through the active `schema` prefix
+            1 => format!("vac:{digits}"), // `vac` is not a prefix: stays as is
             2 => format!("_:b{}", rng.below(3)), // blank node: template declines, general handles
             3 => format!("urn:uuid:{digits}-x"),
             4 if self.opts.invalid_iris => format!("{digits}"), // relative: rejected
@@ -201,8 +207,16 @@ pub const SHAPES: u64 = 24;
 /// A random DIVOC-shaped credential as JSON.
 pub fn credential(rng: &mut Rng, opts: GenOptions) -> Value {
     let shape = Rng::new(1000 + rng.below(SHAPES));
-    let mut g = Gen { values: rng, shape, opts };
-    let version = if g.shape.chance(50) { CredentialVersion::V1 } else { CredentialVersion::V2 };
+    let mut g = Gen {
+        values: rng,
+        shape,
+        opts,
+    };
+    let version = if g.shape.chance(50) {
+        CredentialVersion::V1
+    } else {
+        CredentialVersion::V2
+    };
     let ns = if g.shape.chance(20) {
         VaccinationNamespace {
             v1: "https://divoc.dev/credentials/vaccination/v1".into(),
@@ -222,7 +236,12 @@ pub fn credential(rng: &mut Rng, opts: GenOptions) -> Value {
         age: g.present(10).then(|| g.values.below(110).to_string()),
         nationality: g.opt_text(),
         dob: (v2 && g.present(20)).then(|| {
-            format!("19{:02}-0{}-1{}", g.values.below(100), 1 + g.values.below(9), g.values.below(10))
+            format!(
+                "19{:02}-0{}-1{}",
+                g.values.below(100),
+                1 + g.values.below(9),
+                g.values.below(10)
+            )
         }),
         address: g.address(),
     };
@@ -236,14 +255,27 @@ pub fn credential(rng: &mut Rng, opts: GenOptions) -> Value {
     let evidence = Evidence {
         id: g.iri("https://cowin.gov.in/vaccine/"),
         info_url: g.opt_pick(&["https://selfregistration.cowin.gov.in/?"]),
-        feedback_url: g.opt_pick(&["https://selfregistration.cowin.gov.in/?", "https://cowin.gov.in/feedback"]),
-        certificate_id: g.present(10).then(|| g.values.below(1_000_000_000_000).to_string()),
+        feedback_url: g.opt_pick(&[
+            "https://selfregistration.cowin.gov.in/?",
+            "https://cowin.gov.in/feedback",
+        ]),
+        certificate_id: g
+            .present(10)
+            .then(|| g.values.below(1_000_000_000_000).to_string()),
         types: vec!["Vaccination".into()],
         batch: g.opt_text(),
         vaccine: g.opt_pick(&["COVISHIELD", "COVAXIN", "Sputnik V", ""]),
         manufacturer: g.opt_text(),
-        icd11_code: if v2 { g.opt_pick(&["XM9QW8", "XM1NL1"]) } else { None },
-        prophylaxis: if v2 { g.opt_pick(&["COVID-19 vaccine, non-replicating viral vector"]) } else { None },
+        icd11_code: if v2 {
+            g.opt_pick(&["XM9QW8", "XM1NL1"])
+        } else {
+            None
+        },
+        prophylaxis: if v2 {
+            g.opt_pick(&["COVID-19 vaccine, non-replicating viral vector"])
+        } else {
+            None
+        },
         date: g.opt_pick(&["2021-05-02T19:21:18.646Z", "2021-06-12T09:00:00.000Z"]),
         effective_start: g.opt_pick(&["2021-05-02"]),
         effective_until: g.opt_pick(&["2022-05-02"]),
@@ -257,7 +289,10 @@ pub fn credential(rng: &mut Rng, opts: GenOptions) -> Value {
     };
     let cred = VaccinationCredential {
         context: version.contexts(&ns),
-        types: vec!["VerifiableCredential".into(), "ProofOfVaccinationCredential".into()],
+        types: vec![
+            "VerifiableCredential".into(),
+            "ProofOfVaccinationCredential".into(),
+        ],
         credential_subject: subject,
         issuer,
         issuance_date,
