@@ -27,7 +27,7 @@ const DOS_DATE_1980_01_01: u16 = 0x21;
 
 /// Zips `credential_json` as `certificate.json` with DEFLATE.
 pub fn zip_certificate(credential_json: &[u8]) -> Vec<u8> {
-    let compressed = miniz_oxide::deflate::compress_to_vec(credential_json, 9);
+    let compressed = miniz_oxide::deflate::compress_to_vec(credential_json, 6);
     let crc = crc32fast::hash(credential_json);
     let name = ENTRY_NAME.as_bytes();
     let mut out = Vec::with_capacity(compressed.len() + 2 * name.len() + 100);

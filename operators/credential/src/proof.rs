@@ -57,17 +57,19 @@ pub fn verify(signed: &Value, key: &VerifyingKey) -> Result<(), VerifyError> {
     verify_with(default_canonicalizer(), signed, key)
 }
 
+/// The proof options document: the proof without its signature value, carrying the credential's
+/// `@context` unless the proof has its own (jsonld-signatures: `{'@context': doc['@context'],
+/// ...proof}`).
 fn proof_options(context: Option<&Value>, proof: &Map<String, Value>) -> Value {
     let mut opts = proof.clone();
     opts.remove("jws");
     opts.remove("signatureValue");
     opts.remove("proofValue");
-    opts.insert(
-        "@context".into(),
+    opts.entry("@context").or_insert_with(|| {
         context
             .cloned()
-            .unwrap_or_else(|| Value::String(crate::loader::SECURITY_V2_URL.into())),
-    );
+            .unwrap_or_else(|| Value::String(crate::loader::SECURITY_V2_URL.into()))
+    });
     Value::Object(opts)
 }
 

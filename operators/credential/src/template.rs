@@ -199,7 +199,10 @@ impl Template {
             .collect();
         let mut slot_refs = vec![0u32; slots.len()];
         for q in &quads {
-            for t in [Some(&q.subject), Some(&q.object), q.graph.as_ref()].into_iter().flatten() {
+            for t in [Some(&q.subject), Some(&q.object), q.graph.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 if let TTerm::Slot(i) = t {
                     slot_refs[*i as usize] += 1;
                 }

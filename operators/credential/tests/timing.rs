@@ -53,7 +53,10 @@ fn print_costs_per_certificate() {
     let expand_us = per_item(&docs, |d| {
         general.processor().to_rdf(d).expect("to_rdf");
     });
-    let datasets: Vec<_> = docs.iter().map(|d| canon.dataset(d).expect("dataset")).collect();
+    let datasets: Vec<_> = docs
+        .iter()
+        .map(|d| canon.dataset(d).expect("dataset"))
+        .collect();
     let urdna_us = (0..5)
         .map(|_| {
             let start = Instant::now();
