@@ -12,13 +12,25 @@ use std::process::Command;
 use arrow::array::{Array, AsArray};
 use common::*;
 
-fn run_signed_pipeline(tmp: &std::path::Path, events: u64) -> (Vec<String>, Vec<Vec<u8>>, std::path::PathBuf) {
+fn run_signed_pipeline(
+    tmp: &std::path::Path,
+    events: u64,
+) -> (Vec<String>, Vec<Vec<u8>>, std::path::PathBuf) {
     let input = tmp.join("input");
     std::fs::create_dir_all(&input).unwrap();
     gen(&input.join("e.ndjson"), events, 77, 0.0, 0.0);
     let config = default_config().display().to_string();
-    let out = divoc(&with_sets(&["run", "--config", &config], &dir_sets(tmp, &input)).iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = divoc(
+        &with_sets(&["run", "--config", &config], &dir_sets(tmp, &input))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let accepted = read_output(&tmp.join("out"), "accepted");
     let creds = string_column(&accepted, "credential");
     let mut qrs = Vec::new();
@@ -40,7 +52,11 @@ fn key_field(key: &std::path::Path, field: &str) -> String {
 fn credentials_verify_with_pyld_and_pynacl() {
     let tmp = tempfile::tempdir().unwrap();
     let (creds, _, key) = run_signed_pipeline(tmp.path(), 300);
-    assert!(creds.len() >= 250, "most generated events are signed: {}", creds.len());
+    assert!(
+        creds.len() >= 250,
+        "most generated events are signed: {}",
+        creds.len()
+    );
     let jsonl = tmp.path().join("creds.jsonl");
     std::fs::write(&jsonl, creds.join("\n") + "\n").unwrap();
     let ctx_dir = repo().join("operators/credential/contexts");
@@ -62,8 +78,19 @@ fn credentials_verify_with_pyld_and_pynacl() {
         .output()
         .expect("python3 runs (tests/run-all.sh installs pyld and pynacl)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("verified={} tampered_rejected={} failures=0", creds.len(), creds.len())), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "verified={} tampered_rejected={} failures=0",
+            creds.len(),
+            creds.len()
+        )),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -80,7 +107,11 @@ fn qr_image_decodes_with_zbar_to_the_signed_credential() {
             .arg(&png)
             .output()
             .expect("zbarimg runs (tests/run-all.sh installs zbar-tools)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut decoded = out.stdout;
         // zbarimg ends its output with a newline after the symbol data.
         if decoded.len() == payload.len() + 1 && decoded.last() == Some(&b'\n') {
@@ -95,10 +126,23 @@ fn qr_image_decodes_with_zbar_to_the_signed_credential() {
             .arg(&zip)
             .output()
             .unwrap();
-        assert!(unzip.status.success(), "{}", String::from_utf8_lossy(&unzip.stderr));
+        assert!(
+            unzip.status.success(),
+            "{}",
+            String::from_utf8_lossy(&unzip.stderr)
+        );
         assert_eq!(String::from_utf8(unzip.stdout).unwrap(), *cred);
-        let v = divoc(&["verify", &zip.display().to_string(), "--key", &key.display().to_string()]);
-        assert!(String::from_utf8_lossy(&v.stdout).starts_with("VALID"), "{}", String::from_utf8_lossy(&v.stdout));
+        let v = divoc(&[
+            "verify",
+            &zip.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+        ]);
+        assert!(
+            String::from_utf8_lossy(&v.stdout).starts_with("VALID"),
+            "{}",
+            String::from_utf8_lossy(&v.stdout)
+        );
     }
 }
 
@@ -107,16 +151,33 @@ fn divoc_vector_is_accepted_and_rejected_when_tampered() {
     let shared = repo().join("../shared/divoc-vector");
     let cred = shared.join("divoc-ed25519-2018-signed.json");
     let key = shared.join("divoc-issuer.json");
-    let out = divoc(&["verify", &cred.display().to_string(), "--key", &key.display().to_string()]);
+    let out = divoc(&[
+        "verify",
+        &cred.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.starts_with("VALID"), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("not the key's controller"), "DIVOC's issuer/controller mismatch is reported: {text}");
+    assert!(
+        out.status.success() && text.starts_with("VALID"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("not the key's controller"),
+        "DIVOC's issuer/controller mismatch is reported: {text}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cred).unwrap()).unwrap();
     v["credentialSubject"]["name"] = serde_json::json!("Someone Else");
     let t = tmp.path().join("tampered.json");
     std::fs::write(&t, v.to_string()).unwrap();
-    let out = divoc(&["verify", &t.display().to_string(), "--key", &key.display().to_string()]);
+    let out = divoc(&[
+        "verify",
+        &t.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("INVALID"));
 }

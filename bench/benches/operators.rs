@@ -1,5 +1,6 @@
 //! Criterion benches for each stage on 8192-event batches of generated data:
-//! parse (file source: JSON -> Arrow), validate, dedupe (new keys), publish (Parquet encode + write).
+//! parse (file source: JSON -> Arrow), validate, dedupe (new keys), publish (Parquet encode + write),
+//! sign and QR payload; and per certificate: canonicalization (template and general) and signing.
 //!
 //! Run: `cargo bench -p divoc-bench --bench operators`
 
@@ -10,8 +11,12 @@ use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use divoc_bench::gen::{write_events, GenConfig, GenFormat};
 use divoc_connectors::files::{FileSource, FileSourceConfig};
+use divoc_credential::{Canonicalizer, DocumentLoader, SigningKey};
 use divoc_operators::catalogue::VaccineCatalogue;
 use divoc_operators::dedupe::{Dedupe, DedupeConfig};
+use divoc_operators::keys::IssuerKey;
+use divoc_operators::qr_payload::QrPayload;
+use divoc_operators::sign::{Sign, SignConfig};
 use divoc_operators::validate::{Validate, ValidateConfig};
 use divoc_pipeline::operator::{Operator, Source, SourcePoll};
 use divoc_pipeline::parquet_out::PartitionedParquet;
@@ -135,7 +140,61 @@ fn benches(c: &mut Criterion) {
             out.flush(epoch).expect("flush")
         })
     });
+
+    // Signing: the sign operator on the batch (canonicalize + Ed25519, rayon), then per certificate.
+    let sign_cfg: SignConfig = toml::from_str("key_file = 'k'\ncatalogue = 'c'").expect("config");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vaccines.toml");
+    let mut signer = Sign::new(
+        sign_cfg,
+        IssuerKey::from_seed("did:web:bench.example", [5u8; 32]),
+        VaccineCatalogue::load(&root).expect("catalogue"),
+    );
+    g.bench_function("sign_batch", |b| {
+        b.iter(|| signer.process(deduped.clone(), "sign").expect("sign"))
+    });
+    let signed = signer
+        .process(deduped.clone(), "sign")
+        .expect("sign")
+        .output;
+    let mut qr = QrPayload;
+    g.bench_function("qr_payload_zip", |b| {
+        b.iter(|| qr.process(signed.clone(), "qr").expect("qr"))
+    });
     g.finish();
+
+    let mut one = c.benchmark_group("per_certificate");
+    one.throughput(Throughput::Elements(1));
+    let cred = signer
+        .credential(&deduped, 0)
+        .expect("credential")
+        .to_json()
+        .expect("json");
+    let canon = Canonicalizer::new(DocumentLoader::default());
+    let general = Canonicalizer::new(DocumentLoader::default()).without_templates();
+    one.bench_function("canonicalize_template", |b| {
+        b.iter(|| canon.canonicalize(&cred).expect("canon"))
+    });
+    one.bench_function("canonicalize_general", |b| {
+        b.iter(|| general.canonicalize(&cred).expect("canon"))
+    });
+    let key = SigningKey::from_bytes(&[5u8; 32]);
+    one.bench_function("sign_credential_full", |b| {
+        b.iter(|| {
+            divoc_credential::sign_with(
+                &canon,
+                &cred,
+                &key,
+                "did:web:bench.example#key-1",
+                "2022-01-01T00:00:00.000Z",
+            )
+            .expect("sign")
+        })
+    });
+    let msg = [7u8; 108];
+    one.bench_function("ed25519_sign_raw", |b| {
+        b.iter(|| ed25519_dalek::Signer::sign(&key, &msg))
+    });
+    one.finish();
 }
 
 criterion_group!(operator_benches, benches);

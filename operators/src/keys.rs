@@ -61,14 +61,24 @@ impl IssuerKey {
     }
 
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let k: Self = serde_json::from_str(&text).map_err(|e| format!("{}: not an issuer key file: {e}", path.display()))?;
-        let seed = bs58::decode(&k.private_key_base58).into_vec().map_err(|e| format!("{}: privateKeyBase58: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let k: Self = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not an issuer key file: {e}", path.display()))?;
+        let seed = bs58::decode(&k.private_key_base58)
+            .into_vec()
+            .map_err(|e| format!("{}: privateKeyBase58: {e}", path.display()))?;
         if seed.len() != 32 {
-            return Err(format!("{}: privateKeyBase58 must decode to 32 bytes", path.display()));
+            return Err(format!(
+                "{}: privateKeyBase58 must decode to 32 bytes",
+                path.display()
+            ));
         }
         if public_key_to_base58(&k.signing_key().verifying_key()) != k.public_key_base58 {
-            return Err(format!("{}: publicKeyBase58 does not match the private key", path.display()));
+            return Err(format!(
+                "{}: publicKeyBase58 does not match the private key",
+                path.display()
+            ));
         }
         Ok(k)
     }
@@ -78,7 +88,8 @@ impl IssuerKey {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
         let mut f = std::fs::OpenOptions::new()
@@ -86,8 +97,15 @@ impl IssuerKey {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| format!("cannot create {}: {e} (an existing key is never overwritten)", path.display()))?;
-        f.write_all(&json).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .map_err(|e| {
+                format!(
+                    "cannot create {}: {e} (an existing key is never overwritten)",
+                    path.display()
+                )
+            })?;
+        f.write_all(&json)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// The public verification method document (Ed25519VerificationKey2018).
@@ -123,13 +141,20 @@ mod tests {
         let p = dir.path().join("k/issuer.json");
         let k = IssuerKey::generate("https://issuer.example").unwrap();
         k.save(&p).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(k.save(&p).is_err(), "never overwrites");
         let back = IssuerKey::load(&p).unwrap();
         assert_eq!(back.public_key_base58, k.public_key_base58);
         assert!(!format!("{k:?}").contains(&k.private_key_base58));
-        assert_eq!(k.verification_method_doc()["controller"], "https://issuer.example");
-        let mut tampered: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(
+            k.verification_method_doc()["controller"],
+            "https://issuer.example"
+        );
+        let mut tampered: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         tampered["publicKeyBase58"] = "11111111111111111111111111111111".into();
         std::fs::write(&p, tampered.to_string()).unwrap();
         assert!(IssuerKey::load(&p).unwrap_err().contains("does not match"));

@@ -32,7 +32,11 @@ pub fn zip_certificate(credential_json: &[u8]) -> Vec<u8> {
     let name = ENTRY_NAME.as_bytes();
     let mut out = Vec::with_capacity(compressed.len() + 2 * name.len() + 100);
     let header = |out: &mut Vec<u8>, central: bool| {
-        out.extend_from_slice(if central { &[0x50, 0x4b, 0x01, 0x02] } else { &[0x50, 0x4b, 0x03, 0x04] });
+        out.extend_from_slice(if central {
+            &[0x50, 0x4b, 0x01, 0x02]
+        } else {
+            &[0x50, 0x4b, 0x03, 0x04]
+        });
         if central {
             out.extend_from_slice(&20u16.to_le_bytes()); // version made by
         }
@@ -74,7 +78,11 @@ pub fn zip_certificate(credential_json: &[u8]) -> Vec<u8> {
 /// DIVOC's reader does.
 pub fn unzip_certificate(payload: &[u8]) -> Result<Vec<u8>, QrError> {
     if !payload.starts_with(&[0x50, 0x4b, 0x03, 0x04]) {
-        let trimmed = payload.iter().skip_while(|b| b.is_ascii_whitespace()).copied().next();
+        let trimmed = payload
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace())
+            .copied()
+            .next();
         return if trimmed == Some(b'{') {
             Ok(payload.to_vec())
         } else {
@@ -103,7 +111,10 @@ pub fn unzip_certificate(payload: &[u8]) -> Result<Vec<u8>, QrError> {
         .get(30..30 + name_len)
         .ok_or_else(|| QrError::BadArchive("truncated name".into()))?;
     if name != ENTRY_NAME.as_bytes() {
-        return Err(QrError::BadArchive(format!("first entry is {:?}, expected {ENTRY_NAME}", String::from_utf8_lossy(name))));
+        return Err(QrError::BadArchive(format!(
+            "first entry is {:?}, expected {ENTRY_NAME}",
+            String::from_utf8_lossy(name)
+        )));
     }
     let start = 30 + name_len + extra_len;
     let data = payload
@@ -113,7 +124,11 @@ pub fn unzip_certificate(payload: &[u8]) -> Result<Vec<u8>, QrError> {
         0 => data.to_vec(),
         8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, 1 << 20)
             .map_err(|e| QrError::BadArchive(format!("inflate: {e:?}")))?,
-        m => return Err(QrError::BadArchive(format!("compression method {m} is not supported"))),
+        m => {
+            return Err(QrError::BadArchive(format!(
+                "compression method {m} is not supported"
+            )))
+        }
     };
     if out.len() != usize_ || crc32fast::hash(&out) != crc {
         return Err(QrError::BadArchive("size or CRC mismatch".into()));
@@ -159,15 +174,20 @@ pub fn qr_png(code: &QrCode, scale: u32) -> Result<Vec<u8>, QrError> {
         let mut enc = png::Encoder::new(&mut out, side, side);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| QrError::Encode(e.to_string()))?;
-        w.write_image_data(&pixels).map_err(|e| QrError::Encode(e.to_string()))?;
+        let mut w = enc
+            .write_header()
+            .map_err(|e| QrError::Encode(e.to_string()))?;
+        w.write_image_data(&pixels)
+            .map_err(|e| QrError::Encode(e.to_string()))?;
     }
     Ok(out)
 }
 
 /// Renders a QR code as SVG.
 pub fn qr_svg(code: &QrCode) -> String {
-    code.render::<qrcode::render::svg::Color>().min_dimensions(256, 256).build()
+    code.render::<qrcode::render::svg::Color>()
+        .min_dimensions(256, 256)
+        .build()
 }
 
 #[cfg(test)]
@@ -180,7 +200,10 @@ mod tests {
         let z = zip_certificate(json);
         assert_eq!(z, zip_certificate(json));
         assert_eq!(unzip_certificate(&z).unwrap(), json.to_vec());
-        assert_eq!(unzip_certificate(b" {\"a\":1}").unwrap(), b" {\"a\":1}".to_vec());
+        assert_eq!(
+            unzip_certificate(b" {\"a\":1}").unwrap(),
+            b" {\"a\":1}".to_vec()
+        );
         assert!(unzip_certificate(b"garbage").is_err());
         let mut bad = z.clone();
         let last = bad.len() - 30;
@@ -191,7 +214,10 @@ mod tests {
     #[test]
     fn qr_sizes() {
         assert!(qr_code_bytes(&[0u8; 100]).is_ok());
-        assert!(matches!(qr_code_bytes(&[0u8; 2332]), Err(QrError::TooLarge(2332))));
+        assert!(matches!(
+            qr_code_bytes(&[0u8; 2332]),
+            Err(QrError::TooLarge(2332))
+        ));
         let full = qr_code_bytes(&[7u8; MAX_QR_BYTES_M]).unwrap();
         assert_eq!(full.version(), Version::Normal(40));
         let png = qr_png(&qr_code_bytes(b"hello").unwrap(), 4).unwrap();

@@ -46,27 +46,54 @@ impl Operator for QrPayload {
         let creds = batch
             .column_by_name(CREDENTIAL)
             .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| EngineError::Schema("qr_payload needs the credential column (put sign before it)".into()))?;
-        let zips: Vec<Vec<u8>> = (0..batch.num_rows()).into_par_iter().map(|i| zip_certificate(creds.value(i).as_bytes())).collect();
+            .ok_or_else(|| {
+                EngineError::Schema(
+                    "qr_payload needs the credential column (put sign before it)".into(),
+                )
+            })?;
+        let zips: Vec<Vec<u8>> = (0..batch.num_rows())
+            .into_par_iter()
+            .map(|i| zip_certificate(creds.value(i).as_bytes()))
+            .collect();
         let mut out = BinaryBuilder::with_capacity(zips.len(), zips.iter().map(Vec::len).sum());
         let mut keep = Vec::with_capacity(zips.len());
         let mut rejections = Rejections::default();
         for (i, z) in zips.iter().enumerate() {
             if z.len() > MAX_QR_BYTES_M || creds.is_null(i) {
-                rejections.push(i, Reason::new("qr_too_large", format!("QR payload is {} bytes; a byte-mode QR at EC M holds {MAX_QR_BYTES_M}", z.len())));
+                rejections.push(
+                    i,
+                    Reason::new(
+                        "qr_too_large",
+                        format!(
+                            "QR payload is {} bytes; a byte-mode QR at EC M holds {MAX_QR_BYTES_M}",
+                            z.len()
+                        ),
+                    ),
+                );
                 keep.push(false);
             } else {
                 out.append_value(z);
                 keep.push(true);
             }
         }
-        let accepted = if rejections.is_empty() { batch.clone() } else { filter_record_batch(&batch, &BooleanArray::from(keep))? };
+        let accepted = if rejections.is_empty() {
+            batch.clone()
+        } else {
+            filter_record_batch(&batch, &BooleanArray::from(keep))?
+        };
         let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new(QR_PAYLOAD, DataType::Binary, false)));
         let mut cols = accepted.columns().to_vec();
         cols.push(Arc::new(out.finish()) as ArrayRef);
         let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        let dead_letters = if rejections.is_empty() { None } else { Some(rejections.into_dead_letters(&batch, stage)?) };
-        Ok(Processed { output, dead_letters })
+        let dead_letters = if rejections.is_empty() {
+            None
+        } else {
+            Some(rejections.into_dead_letters(&batch, stage)?)
+        };
+        Ok(Processed {
+            output,
+            dead_letters,
+        })
     }
 }

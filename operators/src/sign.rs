@@ -18,7 +18,10 @@ use arrow::record_batch::RecordBatch;
 use divoc_credential::credential::{
     subject_id, Address, CredentialSubject, Dose, Evidence, Facility, Verifier, CREDENTIAL_TYPES,
 };
-use divoc_credential::{Canonicalizer, CredentialVersion, DocumentLoader, SigningKey, VaccinationCredential, VaccinationNamespace};
+use divoc_credential::{
+    Canonicalizer, CredentialVersion, DocumentLoader, SigningKey, VaccinationCredential,
+    VaccinationNamespace,
+};
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
 use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
 use divoc_pipeline::schema::{self, format_date};
@@ -80,33 +83,50 @@ fn default_did_prefix() -> String {
 impl Component for SignConfig {
     const KIND: &'static str = "sign";
     const ROLE: Role = Role::Operator;
-    const ABOUT: &'static str = "DIVOC credential + Ed25519Signature2018 (URDNA2015), batch-parallel";
+    const ABOUT: &'static str =
+        "DIVOC credential + Ed25519Signature2018 (URDNA2015), batch-parallel";
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
         IssuerKey::load(&ctx.resolve(&self.key_file)).map_err(|e| {
-            ConfigIssue::new("key_file", e, "create one with `divoc keys generate --out <file> --issuer <url or did>`")
+            ConfigIssue::new(
+                "key_file",
+                e,
+                "create one with `divoc keys generate --out <file> --issuer <url or did>`",
+            )
         })?;
-        VaccineCatalogue::load(&ctx.resolve(&self.catalogue))
-            .map_err(|e| ConfigIssue::new("catalogue", e, "point `catalogue` at config/vaccines.toml"))?;
+        VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(|e| {
+            ConfigIssue::new("catalogue", e, "point `catalogue` at config/vaccines.toml")
+        })?;
         for (key, url) in [
             ("context_v1", &self.context_v1),
             ("context_v2", &self.context_v2),
             ("certificate_base_url", &self.certificate_base_url),
         ] {
             if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err(ConfigIssue::new(key, format!("{url:?} is not an http(s) URL"), "use an absolute URL"));
+                return Err(ConfigIssue::new(
+                    key,
+                    format!("{url:?} is not an http(s) URL"),
+                    "use an absolute URL",
+                ));
             }
         }
         if !self.context_v1.ends_with("/v1") || !self.context_v2.ends_with("/v2") {
-            return Err(ConfigIssue::new("context_v1", "context URLs must end in /v1 and /v2", "e.g. https://example.org/credentials/vaccination/v1"));
+            return Err(ConfigIssue::new(
+                "context_v1",
+                "context URLs must end in /v1 and /v2",
+                "e.g. https://example.org/credentials/vaccination/v1",
+            ));
         }
         Ok(())
     }
 
     fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
         let key = IssuerKey::load(&ctx.resolve(&self.key_file)).map_err(EngineError::Config)?;
-        let catalogue = VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
-        Ok(BuiltNode::Operator(Box::new(Sign::new(self, key, catalogue))))
+        let catalogue =
+            VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
+        Ok(BuiltNode::Operator(Box::new(Sign::new(
+            self, key, catalogue,
+        ))))
     }
 }
 
@@ -151,18 +171,30 @@ struct Row<'a> {
 impl Row<'_> {
     fn s(&self, name: &str) -> Option<String> {
         let c = self.b.column_by_name(name)?.as_string_opt::<i32>()?;
-        (!c.is_null(self.i)).then(|| c.value(self.i)).filter(|v| !v.is_empty()).map(str::to_owned)
+        (!c.is_null(self.i))
+            .then(|| c.value(self.i))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     }
     fn date(&self, name: &str) -> Option<String> {
-        let c = self.b.column_by_name(name)?.as_primitive_opt::<Date32Type>()?;
+        let c = self
+            .b
+            .column_by_name(name)?
+            .as_primitive_opt::<Date32Type>()?;
         (!c.is_null(self.i)).then(|| format_date(c.value(self.i)))
     }
     fn int(&self, name: &str) -> Option<i64> {
-        let c = self.b.column_by_name(name)?.as_primitive_opt::<Int64Type>()?;
+        let c = self
+            .b
+            .column_by_name(name)?
+            .as_primitive_opt::<Int64Type>()?;
         (!c.is_null(self.i)).then(|| c.value(self.i))
     }
     fn ts(&self, name: &str) -> Option<i64> {
-        let c = self.b.column_by_name(name)?.as_primitive_opt::<TimestampMillisecondType>()?;
+        let c = self
+            .b
+            .column_by_name(name)?
+            .as_primitive_opt::<TimestampMillisecondType>()?;
         (!c.is_null(self.i)).then(|| c.value(self.i))
     }
     fn address(&self, prefix: &str) -> Option<Address> {
@@ -187,16 +219,26 @@ impl Sign {
             Some("certify_v3") => CredentialVersion::V2,
             _ => CredentialVersion::V1,
         };
-        let cert_id = r.s(schema::CERTIFICATE_ID).ok_or("certificate_id missing (put dedupe before sign)")?;
-        let pre = r.s(schema::PRE_ENROLLMENT_CODE).ok_or("preEnrollmentCode missing")?;
+        let cert_id = r
+            .s(schema::CERTIFICATE_ID)
+            .ok_or("certificate_id missing (put dedupe before sign)")?;
+        let pre = r
+            .s(schema::PRE_ENROLLMENT_CODE)
+            .ok_or("preEnrollmentCode missing")?;
         let ingest = r.ts(schema::INGEST_TIME).ok_or("ingest_time missing")?;
         let vaccine = r.s(schema::VACCINE_NAME);
         let icd = vaccine.as_deref().and_then(|v| self.catalogue.lookup(v));
         let dob = r.date(schema::RECIPIENT_DOB);
         // DIVOC derives age from dob when the registry sent none: floor((now - dob) / 365.25 days).
         let age = r.s(schema::RECIPIENT_AGE).or_else(|| {
-            let days = r.b.column_by_name(schema::RECIPIENT_DOB)?.as_primitive_opt::<Date32Type>()?;
-            (!days.is_null(i)).then(|| (((ingest / 86_400_000) - i64::from(days.value(i))) as f64 / 365.25).floor().to_string())
+            let days =
+                r.b.column_by_name(schema::RECIPIENT_DOB)?
+                    .as_primitive_opt::<Date32Type>()?;
+            (!days.is_null(i)).then(|| {
+                (((ingest / 86_400_000) - i64::from(days.value(i))) as f64 / 365.25)
+                    .floor()
+                    .to_string()
+            })
         });
         let v2 = version == CredentialVersion::V2;
         Ok(VaccinationCredential {
@@ -204,7 +246,11 @@ impl Sign {
             types: CREDENTIAL_TYPES.iter().map(|s| s.to_string()).collect(),
             credential_subject: CredentialSubject {
                 subject_type: "Person".into(),
-                id: subject_id(&r.s(schema::RECIPIENT_IDENTITY).unwrap_or_default(), &pre, &self.cfg.identity_did_prefix),
+                id: subject_id(
+                    &r.s(schema::RECIPIENT_IDENTITY).unwrap_or_default(),
+                    &pre,
+                    &self.cfg.identity_did_prefix,
+                ),
                 ref_id: Some(pre),
                 uhid: None,
                 name: r.s(schema::RECIPIENT_NAME),
@@ -225,8 +271,16 @@ impl Sign {
                 batch: r.s("vaccine_batch"),
                 vaccine,
                 manufacturer: r.s("vaccine_manufacturer"),
-                icd11_code: if v2 { icd.map(|e| e.icd11.clone()) } else { None },
-                prophylaxis: if v2 { icd.map(|e| e.prophylaxis.clone()) } else { None },
+                icd11_code: if v2 {
+                    icd.map(|e| e.icd11.clone())
+                } else {
+                    None
+                },
+                prophylaxis: if v2 {
+                    icd.map(|e| e.prophylaxis.clone())
+                } else {
+                    None
+                },
                 date: r.ts(schema::VACCINATION_DATE).map(iso_millis),
                 effective_start: r.date(schema::EFFECTIVE_START),
                 effective_until: r.date(schema::EFFECTIVE_UNTIL),
@@ -247,8 +301,14 @@ impl Sign {
         let cred = self.credential(b, i)?;
         let created = cred.issuance_date.clone();
         let doc = cred.to_json().map_err(|e| e.to_string())?;
-        let signed = divoc_credential::sign_with(&self.canon, &doc, &self.signing_key, &self.key.verification_method, &created)
-            .map_err(|e| e.to_string())?;
+        let signed = divoc_credential::sign_with(
+            &self.canon,
+            &doc,
+            &self.signing_key,
+            &self.key.verification_method,
+            &created,
+        )
+        .map_err(|e| e.to_string())?;
         serde_json::to_string(&signed).map_err(|e| e.to_string())
     }
 }
@@ -257,7 +317,11 @@ impl Operator for Sign {
     fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
         let n = batch.num_rows();
         let this = &*self;
-        let signed: Vec<Result<String, String>> = (0..n).into_par_iter().with_min_len(64).map(|i| this.sign_row(&batch, i)).collect();
+        let signed: Vec<Result<String, String>> = (0..n)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|i| this.sign_row(&batch, i))
+            .collect();
         let mut out = StringBuilder::with_capacity(n, n * 2048);
         let mut keep = Vec::with_capacity(n);
         let mut rejections = Rejections::default();
@@ -273,14 +337,25 @@ impl Operator for Sign {
                 }
             }
         }
-        let accepted = if rejections.is_empty() { batch.clone() } else { filter_record_batch(&batch, &BooleanArray::from(keep))? };
+        let accepted = if rejections.is_empty() {
+            batch.clone()
+        } else {
+            filter_record_batch(&batch, &BooleanArray::from(keep))?
+        };
         let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new(CREDENTIAL, DataType::Utf8, false)));
         let mut cols = accepted.columns().to_vec();
         cols.push(Arc::new(out.finish()) as ArrayRef);
         let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        let dead_letters = if rejections.is_empty() { None } else { Some(rejections.into_dead_letters(&batch, stage)?) };
-        Ok(Processed { output, dead_letters })
+        let dead_letters = if rejections.is_empty() {
+            None
+        } else {
+            Some(rejections.into_dead_letters(&batch, stage)?)
+        };
+        Ok(Processed {
+            output,
+            dead_letters,
+        })
     }
 }
 

@@ -145,7 +145,11 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
     let preload_seconds = preload_started.elapsed().as_secs_f64();
 
     let signs = plan.file.nodes.values().any(|n| n.kind == "sign");
-    let (raw1, raw_all) = if signs { raw_sign_rate(1.0) } else { (0.0, 0.0) };
+    let (raw1, raw_all) = if signs {
+        raw_sign_rate(1.0)
+    } else {
+        (0.0, 0.0)
+    };
     let stop = crate::stop_on_signals(rt);
     let summary = crate::run(&plan, rt, stop)?;
     let published: u64 = summary.published.values().sum();
@@ -163,7 +167,11 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         peak_rss_mib: crate::peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
         generate_seconds,
         preload_seconds,
-        certificates_per_s: if signs { published as f64 / secs.max(1e-9) } else { 0.0 },
+        certificates_per_s: if signs {
+            published as f64 / secs.max(1e-9)
+        } else {
+            0.0
+        },
         raw_sign_per_s_1_thread: raw1,
         raw_sign_per_s_all_cores: raw_all,
     };

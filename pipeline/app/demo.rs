@@ -126,8 +126,12 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         }
     }
     if let Some(b) = accepted.first() {
-        let cred = b.column_by_name("credential").map(|c| c.as_string::<i32>().clone());
-        let qr = b.column_by_name("qr_payload").map(|c| c.as_binary::<i32>().clone());
+        let cred = b
+            .column_by_name("credential")
+            .map(|c| c.as_string::<i32>().clone());
+        let qr = b
+            .column_by_name("qr_payload")
+            .map(|c| c.as_binary::<i32>().clone());
         if let (Some(cred), Some(qr)) = (cred, qr) {
             if !cred.is_empty() {
                 let sample = dir.join("sample");
@@ -135,16 +139,25 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
                 std::fs::write(sample.join("certificate.json"), cred.value(0))?;
                 std::fs::write(sample.join("qr-payload.zip"), qr.value(0))?;
                 let code = divoc_operators::qr::qr_code_bytes(qr.value(0))?;
-                std::fs::write(sample.join("qr.png"), divoc_operators::qr::qr_png(&code, 4)?)?;
+                std::fs::write(
+                    sample.join("qr.png"),
+                    divoc_operators::qr::qr_png(&code, 4)?,
+                )?;
                 std::fs::write(sample.join("qr.svg"), divoc_operators::qr::qr_svg(&code))?;
                 let pretty: serde_json::Value = serde_json::from_str(cred.value(0))?;
                 println!("\nfirst signed certificate (Ed25519Signature2018, {} bytes; QR payload {} bytes, QR version {:?}):", cred.value(0).len(), qr.value(0).len(), code.version());
                 println!("{}", serde_json::to_string_pretty(&pretty)?);
-                println!("written to {}/ (certificate.json, qr-payload.zip, qr.png, qr.svg)", sample.display());
+                println!(
+                    "written to {}/ (certificate.json, qr-payload.zip, qr.png, qr.svg)",
+                    sample.display()
+                );
                 if let Some(sign) = plan.file.nodes.values().find(|n| n.kind == "sign") {
                     if let Some(k) = sign.options.get("key_file").and_then(|v| v.as_str()) {
                         let key = crate::resolve(&plan, Path::new(k));
-                        println!("offline check: {}", crate::verify::verify_file(&sample.join("qr-payload.zip"), &key)?);
+                        println!(
+                            "offline check: {}",
+                            crate::verify::verify_file(&sample.join("qr-payload.zip"), &key)?
+                        );
                     }
                 }
             }

@@ -184,15 +184,21 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 /// Loads a pipeline file after creating any missing issuer keys it names (demo and bench only).
 pub fn load_pipeline_creating_keys(path: &Path, sets: &[String]) -> Result<ValidatedPipeline> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read pipeline file {}", path.display()))?;
-    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
     apply_overrides(&mut doc, sets)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     if let Some(nodes) = doc.get("nodes").and_then(|n| n.as_table()) {
         for node in nodes.values() {
             if node.get("kind").and_then(|k| k.as_str()) == Some("sign") {
                 if let Some(p) = node.get("key_file").and_then(|v| v.as_str()) {
-                    let key_path = if Path::new(p).is_absolute() { PathBuf::from(p) } else { dir.join(p) };
+                    let key_path = if Path::new(p).is_absolute() {
+                        PathBuf::from(p)
+                    } else {
+                        dir.join(p)
+                    };
                     if !key_path.exists() {
                         divoc_operators::keys::IssuerKey::generate("did:web:divoc.example")
                             .and_then(|k| k.save(&key_path))

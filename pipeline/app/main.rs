@@ -266,12 +266,21 @@ fn main() -> Result<()> {
             },
             &rt,
         )?,
-        Command::Keys { action: KeysAction::Generate { out, issuer } } => {
-            let key = divoc_operators::keys::IssuerKey::generate(&issuer).map_err(anyhow::Error::msg)?;
+        Command::Keys {
+            action: KeysAction::Generate { out, issuer },
+        } => {
+            let key =
+                divoc_operators::keys::IssuerKey::generate(&issuer).map_err(anyhow::Error::msg)?;
             key.save(&out).map_err(anyhow::Error::msg)?;
             println!("wrote {} (mode 0600)", out.display());
-            println!("verification method:\n{}", serde_json::to_string_pretty(&key.verification_method_doc())?);
-            println!("controller document:\n{}", serde_json::to_string_pretty(&key.controller_doc())?);
+            println!(
+                "verification method:\n{}",
+                serde_json::to_string_pretty(&key.verification_method_doc())?
+            );
+            println!(
+                "controller document:\n{}",
+                serde_json::to_string_pretty(&key.controller_doc())?
+            );
         }
         Command::Verify { file, key } => {
             let outcome = divoc::verify::verify_file(&file, &key)?;

@@ -8,8 +8,10 @@ use divoc_operators::qr::unzip_certificate;
 
 /// Returns `VALID ...` or `INVALID: <reason>`; errors only when the key file is unusable.
 pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
-    let key_text = std::fs::read_to_string(key_file).with_context(|| format!("cannot read key file {}", key_file.display()))?;
-    let key_file_doc: serde_json::Value = serde_json::from_str(&key_text).with_context(|| format!("{}: not JSON", key_file.display()))?;
+    let key_text = std::fs::read_to_string(key_file)
+        .with_context(|| format!("cannot read key file {}", key_file.display()))?;
+    let key_file_doc: serde_json::Value = serde_json::from_str(&key_text)
+        .with_context(|| format!("{}: not JSON", key_file.display()))?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let json = match unzip_certificate(&bytes) {
         Ok(j) => j,
@@ -21,22 +23,33 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
     };
     // A key file is our issuer key, one verification method document, or a set of them under
     // `verificationMethods` (DIVOC's format); pick the method the proof names.
-    let wanted = cred["proof"]["verificationMethod"].as_str().unwrap_or_default();
+    let wanted = cred["proof"]["verificationMethod"]
+        .as_str()
+        .unwrap_or_default();
     let mut candidates = vec![&key_file_doc];
     if let Some(m) = key_file_doc["verificationMethods"].as_object() {
         candidates.extend(m.values());
     }
     let key_doc = candidates
         .iter()
-        .find(|d| d["id"].as_str() == Some(wanted) || d["verificationMethod"].as_str() == Some(wanted))
+        .find(|d| {
+            d["id"].as_str() == Some(wanted) || d["verificationMethod"].as_str() == Some(wanted)
+        })
         .or_else(|| candidates.iter().find(|d| d["publicKeyBase58"].is_string()))
         .copied()
         .unwrap_or(&key_file_doc);
-    let b58 = key_doc["publicKeyBase58"]
+    let b58 = key_doc["publicKeyBase58"].as_str().with_context(|| {
+        format!(
+            "{}: no publicKeyBase58; pass an issuer key file or a verification method document",
+            key_file.display()
+        )
+    })?;
+    let vk =
+        public_key_from_base58(b58).map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
+    let controller = key_doc["issuer"]
         .as_str()
-        .with_context(|| format!("{}: no publicKeyBase58; pass an issuer key file or a verification method document", key_file.display()))?;
-    let vk = public_key_from_base58(b58).map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
-    let controller = key_doc["issuer"].as_str().or_else(|| key_doc["controller"].as_str()).map(str::to_owned);
+        .or_else(|| key_doc["controller"].as_str())
+        .map(str::to_owned);
 
     if let Err(e) = divoc_credential::verify(&cred, &vk) {
         return Ok(format!("INVALID: {e}"));
@@ -48,5 +61,7 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
         None => "key has no controller to compare with the issuer".to_owned(),
     };
     let id = cred["evidence"][0]["certificateId"].as_str().unwrap_or("-");
-    Ok(format!("VALID: signature verified (certificate {id}); {note}"))
+    Ok(format!(
+        "VALID: signature verified (certificate {id}); {note}"
+    ))
 }

@@ -5,7 +5,6 @@
 //! and epoch boundaries are replayed from the source intent logs, so a replay rewrites the same keys
 //! with the same bytes.
 
-use std::collections::BTreeMap;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
@@ -14,6 +13,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 use crate::error::EngineError;
 use crate::schema::{self, format_date};

@@ -36,8 +36,19 @@ pub fn divoc(args: &[&str]) -> Output {
 pub fn issuer_key(dir: &Path) -> PathBuf {
     let p = dir.join("keys/issuer.json");
     if !p.exists() {
-        let out = divoc(&["keys", "generate", "--out", &p.display().to_string(), "--issuer", "https://issuer.test"]);
-        assert!(out.status.success(), "keys generate: {}", String::from_utf8_lossy(&out.stderr));
+        let out = divoc(&[
+            "keys",
+            "generate",
+            "--out",
+            &p.display().to_string(),
+            "--issuer",
+            "https://issuer.test",
+        ]);
+        assert!(
+            out.status.success(),
+            "keys generate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     p
 }

@@ -5,8 +5,15 @@ use std::path::Path;
 
 fn signer() -> Sign {
     let cfg: SignConfig = toml::from_str("key_file = 'k'\ncatalogue = 'c'").unwrap();
-    let cat = VaccineCatalogue::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vaccines.toml")).unwrap();
-    Sign::new(cfg, IssuerKey::from_seed("https://issuer.example", [7u8; 32]), cat)
+    let cat = VaccineCatalogue::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vaccines.toml"),
+    )
+    .unwrap();
+    Sign::new(
+        cfg,
+        IssuerKey::from_seed("https://issuer.example", [7u8; 32]),
+        cat,
+    )
 }
 
 fn deduped(lines: &[String]) -> RecordBatch {
@@ -19,7 +26,9 @@ fn deduped(lines: &[String]) -> RecordBatch {
 #[test]
 fn signed_credentials_verify_and_are_deterministic() {
     let lines = vec![
-        event("1", 1, |v| v["recipient"]["name"] = serde_json::json!("O'Brien \"Bob\" \\ अनिल")),
+        event("1", 1, |v| {
+            v["recipient"]["name"] = serde_json::json!("O'Brien \"Bob\" \\ अनिल")
+        }),
         event("2", 2, |_| {}),
     ];
     let batch = deduped(&lines);
@@ -33,17 +42,33 @@ fn signed_credentials_verify_and_are_deterministic() {
         let v: serde_json::Value = serde_json::from_str(c).unwrap();
         divoc_credential::verify(&v, &vk).unwrap();
         assert_eq!(v["issuer"], "https://issuer.example");
-        assert_eq!(v["proof"]["verificationMethod"], "https://issuer.example#key-1");
+        assert_eq!(
+            v["proof"]["verificationMethod"],
+            "https://issuer.example#key-1"
+        );
         assert_eq!(v["issuanceDate"], "2022-06-01T00:00:00.000Z");
         let mut t = v.clone();
         t["credentialSubject"]["name"] = serde_json::json!("Mallory");
-        assert!(divoc_credential::verify(&t, &vk).is_err(), "tampering is detected");
+        assert!(
+            divoc_credential::verify(&t, &vk).is_err(),
+            "tampering is detected"
+        );
     }
     let v: serde_json::Value = serde_json::from_str(&creds[0]).unwrap();
-    assert_eq!(v["credentialSubject"]["name"], "O'Brien \"Bob\" \\ अनिल", "quotes cannot break the JSON");
+    assert_eq!(
+        v["credentialSubject"]["name"], "O'Brien \"Bob\" \\ अनिल",
+        "quotes cannot break the JSON"
+    );
     assert_eq!(v["evidence"][0]["certificateId"], "1000000000001");
-    assert_eq!(v["@context"][1], divoc_credential::loader::DEFAULT_VACCINATION_V1_URL);
-    assert_eq!(credentials(&s.process(batch, "sign").unwrap().output), creds, "same input, same bytes");
+    assert_eq!(
+        v["@context"][1],
+        divoc_credential::loader::DEFAULT_VACCINATION_V1_URL
+    );
+    assert_eq!(
+        credentials(&s.process(batch, "sign").unwrap().output),
+        creds,
+        "same input, same bytes"
+    );
 }
 
 #[test]
@@ -55,12 +80,21 @@ fn v3_events_get_the_v2_context_with_icd11() {
         .fields()
         .iter()
         .zip(batch.columns())
-        .map(|(f, c)| if f.name() == schema::EVENT_KIND { Arc::new(StringArray::from(vec!["certify_v3"])) as ArrayRef } else { c.clone() })
+        .map(|(f, c)| {
+            if f.name() == schema::EVENT_KIND {
+                Arc::new(StringArray::from(vec!["certify_v3"])) as ArrayRef
+            } else {
+                c.clone()
+            }
+        })
         .collect();
     batch = RecordBatch::try_new(batch.schema(), cols).unwrap();
     let out = signer().process(batch, "sign").unwrap();
     let v: serde_json::Value = serde_json::from_str(&credentials(&out.output)[0]).unwrap();
-    assert_eq!(v["@context"][1], divoc_credential::loader::DEFAULT_VACCINATION_V2_URL);
+    assert_eq!(
+        v["@context"][1],
+        divoc_credential::loader::DEFAULT_VACCINATION_V2_URL
+    );
     assert_eq!(v["evidence"][0]["icd11Code"], "XM9QW8");
     assert_eq!(v["credentialSubject"]["dob"], "1980-04-01");
 }
