@@ -48,6 +48,7 @@ to = "publish"
 fn shipped_pipeline_is_valid() {
     let input = tempfile::tempdir().unwrap();
     let set = format!("nodes.input.path={}", input.path().display());
+    let key = format!("nodes.sign.key_file={}", issuer_key(input.path()).display());
     let out = divoc(&[
         "validate-config",
         "--config",
@@ -55,6 +56,8 @@ fn shipped_pipeline_is_valid() {
         "--list",
         "--set",
         &set,
+        "--set",
+        &key,
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -63,7 +66,7 @@ fn shipped_pipeline_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("input -> validate -> dedupe -> publish"),
+        text.contains("input -> validate -> dedupe -> sign -> qr_payload -> publish"),
         "{text}"
     );
     for kind in [
@@ -71,6 +74,8 @@ fn shipped_pipeline_is_valid() {
         "http_source",
         "validate",
         "dedupe",
+        "sign",
+        "qr_payload",
         "publish",
     ] {
         assert!(text.contains(kind), "--list names {kind}");
@@ -158,4 +163,21 @@ fn operator_without_input_and_syntax_errors() {
     let (ok, text) = validate("[nodes.input\nkind=");
     assert!(!ok);
     assert!(text.contains("p.toml") && text.contains("line"), "{text}");
+}
+
+#[test]
+fn missing_issuer_key_names_the_fix() {
+    let input = tempfile::tempdir().unwrap();
+    let out = divoc(&[
+        "validate-config",
+        "--config",
+        &default_config().display().to_string(),
+        "--set",
+        &format!("nodes.input.path={}", input.path().display()),
+        "--set",
+        &format!("nodes.sign.key_file={}", input.path().join("nope.json").display()),
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("nodes.sign.key_file") && text.contains("divoc keys generate"), "{text}");
 }
