@@ -175,9 +175,15 @@ fn missing_issuer_key_names_the_fix() {
         "--set",
         &format!("nodes.input.path={}", input.path().display()),
         "--set",
-        &format!("nodes.sign.key_file={}", input.path().join("nope.json").display()),
+        &format!(
+            "nodes.sign.key_file={}",
+            input.path().join("nope.json").display()
+        ),
     ]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("nodes.sign.key_file") && text.contains("divoc keys generate"), "{text}");
+    assert!(
+        text.contains("nodes.sign.key_file") && text.contains("divoc keys generate"),
+        "{text}"
+    );
 }

@@ -132,17 +132,17 @@ fn qr_image_decodes_with_zbar_to_the_signed_credential() {
             String::from_utf8_lossy(&unzip.stderr)
         );
         assert_eq!(String::from_utf8(unzip.stdout).unwrap(), *cred);
-        let v = divoc(&[
-            "verify",
-            &zip.display().to_string(),
-            "--key",
-            &key.display().to_string(),
-        ]);
-        assert!(
-            String::from_utf8_lossy(&v.stdout).starts_with("VALID"),
-            "{}",
-            String::from_utf8_lossy(&v.stdout)
-        );
+        // `divoc verify` takes the payload file and the QR image itself.
+        for f in [&zip, &png] {
+            let v = divoc(&[
+                "verify",
+                &f.display().to_string(),
+                "--key",
+                &key.display().to_string(),
+            ]);
+            let text = String::from_utf8_lossy(&v.stdout);
+            assert!(text.starts_with("VALID"), "{}: {text}", f.display());
+        }
     }
 }
 

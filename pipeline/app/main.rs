@@ -117,9 +117,9 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
-    /// Verify a signed certificate offline: credential JSON, a DIVOC QR payload (ZIP) file.
+    /// Verify a signed certificate offline: credential JSON, a DIVOC QR payload (ZIP) file, or a QR image (PNG).
     Verify {
-        /// certificate.json or QR payload file.
+        /// certificate.json, QR payload file, or QR image (PNG).
         file: PathBuf,
         /// Issuer key file (`divoc keys generate`) or a verification method document with publicKeyBase58.
         #[arg(long)]

@@ -12,7 +12,14 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
         .with_context(|| format!("cannot read key file {}", key_file.display()))?;
     let key_file_doc: serde_json::Value = serde_json::from_str(&key_text)
         .with_context(|| format!("{}: not JSON", key_file.display()))?;
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut bytes =
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if bytes.starts_with(b"\x89PNG") {
+        bytes = match decode_qr_png(&bytes) {
+            Ok(b) => b,
+            Err(e) => return Ok(format!("INVALID: QR image: {e}")),
+        };
+    }
     let json = match unzip_certificate(&bytes) {
         Ok(j) => j,
         Err(e) => return Ok(format!("INVALID: {e}")),
@@ -64,4 +71,30 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
     Ok(format!(
         "VALID: signature verified (certificate {id}); {note}"
     ))
+}
+
+/// Decodes the first QR code in a PNG image to its raw payload bytes.
+pub fn decode_qr_png(png_bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("not a readable PNG: {e}"))?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("PNG frame: {e}"))?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let channels = info.color_type.samples();
+    if info.bit_depth != png::BitDepth::Eight {
+        return Err("only 8-bit PNG images are supported".into());
+    }
+    let stride = info.line_size;
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * stride + x * channels]);
+    let grids = img.detect_grids();
+    let grid = grids.first().ok_or("no QR code found in the image")?;
+    let mut out = Vec::new();
+    grid.decode_to(&mut out)
+        .map_err(|e| format!("QR decode: {e}"))?;
+    Ok(out)
 }

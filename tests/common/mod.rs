@@ -181,7 +181,10 @@ pub fn assert_same_rows(a: &[RecordBatch], b: &[RecordBatch]) {
     let (ra, rb) = (rows_as_text(a), rows_as_text(b));
     if ra != rb {
         let first = ra.iter().zip(&rb).position(|(x, y)| x != y);
-        let show = |r: Option<&String>| r.map(|s| s.chars().take(600).collect::<String>()).unwrap_or_default();
+        let show = |r: Option<&String>| {
+            r.map(|s| s.chars().take(600).collect::<String>())
+                .unwrap_or_default()
+        };
         panic!(
             "outputs differ: {} vs {} rows; first difference at sorted row {:?}:\n  {}\n  {}",
             ra.len(),
