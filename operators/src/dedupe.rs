@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, StringBuilder};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
+use arrow::array::{Array, AsArray, StringArray, StringBuilder};
+use arrow::datatypes::{Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
 use divoc_pipeline::operator::{EpochOutput, Operator, Processed, Reason, Rejections};
@@ -313,30 +312,14 @@ impl Operator for Dedupe {
         wb.insert(&self.meta, NEXT_ID_KEY, self.next_counter.to_be_bytes());
         wb.commit().map_err(state_err)?;
 
-        let accepted = if rejections.is_empty() {
-            batch.clone()
-        } else {
-            filter_record_batch(&batch, &BooleanArray::from(keep))?
-        };
-        let id_col: ArrayRef = Arc::new(ids.finish());
-        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(
+        Processed::keep_and_append(
+            &batch,
+            keep,
+            rejections,
             schema::CERTIFICATE_ID,
-            DataType::Utf8,
-            false,
-        )));
-        let mut cols = accepted.columns().to_vec();
-        cols.push(id_col);
-        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        let dead_letters = if rejections.is_empty() {
-            None
-        } else {
-            Some(rejections.into_dead_letters(&batch, stage)?)
-        };
-        Ok(Processed {
-            output,
-            dead_letters,
-        })
+            Arc::new(ids.finish()),
+            stage,
+        )
     }
 
     fn on_barrier(&mut self, _epoch: u64) -> Result<EpochOutput, EngineError> {

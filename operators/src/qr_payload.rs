@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, AsArray, BinaryBuilder};
 use arrow::record_batch::RecordBatch;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
 use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
@@ -76,24 +74,13 @@ impl Operator for QrPayload {
                 keep.push(true);
             }
         }
-        let accepted = if rejections.is_empty() {
-            batch.clone()
-        } else {
-            filter_record_batch(&batch, &BooleanArray::from(keep))?
-        };
-        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(QR_PAYLOAD, DataType::Binary, false)));
-        let mut cols = accepted.columns().to_vec();
-        cols.push(Arc::new(out.finish()) as ArrayRef);
-        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        let dead_letters = if rejections.is_empty() {
-            None
-        } else {
-            Some(rejections.into_dead_letters(&batch, stage)?)
-        };
-        Ok(Processed {
-            output,
-            dead_letters,
-        })
+        Processed::keep_and_append(
+            &batch,
+            keep,
+            rejections,
+            QR_PAYLOAD,
+            Arc::new(out.finish()),
+            stage,
+        )
     }
 }

@@ -11,9 +11,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, StringBuilder};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, TimestampMillisecondType};
+use arrow::array::{Array, AsArray, StringArray, StringBuilder};
+use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use divoc_credential::credential::{
     subject_id, Address, CredentialSubject, Dose, Evidence, Facility, Verifier, CREDENTIAL_TYPES,
@@ -337,25 +336,14 @@ impl Operator for Sign {
                 }
             }
         }
-        let accepted = if rejections.is_empty() {
-            batch.clone()
-        } else {
-            filter_record_batch(&batch, &BooleanArray::from(keep))?
-        };
-        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(CREDENTIAL, DataType::Utf8, false)));
-        let mut cols = accepted.columns().to_vec();
-        cols.push(Arc::new(out.finish()) as ArrayRef);
-        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-        let dead_letters = if rejections.is_empty() {
-            None
-        } else {
-            Some(rejections.into_dead_letters(&batch, stage)?)
-        };
-        Ok(Processed {
-            output,
-            dead_letters,
-        })
+        Processed::keep_and_append(
+            &batch,
+            keep,
+            rejections,
+            CREDENTIAL,
+            Arc::new(out.finish()),
+            stage,
+        )
     }
 }
 

@@ -198,6 +198,43 @@ pub struct Processed {
     pub dead_letters: Option<RecordBatch>,
 }
 
+impl Processed {
+    /// The usual outcome of a row-wise operator: keep the rows marked in `keep`, append `column`
+    /// (one value per kept row) as a non-null field `name`, and dead-letter the rejections.
+    pub fn keep_and_append(
+        input: &RecordBatch,
+        keep: Vec<bool>,
+        rejections: Rejections,
+        name: &str,
+        column: ArrayRef,
+        stage: &str,
+    ) -> Result<Self, EngineError> {
+        let accepted = if rejections.is_empty() {
+            input.clone()
+        } else {
+            arrow::compute::filter_record_batch(input, &arrow::array::BooleanArray::from(keep))?
+        };
+        let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(
+            name,
+            column.data_type().clone(),
+            false,
+        )));
+        let mut cols = accepted.columns().to_vec();
+        cols.push(column);
+        let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let dead_letters = if rejections.is_empty() {
+            None
+        } else {
+            Some(rejections.into_dead_letters(input, stage)?)
+        };
+        Ok(Self {
+            output,
+            dead_letters,
+        })
+    }
+}
+
 /// What a node hands the engine when an epoch (checkpoint interval) closes.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct EpochOutput {

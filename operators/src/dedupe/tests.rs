@@ -1,5 +1,7 @@
 use super::*;
 use crate::testutil::{batch_from_json, event};
+use arrow::array::ArrayRef;
+use std::sync::Arc;
 
 fn cfg() -> DedupeConfig {
     toml::from_str("").unwrap()

@@ -1,7 +1,9 @@
 use super::*;
 use crate::dedupe::{Dedupe, DedupeConfig};
 use crate::testutil::{batch_from_json, event};
+use arrow::array::{ArrayRef, StringArray};
 use std::path::Path;
+use std::sync::Arc;
 
 fn signer() -> Sign {
     let cfg: SignConfig = toml::from_str("key_file = 'k'\ncatalogue = 'c'").unwrap();
