@@ -9,5 +9,4 @@ if ! command -v zbarimg >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq zbar-tools >/dev/null
 fi
 python3 -c "import pyld, nacl" 2>/dev/null || python3 -m pip install -q "pyld==2.0.4" "pynacl==1.5.0"
-export DIVOC_PYLD=1
 cargo test --release --workspace --no-fail-fast -- --include-ignored
