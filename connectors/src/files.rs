@@ -506,13 +506,7 @@ fn read_csv_from(
                 let end = st.reader.position().byte();
                 of.offset = end;
                 records += 1;
-                let o = RawOrigin {
-                    tenant: &cfg.tenant,
-                    source_id: &of.source_id,
-                    offset: start,
-                    ingest_time_ms: of.ingest_ms,
-                    kind: of.kind.as_str(),
-                };
+                let o = origin(of, cfg, start);
                 dead.push(
                     &o,
                     "",
@@ -534,13 +528,7 @@ fn read_csv_from(
         }
         records += 1;
         let raw = csv_line(&rec);
-        let o = RawOrigin {
-            tenant: &cfg.tenant,
-            source_id: &of.source_id,
-            offset: start,
-            ingest_time_ms: of.ingest_ms,
-            kind: of.kind.as_str(),
-        };
+        let o = origin(of, cfg, start);
         if let Some(e) = &st.header_error {
             dead.push(&o, &raw, Reason::new("malformed_csv", e.clone()));
             continue;
