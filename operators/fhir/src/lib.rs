@@ -1,0 +1,1 @@
+//! FHIR R4 bundles, WHO DDCC:VS, and SMART Health Cards

@@ -1,0 +1,1 @@
+//! PDF vaccination certificates in many languages (printpdf, complex-script shaping)
