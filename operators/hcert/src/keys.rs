@@ -31,6 +31,14 @@ pub const EKU_VACCINATION: &str = "1.3.6.1.4.1.1847.2021.1.2";
 /// May sign recovery certificates.
 pub const EKU_RECOVERY: &str = "1.3.6.1.4.1.1847.2021.1.3";
 
+/// Legacy spellings with an extra `.0` arc: early DCC documents and the official test data
+/// (case CO6/CO13) use these, so verifiers accept them as well. We never issue them.
+pub const EKU_LEGACY: [(&str, CertType); 3] = [
+    ("1.3.6.1.4.1.0.1847.2021.1.1", CertType::Test),
+    ("1.3.6.1.4.1.0.1847.2021.1.2", CertType::Vaccination),
+    ("1.3.6.1.4.1.0.1847.2021.1.3", CertType::Recovery),
+];
+
 /// The three DCC certificate types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CertType {

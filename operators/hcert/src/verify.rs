@@ -11,7 +11,7 @@ use x509_cert::Certificate;
 
 use crate::cose::{CoseSign1, CwtClaims, ALG_ES256, ALG_PS256};
 use crate::error::{HcertError, Result};
-use crate::keys::{kid_of, CertType, EKU_RECOVERY, EKU_TEST, EKU_VACCINATION};
+use crate::keys::{kid_of, CertType, EKU_LEGACY, EKU_RECOVERY, EKU_TEST, EKU_VACCINATION};
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -88,7 +88,7 @@ impl Dsc {
                         EKU_TEST => Some(CertType::Test),
                         EKU_VACCINATION => Some(CertType::Vaccination),
                         EKU_RECOVERY => Some(CertType::Recovery),
-                        _ => None,
+                        other => EKU_LEGACY.iter().find(|(o, _)| *o == other).map(|(_, t)| *t),
                     })
                     .collect()
             })
