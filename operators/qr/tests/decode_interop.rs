@@ -32,16 +32,20 @@ fn hc1_text() -> String {
 
 /// A valid SMART Health Card JWS from the spec's examples (BOM and whitespace stripped).
 fn shc_jws() -> String {
-    let raw =
-        std::fs::read_to_string(shared("shc-testdata/valid/test-example-00-d-jws-utf8_bom_prefix.txt"))
-            .unwrap();
+    let raw = std::fs::read_to_string(shared(
+        "shc-testdata/valid/test-example-00-d-jws-utf8_bom_prefix.txt",
+    ))
+    .unwrap();
     raw.trim_start_matches('\u{feff}').trim().to_owned()
 }
 
 /// The three payloads, named.
 fn payloads() -> Vec<(&'static str, QrPayload)> {
     vec![
-        ("divoc", QrPayload::DivocZip(zip_certificate(&divoc_credential()))),
+        (
+            "divoc",
+            QrPayload::DivocZip(zip_certificate(&divoc_credential())),
+        ),
         ("hcert", QrPayload::Hcert(hc1_text())),
         ("shc", QrPayload::shc_from_jws(&shc_jws()).unwrap()),
     ]
@@ -69,7 +73,11 @@ fn png_images_decode_with_rqrr() {
     for (name, payload) in payloads() {
         for scale in [2, 4] {
             let png = payload.to_png(scale).unwrap();
-            assert_eq!(rqrr_decode(&png), payload.as_bytes(), "{name} at scale {scale}");
+            assert_eq!(
+                rqrr_decode(&png),
+                payload.as_bytes(),
+                "{name} at scale {scale}"
+            );
         }
     }
 }
@@ -126,7 +134,11 @@ fn png_images_decode_with_zbarimg_to_the_exact_payload() {
         let png = dir.join(format!("{name}.png"));
         std::fs::write(&png, payload.to_png(4).unwrap()).unwrap();
         let decoded = zbar(&png, name == "divoc");
-        assert_eq!(decoded, payload.as_bytes(), "{name}: zbarimg returns the exact payload");
+        assert_eq!(
+            decoded,
+            payload.as_bytes(),
+            "{name}: zbarimg returns the exact payload"
+        );
         let file = dir.join(format!("{name}.payload"));
         std::fs::write(&file, &decoded).unwrap();
         let path = file.to_str().unwrap();
@@ -135,7 +147,10 @@ fn png_images_decode_with_zbarimg_to_the_exact_payload() {
             "shc" => {
                 let jws = String::from_utf8(python(&["shc-jws", path])).unwrap();
                 assert_eq!(jws, shc_jws());
-                assert_eq!(shc_numeric_decode(std::str::from_utf8(&decoded).unwrap()).unwrap(), jws);
+                assert_eq!(
+                    shc_numeric_decode(std::str::from_utf8(&decoded).unwrap()).unwrap(),
+                    jws
+                );
             }
             _ => assert!(decoded.starts_with(b"HC1:")),
         }
@@ -149,7 +164,11 @@ fn zbarimg_reads_the_legacy_qr_code_bytes_entry_point() {
     // `qr_code_bytes` + `qr_png` is what the pipeline demo and `divoc verify` use today.
     let zip = zip_certificate(&divoc_credential());
     let png = std::env::temp_dir().join(format!("divoc-qr-legacy-{}.png", std::process::id()));
-    std::fs::write(&png, qr_png(&divoc_qr::qr_code_bytes(&zip).unwrap(), 3).unwrap()).unwrap();
+    std::fs::write(
+        &png,
+        qr_png(&divoc_qr::qr_code_bytes(&zip).unwrap(), 3).unwrap(),
+    )
+    .unwrap();
     assert_eq!(zbar(&png, true), zip);
     std::fs::remove_file(&png).unwrap();
 }
