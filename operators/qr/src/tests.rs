@@ -264,3 +264,58 @@ fn payload_types_are_send_and_sync() {
     check::<ModuleMatrix>();
     check::<QrError>();
 }
+
+/// Dark modules drawn in an SVG from `qr_svg`, as (x, y) in modules of the whole image (quiet
+/// zone included), and the image side in pixels. Parses the `M x y h w v h ...` rectangles.
+fn svg_modules(svg: &str, modules: usize) -> (usize, Vec<(usize, usize)>) {
+    let width: usize = svg
+        .split("width=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let side = modules + 2 * QUIET_ZONE_MODULES;
+    assert_eq!(width % side, 0, "whole pixels per module");
+    let unit = width / side;
+    let path = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let mut dark = Vec::new();
+    for rect in path.split('M').filter(|r| !r.is_empty()) {
+        let nums: Vec<usize> = rect
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let [left, top, w, h, ..] = nums[..] else {
+            panic!("rect {rect:?}")
+        };
+        assert_eq!((w, h), (unit, unit));
+        dark.push((left / unit, top / unit));
+    }
+    (width, dark)
+}
+
+#[test]
+fn svg_draws_the_symbol_inside_a_quiet_zone() {
+    let payload = QrPayload::shc_from_jws(&jws_of_len(120)).unwrap();
+    let code = payload.to_qr().unwrap();
+    let m = qr_matrix(&code);
+    let svg = payload.to_svg().unwrap();
+    assert!(svg.contains("<svg") && svg.ends_with("</svg>"));
+    let (width_px, mut dark) = svg_modules(&svg, m.width);
+    assert!(width_px >= 256, "{width_px}");
+    dark.sort_unstable_by_key(|&(x, y)| (y, x));
+    let q = QUIET_ZONE_MODULES;
+    let expected: Vec<(usize, usize)> = (0..m.width)
+        .flat_map(|y| (0..m.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| m.is_dark(x, y))
+        .map(|(x, y)| (x + q, y + q))
+        .collect();
+    assert_eq!(dark, expected);
+}
