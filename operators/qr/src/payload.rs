@@ -164,6 +164,26 @@ impl QrPayload {
         )))
     }
 
+    /// Classifies what a QR reader returned by its prefix: `HC1:` is an EU DCC, `shc:/` a SMART
+    /// Health Card, anything else is taken as DIVOC's ZIP (or plain JSON). Nothing is validated
+    /// here; [`QrPayload::segments`] and the format's own decoder do that.
+    pub fn from_scanned(data: Vec<u8>) -> Self {
+        let prefixed = |p: &str| data.starts_with(p.as_bytes());
+        let kind = if prefixed(HCERT_PREFIX) {
+            PayloadKind::Hcert
+        } else if prefixed(SHC_PREFIX) {
+            PayloadKind::Shc
+        } else {
+            PayloadKind::DivocZip
+        };
+        match (kind, String::from_utf8(data)) {
+            (PayloadKind::Hcert, Ok(text)) => QrPayload::Hcert(text),
+            (PayloadKind::Shc, Ok(text)) => QrPayload::Shc(text),
+            (_, Ok(text)) => QrPayload::DivocZip(text.into_bytes()),
+            (_, Err(e)) => QrPayload::DivocZip(e.into_bytes()),
+        }
+    }
+
     /// Which format this payload is.
     pub fn kind(&self) -> PayloadKind {
         match self {

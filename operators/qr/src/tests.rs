@@ -116,11 +116,13 @@ fn hcert_validation() {
 
 #[test]
 fn shc_numeric_matches_the_spec_example() {
-    // SMART Health Cards spec: "-" -> 00, "." -> 01, "z" -> 77; the JWS header `eyJ` starts
-    // every shc:/ code as 567629 ("e"=101-45=56, "y"=121-45=76, "J"=74-45=29).
-    assert_eq!(shc_numeric_encode("-.z").unwrap(), "000177");
+    // SMART Health Cards spec: "'X' is encoded as 43, since Ord('X') is 88, and 88-45 is 43".
+    // Codes scanned in the field all start shc:/567629 (the JWS header `eyJ`).
+    assert_eq!(shc_numeric_encode("X").unwrap(), "43");
     assert_eq!(shc_numeric_encode("eyJ").unwrap(), "567629");
     assert_eq!(shc_numeric_decode("shc:/567629").unwrap(), "eyJ");
+    // Lowest and highest JWS characters: '-' (45) and 'z' (122).
+    assert_eq!(shc_numeric_encode("-z").unwrap(), "0077");
     let jws = jws_of_len(500);
     assert_eq!(
         shc_numeric_decode(&shc_numeric_encode(&jws).unwrap()).unwrap(),
@@ -318,4 +320,31 @@ fn svg_draws_the_symbol_inside_a_quiet_zone() {
         .map(|(x, y)| (x + q, y + q))
         .collect();
     assert_eq!(dark, expected);
+}
+
+#[test]
+fn scanned_text_is_classified_by_prefix() {
+    let zip = zip_certificate(b"{}");
+    assert_eq!(
+        QrPayload::from_scanned(zip.clone()),
+        QrPayload::DivocZip(zip)
+    );
+    assert_eq!(
+        QrPayload::from_scanned(b"HC1:NCF".to_vec()),
+        QrPayload::Hcert("HC1:NCF".into())
+    );
+    assert_eq!(
+        QrPayload::from_scanned(b"shc:/5676".to_vec()),
+        QrPayload::Shc("shc:/5676".into())
+    );
+    // Not UTF-8 after a known prefix: kept as bytes, not lost.
+    let odd = b"HC1:\xff".to_vec();
+    assert_eq!(
+        QrPayload::from_scanned(odd.clone()),
+        QrPayload::DivocZip(odd)
+    );
+    assert_eq!(
+        QrPayload::from_scanned(b"{\"a\":1}".to_vec()).kind(),
+        PayloadKind::DivocZip
+    );
 }
