@@ -84,7 +84,9 @@ impl DccConfig {
         if cfg.issuer.name.is_empty() || cfg.issuer.name.chars().count() > 80 {
             return Err(bad("issuer.name must be 1..=80 characters".into()));
         }
-        if !cfg.issuer.uvci_prefix.starts_with("URN:UVCI:01:") || !cfg.issuer.uvci_prefix.ends_with(':') {
+        if !cfg.issuer.uvci_prefix.starts_with("URN:UVCI:01:")
+            || !cfg.issuer.uvci_prefix.ends_with(':')
+        {
             return Err(bad(format!(
                 "issuer.uvci_prefix {:?} must look like \"URN:UVCI:01:<CC>:\"",
                 cfg.issuer.uvci_prefix
@@ -94,12 +96,22 @@ impl DccConfig {
             return Err(bad("issuer.validity_days must be at least 1".into()));
         }
         for (i, v) in cfg.vaccines.iter_mut().enumerate() {
-            v.patterns = v.patterns.iter().map(|n| normalize_vaccine_name(n)).collect();
+            v.patterns = v
+                .patterns
+                .iter()
+                .map(|n| normalize_vaccine_name(n))
+                .collect();
             if v.patterns.is_empty() || v.patterns.iter().any(String::is_empty) {
-                return Err(bad(format!("vaccine #{} needs a non-empty match list", i + 1)));
+                return Err(bad(format!(
+                    "vaccine #{} needs a non-empty match list",
+                    i + 1
+                )));
             }
             if v.vp.is_empty() || v.mp.is_empty() || v.ma.is_empty() {
-                return Err(bad(format!("vaccine {:?}: vp, mp and ma are required", v.patterns)));
+                return Err(bad(format!(
+                    "vaccine {:?}: vp, mp and ma are required",
+                    v.patterns
+                )));
             }
         }
         Ok(cfg)

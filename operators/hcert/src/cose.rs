@@ -80,7 +80,11 @@ impl CoseSign1 {
     }
 
     /// Serializes the tagged (18) COSE_Sign1 with an empty unprotected header.
-    pub fn encode_tagged(protected_bytes: Vec<u8>, payload: Vec<u8>, signature: Vec<u8>) -> Result<Vec<u8>> {
+    pub fn encode_tagged(
+        protected_bytes: Vec<u8>,
+        payload: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         to_cbor(&Value::Tag(
             TAG_COSE_SIGN1,
             Box::new(Value::Array(vec![
@@ -95,7 +99,8 @@ impl CoseSign1 {
     /// Parses a COSE_Sign1: tag 18, untagged, or either wrapped in the CWT tag 61.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self> {
         let bad = |m: String| HcertError::Cose(m);
-        let mut value: Value = ciborium::from_reader(bytes).map_err(|e| bad(format!("not CBOR: {e}")))?;
+        let mut value: Value =
+            ciborium::from_reader(bytes).map_err(|e| bad(format!("not CBOR: {e}")))?;
         if let Value::Tag(TAG_CWT, inner) = value {
             value = *inner;
         }
@@ -104,39 +109,78 @@ impl CoseSign1 {
         }
         let items = match value {
             Value::Array(items) if items.len() == 4 => items,
-            Value::Tag(t, _) => return Err(bad(format!("unexpected CBOR tag {t} (want 18 or 61)"))),
-            other => return Err(bad(format!("expected a 4-element array, got {}", kind(&other)))),
+            Value::Tag(t, _) => {
+                return Err(bad(format!("unexpected CBOR tag {t} (want 18 or 61)")))
+            }
+            other => {
+                return Err(bad(format!(
+                    "expected a 4-element array, got {}",
+                    kind(&other)
+                )))
+            }
         };
         let mut it = items.into_iter();
-        let (Some(p), Some(u), Some(pl), Some(s)) = (it.next(), it.next(), it.next(), it.next()) else {
+        let (Some(p), Some(u), Some(pl), Some(s)) = (it.next(), it.next(), it.next(), it.next())
+        else {
             return Err(bad("expected 4 elements".into()));
         };
         let protected_bytes = match p {
             Value::Bytes(b) => b,
-            other => return Err(bad(format!("protected header must be a byte string, got {}", kind(&other)))),
+            other => {
+                return Err(bad(format!(
+                    "protected header must be a byte string, got {}",
+                    kind(&other)
+                )))
+            }
         };
         let protected = if protected_bytes.is_empty() {
             Vec::new()
         } else {
             match ciborium::from_reader::<Value, _>(protected_bytes.as_slice()) {
                 Ok(Value::Map(m)) => m,
-                Ok(other) => return Err(bad(format!("protected header must encode a map, got {}", kind(&other)))),
+                Ok(other) => {
+                    return Err(bad(format!(
+                        "protected header must encode a map, got {}",
+                        kind(&other)
+                    )))
+                }
                 Err(e) => return Err(bad(format!("protected header is not CBOR: {e}"))),
             }
         };
         let unprotected = match u {
             Value::Map(m) => m,
-            other => return Err(bad(format!("unprotected header must be a map, got {}", kind(&other)))),
+            other => {
+                return Err(bad(format!(
+                    "unprotected header must be a map, got {}",
+                    kind(&other)
+                )))
+            }
         };
         let payload = match pl {
             Value::Bytes(b) => b,
-            other => return Err(bad(format!("payload must be an embedded byte string, got {}", kind(&other)))),
+            other => {
+                return Err(bad(format!(
+                    "payload must be an embedded byte string, got {}",
+                    kind(&other)
+                )))
+            }
         };
         let signature = match s {
             Value::Bytes(b) => b,
-            other => return Err(bad(format!("signature must be a byte string, got {}", kind(&other)))),
+            other => {
+                return Err(bad(format!(
+                    "signature must be a byte string, got {}",
+                    kind(&other)
+                )))
+            }
         };
-        Ok(CoseSign1 { protected_bytes, protected, unprotected, payload, signature })
+        Ok(CoseSign1 {
+            protected_bytes,
+            protected,
+            unprotected,
+            payload,
+            signature,
+        })
     }
 
     /// `alg` from the protected header (it must be protected to be trusted).
@@ -211,13 +255,16 @@ impl CwtClaims {
     /// Parses the COSE payload as CWT claims and converts the DCC to JSON.
     pub fn decode(payload: &[u8]) -> Result<Self> {
         let bad = |m: String| HcertError::Cwt(m);
-        let value: Value = ciborium::from_reader(payload).map_err(|e| bad(format!("not CBOR: {e}")))?;
+        let value: Value =
+            ciborium::from_reader(payload).map_err(|e| bad(format!("not CBOR: {e}")))?;
         let Value::Map(map) = value else {
             return Err(bad(format!("claims must be a map, got {}", kind(&value))));
         };
         let time = |label: i64, name: &str| -> Result<i64> {
             match header_get(&map, label) {
-                Some(Value::Integer(i)) => i64::try_from(i128::from(*i)).map_err(|_| bad(format!("{name} out of range"))),
+                Some(Value::Integer(i)) => {
+                    i64::try_from(i128::from(*i)).map_err(|_| bad(format!("{name} out of range")))
+                }
                 Some(Value::Float(f)) if f.is_finite() && f.abs() < 1e15 => Ok(*f as i64),
                 Some(other) => Err(bad(format!("{name} must be a number, got {}", kind(other)))),
                 None => Err(bad(format!("claim {label} ({name}) is missing"))),
@@ -232,11 +279,22 @@ impl CwtClaims {
         };
         let hcert = match header_get(&map, CLAIM_HCERT) {
             Some(Value::Map(m)) => m,
-            Some(other) => return Err(bad(format!("claim -260 must be a map, got {}", kind(other)))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "claim -260 must be a map, got {}",
+                    kind(other)
+                )))
+            }
             None => return Err(bad("claim -260 (hcert) is missing".into())),
         };
-        let dcc = header_get(hcert, 1).ok_or_else(|| bad("claim -260 has no key 1 (eu_dgc_v1)".into()))?;
-        Ok(CwtClaims { iss, iat, exp, dcc: cbor_to_json(dcc)? })
+        let dcc = header_get(hcert, 1)
+            .ok_or_else(|| bad("claim -260 has no key 1 (eu_dgc_v1)".into()))?;
+        Ok(CwtClaims {
+            iss,
+            iat,
+            exp,
+            dcc: cbor_to_json(dcc)?,
+        })
     }
 }
 

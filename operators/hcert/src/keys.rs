@@ -15,7 +15,9 @@ use spki::{ObjectIdentifier, SubjectPublicKeyInfo, SubjectPublicKeyInfoRef};
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder, RequestBuilder};
 use x509_cert::certificate::TbsCertificate;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -93,7 +95,9 @@ pub struct DscSigner {
 
 impl std::fmt::Debug for DscSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DscSigner").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("DscSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,8 +119,11 @@ impl DscSigner {
 
     /// A signer from PEM text: a certificate (`BEGIN CERTIFICATE`) and a PKCS#8 key (`BEGIN PRIVATE KEY`).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self> {
-        let cert = Certificate::from_pem(cert_pem.as_bytes()).map_err(|e| key_err("DSC PEM")(e.to_string()))?;
-        let cert_der = cert.to_der().map_err(|e| key_err("DSC DER")(e.to_string()))?;
+        let cert = Certificate::from_pem(cert_pem.as_bytes())
+            .map_err(|e| key_err("DSC PEM")(e.to_string()))?;
+        let cert_der = cert
+            .to_der()
+            .map_err(|e| key_err("DSC DER")(e.to_string()))?;
         let key = load_signing_key_pem(key_pem)?;
         Self::new(key, cert_der)
     }
@@ -124,7 +131,10 @@ impl DscSigner {
     /// Reads the DSC PEM and the key PEM from files.
     pub fn load(cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> Result<Self> {
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|source| HcertError::Io { path: p.display().to_string(), source })
+            std::fs::read_to_string(p).map_err(|source| HcertError::Io {
+                path: p.display().to_string(),
+                source,
+            })
         };
         Self::from_pem(&read(cert_path.as_ref())?, &read(key_path.as_ref())?)
     }
@@ -167,7 +177,8 @@ trait FromDerBytes: Sized {
 impl FromDerBytes for Certificate {
     fn from_der_bytes(der: &[u8]) -> Result<Self> {
         use der::Decode;
-        Certificate::from_der(der).map_err(|e| HcertError::Key(format!("DSC is not a DER X.509 certificate: {e}")))
+        Certificate::from_der(der)
+            .map_err(|e| HcertError::Key(format!("DSC is not a DER X.509 certificate: {e}")))
     }
 }
 
@@ -199,7 +210,10 @@ impl GeneratedDsc {
     /// Writes the key (mode 0600 on Unix) and the certificate/CSR files.
     pub fn write(&self, key_path: impl AsRef<Path>, pem_path: impl AsRef<Path>) -> Result<()> {
         let write = |p: &Path, data: &str, private: bool| -> Result<()> {
-            let io = |source| HcertError::Io { path: p.display().to_string(), source };
+            let io = |source| HcertError::Io {
+                path: p.display().to_string(),
+                source,
+            };
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
             #[cfg(unix)]
@@ -210,7 +224,9 @@ impl GeneratedDsc {
             #[cfg(not(unix))]
             let _ = private;
             use std::io::Write;
-            opts.open(p).and_then(|mut f| f.write_all(data.as_bytes())).map_err(io)
+            opts.open(p)
+                .and_then(|mut f| f.write_all(data.as_bytes()))
+                .map_err(io)
         };
         write(key_path.as_ref(), &self.key_pem, true)?;
         write(pem_path.as_ref(), &self.pem, false)
@@ -221,7 +237,9 @@ impl GeneratedDsc {
 fn rdn_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.chars().enumerate() {
-        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') || (i == 0 && matches!(c, '#' | ' ')) {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && matches!(c, '#' | ' '))
+        {
             out.push('\\');
         }
         out.push(c);
@@ -235,7 +253,10 @@ fn rdn_escape(s: &str) -> String {
 
 fn subject_name(opts: &DscOptions) -> Result<Name> {
     if opts.country.len() != 2 || !opts.country.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(HcertError::Key(format!("DSC country {:?} must be ISO alpha-2", opts.country)));
+        return Err(HcertError::Key(format!(
+            "DSC country {:?} must be ISO alpha-2",
+            opts.country
+        )));
     }
     if opts.common_name.trim().is_empty() {
         return Err(HcertError::Key("DSC common name must not be empty".into()));
@@ -284,7 +305,13 @@ impl BuilderProfile for DscProfile {
         tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
         let mut ext: Vec<Extension> = Vec::new();
-        ext.push(BasicConstraints { ca: false, path_len_constraint: None }.to_extension(tbs.subject(), &ext)?);
+        ext.push(
+            BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            }
+            .to_extension(tbs.subject(), &ext)?,
+        );
         ext.push(KeyUsage(KeyUsages::DigitalSignature.into()).to_extension(tbs.subject(), &ext)?);
         let ski = SubjectKeyIdentifier::try_from(spk)?;
         ext.push(ski.to_extension(tbs.subject(), &ext)?);
@@ -302,11 +329,17 @@ pub fn generate_self_signed_dsc(opts: &DscOptions) -> Result<GeneratedDsc> {
     let cert = self_signed_certificate(&key, opts, SystemTime::now())?;
     Ok(GeneratedDsc {
         key_pem: key_pem(&key)?,
-        pem: cert.to_pem(LineEnding::LF).map_err(|e| HcertError::Key(e.to_string()))?,
+        pem: cert
+            .to_pem(LineEnding::LF)
+            .map_err(|e| HcertError::Key(e.to_string()))?,
     })
 }
 
-fn self_signed_certificate(key: &SigningKey, opts: &DscOptions, now: SystemTime) -> Result<Certificate> {
+fn self_signed_certificate(
+    key: &SigningKey,
+    opts: &DscOptions,
+    now: SystemTime,
+) -> Result<Certificate> {
     let err = key_err("building the DSC");
     let subject = subject_name(opts)?;
     let profile = DscProfile {
@@ -325,9 +358,13 @@ fn self_signed_certificate(key: &SigningKey, opts: &DscOptions, now: SystemTime)
     serial[0] &= 0x7F; // positive INTEGER
     serial[0] |= 0x01; // and no leading zero byte to strip
     let serial = SerialNumber::new(&serial).map_err(|e| err(e.to_string()))?;
-    let spki = SubjectPublicKeyInfo::from_key(key.verifying_key()).map_err(|e| err(e.to_string()))?;
-    let builder = CertificateBuilder::new(profile, serial, validity, spki).map_err(|e| err(e.to_string()))?;
-    builder.build::<_, DerSignature>(key).map_err(|e| err(e.to_string()))
+    let spki =
+        SubjectPublicKeyInfo::from_key(key.verifying_key()).map_err(|e| err(e.to_string()))?;
+    let builder =
+        CertificateBuilder::new(profile, serial, validity, spki).map_err(|e| err(e.to_string()))?;
+    builder
+        .build::<_, DerSignature>(key)
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Generates a P-256 key and a PKCS#10 certificate request for the country's CSCA.
@@ -337,9 +374,13 @@ pub fn generate_dsc_csr(opts: &DscOptions) -> Result<GeneratedDsc> {
     let mut builder = RequestBuilder::new(subject_name(opts)?).map_err(|e| err(e.to_string()))?;
     if !opts.allowed_types.is_empty() {
         let eku = ExtendedKeyUsage(opts.allowed_types.iter().map(|t| t.eku_oid()).collect());
-        builder.add_extension(&eku).map_err(|e| err(e.to_string()))?;
+        builder
+            .add_extension(&eku)
+            .map_err(|e| err(e.to_string()))?;
     }
-    let req = builder.build::<_, DerSignature>(&key).map_err(|e| err(e.to_string()))?;
+    let req = builder
+        .build::<_, DerSignature>(&key)
+        .map_err(|e| err(e.to_string()))?;
     Ok(GeneratedDsc {
         key_pem: key_pem(&key)?,
         pem: req.to_pem(LineEnding::LF).map_err(|e| err(e.to_string()))?,

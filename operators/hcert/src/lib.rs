@@ -25,7 +25,10 @@ use divoc_credential::credential::VaccinationCredential;
 pub use config::{DccConfig, IssuerConfig, VaccineMapping};
 pub use cose::{CoseSign1, CwtClaims};
 pub use error::{HcertError, Result, Stage};
-pub use keys::{generate_dsc_csr, generate_self_signed_dsc, kid_of, CertType, DscOptions, DscSigner, GeneratedDsc};
+pub use keys::{
+    generate_dsc_csr, generate_self_signed_dsc, kid_of, CertType, DscOptions, DscSigner,
+    GeneratedDsc,
+};
 pub use names::{split_name, transliterate_icao, NameParts};
 pub use payload::{build_payload, DccHolder, DccPayload, PersonName, VaccinationEntry};
 pub use verify::{check_expiration, check_key_usage, check_schema, Dsc, DscKey, TrustList};
@@ -76,7 +79,12 @@ impl HcertIssuer {
 
     /// Builds the payload from the credential and signs it; `iat_unix` is the issue time
     /// (`exp` = `iat` + `validity_days`).
-    pub fn issue(&self, cred: &VaccinationCredential, holder: &DccHolder, iat_unix: i64) -> Result<IssuedHcert> {
+    pub fn issue(
+        &self,
+        cred: &VaccinationCredential,
+        holder: &DccHolder,
+        iat_unix: i64,
+    ) -> Result<IssuedHcert> {
         let payload = build_payload(cred, holder, &self.config)?;
         self.issue_payload(payload, iat_unix)
     }
@@ -84,12 +92,20 @@ impl HcertIssuer {
     /// Signs an already-built payload.
     pub fn issue_payload(&self, payload: DccPayload, iat_unix: i64) -> Result<IssuedHcert> {
         let exp = iat_unix.saturating_add(i64::from(self.config.issuer.validity_days) * 86_400);
-        let dcc = ciborium::Value::serialized(&payload).map_err(|e| HcertError::Encode(e.to_string()))?;
+        let dcc =
+            ciborium::Value::serialized(&payload).map_err(|e| HcertError::Encode(e.to_string()))?;
         let claims = CwtClaims::encode(&self.config.issuer.country, iat_unix, exp, dcc)?;
         let protected = CoseSign1::protected_header(cose::ALG_ES256, &self.signer.kid())?;
-        let signature = self.signer.sign(&CoseSign1::sig_structure(&protected, &claims)?);
+        let signature = self
+            .signer
+            .sign(&CoseSign1::sig_structure(&protected, &claims)?);
         let cose = CoseSign1::encode_tagged(protected, claims, signature.to_vec())?;
-        Ok(IssuedHcert { hc1: encode_hc1(&cose), payload, iat: iat_unix, exp })
+        Ok(IssuedHcert {
+            hc1: encode_hc1(&cose),
+            payload,
+            iat: iat_unix,
+            exp,
+        })
     }
 }
 
@@ -104,15 +120,18 @@ pub fn encode_hc1(cose: &[u8]) -> String {
 
 /// Stage 1: strips the `HC1:` prefix.
 pub fn unprefix(text: &str) -> Result<&str> {
-    text.strip_prefix(HC1_PREFIX).ok_or_else(|| HcertError::Prefix {
-        found: text.chars().take(4).collect(),
-    })
+    text.strip_prefix(HC1_PREFIX)
+        .ok_or_else(|| HcertError::Prefix {
+            found: text.chars().take(4).collect(),
+        })
 }
 
 /// Stage 3: inflates zlib data. HCERT requires zlib, but the spec lets verifiers accept
 /// uncompressed COSE too; that is only done when the data does not start like a zlib stream.
 pub fn decompress(data: &[u8]) -> Result<Vec<u8>> {
-    let looks_zlib = data.len() >= 2 && data[0] & 0x0F == 8 && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
+    let looks_zlib = data.len() >= 2
+        && data[0] & 0x0F == 8
+        && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
     if !looks_zlib {
         return Err(HcertError::Decompress("data has no zlib header".into()));
     }
@@ -164,5 +183,9 @@ pub fn verify_hc1(text: &str, trust: &TrustList, clock_unix: i64) -> Result<Veri
     check_expiration(&decoded.claims, Some(dsc), clock_unix)?;
     let cert_type = check_schema(&decoded.claims.dcc)?;
     check_key_usage(&decoded.claims.dcc, dsc)?;
-    Ok(VerifiedHcert { claims: decoded.claims, kid: dsc.kid, cert_type })
+    Ok(VerifiedHcert {
+        claims: decoded.claims,
+        kid: dsc.kid,
+        cert_type,
+    })
 }

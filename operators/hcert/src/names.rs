@@ -18,7 +18,10 @@ pub fn validate_transliterated(field: &'static str, value: &str) -> Result<()> {
     if value.len() > MAX_NAME_LEN {
         return Err(bad(format!("{} characters", value.len())));
     }
-    if let Some(c) = value.chars().find(|c| !(c.is_ascii_uppercase() || *c == '<')) {
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_uppercase() || *c == '<'))
+    {
         return Err(bad(format!("character {c:?} is not A-Z or '<'")));
     }
     Ok(())
@@ -143,9 +146,15 @@ mod tests {
             transliterate_icao("d'Červenková Panklová").unwrap(),
             "DCERVENKOVA<PANKLOVA"
         );
-        assert_eq!(transliterate_icao("Jiřina-Maria Alena").unwrap(), "JIRINA<MARIA<ALENA");
+        assert_eq!(
+            transliterate_icao("Jiřina-Maria Alena").unwrap(),
+            "JIRINA<MARIA<ALENA"
+        );
         assert_eq!(transliterate_icao("Strauß").unwrap(), "STRAUSS");
-        assert_eq!(transliterate_icao("  Müller -  Lüdenscheidt ").unwrap(), "MUELLER<LUEDENSCHEIDT");
+        assert_eq!(
+            transliterate_icao("  Müller -  Lüdenscheidt ").unwrap(),
+            "MUELLER<LUEDENSCHEIDT"
+        );
         assert_eq!(transliterate_icao("Ærøskøbing").unwrap(), "AEROESKOEBING");
     }
 
@@ -179,11 +188,17 @@ mod tests {
     fn splitting() {
         assert_eq!(
             split_name("Bhaya  Kumar Mitra"),
-            Some(NameParts { family: "Mitra".into(), given: Some("Bhaya Kumar".into()) })
+            Some(NameParts {
+                family: "Mitra".into(),
+                given: Some("Bhaya Kumar".into())
+            })
         );
         assert_eq!(
             split_name("Madonna"),
-            Some(NameParts { family: "Madonna".into(), given: None })
+            Some(NameParts {
+                family: "Madonna".into(),
+                given: None
+            })
         );
         assert_eq!(split_name("   "), None);
     }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DccConfig;
 use crate::error::{HcertError, Result};
-use crate::names::{split_name, transliterate_icao, validate_transliterated, NameParts, MAX_NAME_LEN};
+use crate::names::{
+    split_name, transliterate_icao, validate_transliterated, NameParts, MAX_NAME_LEN,
+};
 
 /// Schema version we claim (`ver`); payloads validate against `dcc-schema/1.3.x.json`.
 pub const DCC_SCHEMA_VERSION: &str = "1.3.0";
@@ -111,7 +113,12 @@ impl DccHolder {
                 reason: "fnt and gnt are both empty; the schema needs at least one".into(),
             });
         }
-        Ok(DccHolder { parts, family_t, given_t, dob: None })
+        Ok(DccHolder {
+            parts,
+            family_t,
+            given_t,
+            dob: None,
+        })
     }
 
     /// Holder from explicit Latin-script name parts, transliterated with [`transliterate_icao`].
@@ -233,9 +240,9 @@ fn uvci(cfg: &DccConfig, certificate_id: Option<&str>, evidence_id: &str) -> Res
         .to_ascii_uppercase();
     // UVCI characters: upper-case alphanumerics and the separators / # :
     let ok = !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'/' | b'#' | b':'));
+        && id.bytes().all(|b| {
+            b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'/' | b'#' | b':')
+        });
     let ci = format!("{}{id}", cfg.issuer.uvci_prefix);
     if !ok || ci.len() > 80 {
         return Err(HcertError::Credential {
@@ -266,24 +273,34 @@ fn check_dob(dob: &str) -> Result<()> {
 }
 
 fn is_year(s: &str) -> bool {
-    s.len() == 4 && (s.starts_with("19") || s.starts_with("20")) && s.bytes().all(|b| b.is_ascii_digit())
+    s.len() == 4
+        && (s.starts_with("19") || s.starts_with("20"))
+        && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn month(s: &str) -> Option<u32> {
-    let m: u32 = s.parse().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit()))?;
+    let m: u32 = s
+        .parse()
+        .ok()
+        .filter(|_| s.bytes().all(|b| b.is_ascii_digit()))?;
     (1..=12).contains(&m).then_some(m)
 }
 
 /// `YYYY-MM-DD` with a day that exists in that month.
 pub(crate) fn is_calendar_date(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !s[..4].bytes().all(|c| c.is_ascii_digit()) {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !s[..4].bytes().all(|c| c.is_ascii_digit())
+    {
         return false;
     }
     let (Ok(y), Some(m)) = (s[..4].parse::<u32>(), month(&s[5..7])) else {
         return false;
     };
-    let Some(d) = s[8..10].parse::<u32>().ok().filter(|_| s[8..10].bytes().all(|c| c.is_ascii_digit())) else {
+    let Some(d) = s[8..10]
+        .parse::<u32>()
+        .ok()
+        .filter(|_| s[8..10].bytes().all(|c| c.is_ascii_digit()))
+    else {
         return false;
     };
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -305,7 +322,13 @@ mod tests {
         for ok in ["", "1958", "1958-11", "1958-11-11", "2000-02-29"] {
             check_dob(ok).unwrap();
         }
-        for bad in ["1858-11-11", "1958-13", "1958-02-30", "58-11-11", "1958-11-11T00:00"] {
+        for bad in [
+            "1858-11-11",
+            "1958-13",
+            "1958-02-30",
+            "58-11-11",
+            "1958-11-11T00:00",
+        ] {
             assert!(check_dob(bad).is_err(), "{bad}");
         }
     }

@@ -73,9 +73,15 @@ impl Dsc {
                         .map_err(|e| HcertError::Key(format!("DSC RSA key is malformed: {e}")))?,
                 )
             }
-            other => return Err(HcertError::Key(format!("DSC key algorithm {other} is not EC or RSA"))),
+            other => {
+                return Err(HcertError::Key(format!(
+                    "DSC key algorithm {other} is not EC or RSA"
+                )))
+            }
         };
-        let unix = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
+        let unix = |t: x509_cert::time::Time| {
+            i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+        };
         let validity = tbs.validity();
         let eku = tbs
             .get_extension::<ExtendedKeyUsage>()
@@ -88,7 +94,10 @@ impl Dsc {
                         EKU_TEST => Some(CertType::Test),
                         EKU_VACCINATION => Some(CertType::Vaccination),
                         EKU_RECOVERY => Some(CertType::Recovery),
-                        other => EKU_LEGACY.iter().find(|(o, _)| *o == other).map(|(_, t)| *t),
+                        other => EKU_LEGACY
+                            .iter()
+                            .find(|(o, _)| *o == other)
+                            .map(|(_, t)| *t),
                     })
                     .collect()
             })
@@ -108,15 +117,22 @@ impl Dsc {
         let signed = cose.signed_bytes()?;
         match (&self.key, alg) {
             (DscKey::Ec(vk), Some(ALG_ES256)) => {
-                let sig = p256::ecdsa::Signature::from_slice(&cose.signature).map_err(|_| HcertError::BadSignature)?;
-                vk.verify(&signed, &sig).map_err(|_| HcertError::BadSignature)
+                let sig = p256::ecdsa::Signature::from_slice(&cose.signature)
+                    .map_err(|_| HcertError::BadSignature)?;
+                vk.verify(&signed, &sig)
+                    .map_err(|_| HcertError::BadSignature)
             }
             (DscKey::Rsa(pk), Some(ALG_PS256)) => {
                 let vk = rsa::pss::VerifyingKey::<sha2::Sha256>::new(pk.clone());
-                let sig = rsa::pss::Signature::try_from(cose.signature.as_slice()).map_err(|_| HcertError::BadSignature)?;
-                vk.verify(&signed, &sig).map_err(|_| HcertError::BadSignature)
+                let sig = rsa::pss::Signature::try_from(cose.signature.as_slice())
+                    .map_err(|_| HcertError::BadSignature)?;
+                vk.verify(&signed, &sig)
+                    .map_err(|_| HcertError::BadSignature)
             }
-            (DscKey::Ec(_), alg) => Err(HcertError::Algorithm { alg, key: "EC P-256" }),
+            (DscKey::Ec(_), alg) => Err(HcertError::Algorithm {
+                alg,
+                key: "EC P-256",
+            }),
             (DscKey::Rsa(_), alg) => Err(HcertError::Algorithm { alg, key: "RSA" }),
         }
     }
@@ -153,7 +169,9 @@ impl TrustList {
     /// signature with it. kid collisions are possible (8 bytes), so every candidate is tried.
     pub fn verify(&self, cose: &CoseSign1) -> Result<&Dsc> {
         let kid = cose.kid().ok_or(HcertError::MissingKid)?;
-        let candidates = <[u8; 8]>::try_from(kid).ok().and_then(|k| self.by_kid.get(&k));
+        let candidates = <[u8; 8]>::try_from(kid)
+            .ok()
+            .and_then(|k| self.by_kid.get(&k));
         let Some(candidates) = candidates else {
             return Err(HcertError::UnknownKid { kid_hex: hex(kid) });
         };
@@ -181,7 +199,10 @@ pub fn check_expiration(claims: &CwtClaims, dsc: Option<&Dsc>, clock_unix: i64) 
         )));
     }
     if clock_unix > claims.exp {
-        return Err(HcertError::Expired(format!("validation time {clock_unix} is after expiry {}", claims.exp)));
+        return Err(HcertError::Expired(format!(
+            "validation time {clock_unix} is after expiry {}",
+            claims.exp
+        )));
     }
     if let Some(d) = dsc {
         if clock_unix < d.not_before || clock_unix > d.not_after {
@@ -203,7 +224,8 @@ pub fn cert_type(dcc: &serde_json::Value) -> Option<CertType> {
 
 /// If the DSC restricts itself with DCC extendedKeyUsage OIDs, the payload's type must be one of them.
 pub fn check_key_usage(dcc: &serde_json::Value, dsc: &Dsc) -> Result<()> {
-    let t = cert_type(dcc).ok_or_else(|| HcertError::Schema("payload has none of v, t, r".into()))?;
+    let t =
+        cert_type(dcc).ok_or_else(|| HcertError::Schema("payload has none of v, t, r".into()))?;
     if dsc.dcc_key_usages.is_empty() || dsc.dcc_key_usages.contains(&t) {
         Ok(())
     } else {
@@ -216,14 +238,19 @@ pub fn check_key_usage(dcc: &serde_json::Value, dsc: &Dsc) -> Result<()> {
 /// one entry. (Full JSON-Schema validation is done in the interop test with Python `jsonschema`.)
 pub fn check_schema(dcc: &serde_json::Value) -> Result<CertType> {
     let bad = |m: String| HcertError::Schema(m);
-    let obj = dcc.as_object().ok_or_else(|| bad("payload is not a JSON object".into()))?;
+    let obj = dcc
+        .as_object()
+        .ok_or_else(|| bad("payload is not a JSON object".into()))?;
     if !obj.get("ver").is_some_and(serde_json::Value::is_string) {
         return Err(bad("ver (schema version string) is missing".into()));
     }
     if !obj.get("dob").is_some_and(serde_json::Value::is_string) {
         return Err(bad("dob is missing".into()));
     }
-    let nam = obj.get("nam").and_then(|n| n.as_object()).ok_or_else(|| bad("nam is missing".into()))?;
+    let nam = obj
+        .get("nam")
+        .and_then(|n| n.as_object())
+        .ok_or_else(|| bad("nam is missing".into()))?;
     let std_name = |k: &str| nam.get(k).and_then(|v| v.as_str());
     if std_name("fnt").is_none() && std_name("gnt").is_none() {
         return Err(bad("nam needs fnt or gnt".into()));
@@ -241,12 +268,19 @@ pub fn check_schema(dcc: &serde_json::Value) -> Result<CertType> {
     let [t] = present.as_slice() else {
         return Err(bad(format!(
             "a DCC holds exactly one of v, t, r; found {}",
-            present.iter().map(|t| t.key().to_string()).collect::<Vec<_>>().join(", ")
+            present
+                .iter()
+                .map(|t| t.key().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     };
     let entries = obj[&t.key().to_string()].as_array().map_or(0, Vec::len);
     if entries != 1 {
-        return Err(bad(format!("{} must hold exactly one entry, found {entries}", t.key())));
+        return Err(bad(format!(
+            "{} must hold exactly one entry, found {entries}",
+            t.key()
+        )));
     }
     Ok(*t)
 }

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use divoc_credential::credential::{CredentialVersion, Dose};
 use divoc_hcert::{
-    base45, cose, decode_hc1, encode_hc1, verify_hc1, CertType, CoseSign1, DccConfig, DccHolder, Dsc, DscSigner,
-    HcertError, NameParts, Stage, TrustList,
+    base45, cose, decode_hc1, encode_hc1, verify_hc1, CertType, CoseSign1, DccConfig, DccHolder,
+    Dsc, DscSigner, HcertError, NameParts, Stage, TrustList,
 };
 
 /// Issue time: now, so it falls inside the freshly generated DSC's validity.
@@ -20,7 +20,10 @@ fn trust(g: &divoc_hcert::GeneratedDsc) -> TrustList {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
@@ -28,7 +31,15 @@ fn issued_certificates_verify_and_carry_the_credential_data() {
     let g = dsc(vec![]);
     let issuer = issuer(&g);
     let trust = trust(&g);
-    let cred = credential(CredentialVersion::V2, "Anna Lövström", "COVISHIELD", "Serum Institute of India", 2, 2, "123456789012", "2021-08-27T10:57:57.237Z");
+    let cred = credential(
+        CredentialVersion::V2,
+        "Anna Lövström",
+        "COVISHIELD",
+        "Serum Institute of India",
+        (2, 2),
+        "123456789012",
+        "2021-08-27T10:57:57.237Z",
+    );
     let holder = DccHolder::from_credential_name(&cred).unwrap();
     let issued = issuer.issue(&cred, &holder, now()).unwrap();
     assert!(issued.hc1.starts_with("HC1:"));
@@ -64,21 +75,41 @@ fn issued_certificates_verify_and_carry_the_credential_data() {
 fn v1_credentials_get_an_empty_dob_unless_given() {
     let g = dsc(vec![]);
     let issuer = issuer(&g);
-    let cred = credential(CredentialVersion::V1, "Bhaya Mitra", "Covaxin", "Bharat Biotech", 1, 2, "999", "2021-05-01T09:00:00.000Z");
+    let cred = credential(
+        CredentialVersion::V1,
+        "Bhaya Mitra",
+        "Covaxin",
+        "Bharat Biotech",
+        (1, 2),
+        "999",
+        "2021-05-01T09:00:00.000Z",
+    );
     assert_eq!(cred.credential_subject.dob, None);
     let holder = DccHolder::from_credential_name(&cred).unwrap();
     let issued = issuer.issue(&cred, &holder, *IAT).unwrap();
     assert_eq!(issued.payload.dob, "");
-    let with_dob = issuer.issue(&cred, &holder.clone().with_dob("1995"), *IAT).unwrap();
+    let with_dob = issuer
+        .issue(&cred, &holder.clone().with_dob("1995"), *IAT)
+        .unwrap();
     assert_eq!(with_dob.payload.dob, "1995");
-    assert!(issuer.issue(&cred, &holder.with_dob("95-01-01"), *IAT).is_err());
+    assert!(issuer
+        .issue(&cred, &holder.with_dob("95-01-01"), *IAT)
+        .is_err());
 }
 
 #[test]
 fn replay_gives_identical_bytes() {
     let g = dsc(vec![]);
     let issuer = issuer(&g);
-    let cred = credential(CredentialVersion::V2, "Ravi Kumar", "Covishield", "SII", 1, 2, "42", "2021-06-01T00:00:00Z");
+    let cred = credential(
+        CredentialVersion::V2,
+        "Ravi Kumar",
+        "Covishield",
+        "SII",
+        (1, 2),
+        "42",
+        "2021-06-01T00:00:00Z",
+    );
     let holder = DccHolder::from_credential_name(&cred).unwrap();
     let a = issuer.issue(&cred, &holder, *IAT).unwrap().hc1;
     let b = issuer.issue(&cred, &holder, *IAT).unwrap().hc1;
@@ -90,7 +121,15 @@ fn tampering_and_wrong_context_fail_at_the_right_stage() {
     let g = dsc(vec![]);
     let issuer = issuer(&g);
     let trust = trust(&g);
-    let cred = credential(CredentialVersion::V2, "Ravi Kumar", "Covishield", "SII", 1, 2, "42", "2021-06-01T00:00:00Z");
+    let cred = credential(
+        CredentialVersion::V2,
+        "Ravi Kumar",
+        "Covishield",
+        "SII",
+        (1, 2),
+        "42",
+        "2021-06-01T00:00:00Z",
+    );
     let holder = DccHolder::from_credential_name(&cred).unwrap();
     let issued = issuer.issue(&cred, &holder, *IAT).unwrap();
     let clock = *IAT + 10;
@@ -100,16 +139,35 @@ fn tampering_and_wrong_context_fail_at_the_right_stage() {
     let decoded = decode_hc1(&issued.hc1).unwrap();
     let mut payload = issued.payload.clone();
     payload.v[0].dn = 3;
-    let claims = cose::CwtClaims::encode("IN", *IAT, issued.exp, ciborium::Value::serialized(&payload).unwrap()).unwrap();
-    let forged = CoseSign1::encode_tagged(decoded.cose.protected_bytes.clone(), claims, decoded.cose.signature.clone()).unwrap();
+    let claims = cose::CwtClaims::encode(
+        "IN",
+        *IAT,
+        issued.exp,
+        ciborium::Value::serialized(&payload).unwrap(),
+    )
+    .unwrap();
+    let forged = CoseSign1::encode_tagged(
+        decoded.cose.protected_bytes.clone(),
+        claims,
+        decoded.cose.signature.clone(),
+    )
+    .unwrap();
     let err = verify_hc1(&encode_hc1(&forged), &trust, clock).unwrap_err();
     assert!(matches!(err, HcertError::BadSignature), "{err}");
 
     // Flip one bit of the signature.
     let mut sig = decoded.cose.signature.clone();
     sig[10] ^= 1;
-    let bad_sig = CoseSign1::encode_tagged(decoded.cose.protected_bytes.clone(), decoded.cose.payload.clone(), sig).unwrap();
-    assert!(matches!(verify_hc1(&encode_hc1(&bad_sig), &trust, clock), Err(HcertError::BadSignature)));
+    let bad_sig = CoseSign1::encode_tagged(
+        decoded.cose.protected_bytes.clone(),
+        decoded.cose.payload.clone(),
+        sig,
+    )
+    .unwrap();
+    assert!(matches!(
+        verify_hc1(&encode_hc1(&bad_sig), &trust, clock),
+        Err(HcertError::BadSignature)
+    ));
 
     // Transport damage.
     let mut chars: Vec<char> = issued.hc1.chars().collect();
@@ -117,18 +175,44 @@ fn tampering_and_wrong_context_fail_at_the_right_stage() {
     chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
     let damaged: String = chars.into_iter().collect();
     assert!(verify_hc1(&damaged, &trust, clock).is_err());
-    assert_eq!(verify_hc1(&issued.hc1.replacen("HC1:", "HC2:", 1), &trust, clock).unwrap_err().stage(), Stage::Unprefix);
-    assert_eq!(verify_hc1(&format!("{}a", issued.hc1), &trust, clock).unwrap_err().stage(), Stage::Base45);
+    assert_eq!(
+        verify_hc1(&issued.hc1.replacen("HC1:", "HC2:", 1), &trust, clock)
+            .unwrap_err()
+            .stage(),
+        Stage::Unprefix
+    );
+    assert_eq!(
+        verify_hc1(&format!("{}a", issued.hc1), &trust, clock)
+            .unwrap_err()
+            .stage(),
+        Stage::Base45
+    );
     let raw_cose = format!("HC1:{}", base45::encode(&forged));
-    assert_eq!(verify_hc1(&raw_cose, &trust, clock).unwrap_err().stage(), Stage::Decompress);
+    assert_eq!(
+        verify_hc1(&raw_cose, &trust, clock).unwrap_err().stage(),
+        Stage::Decompress
+    );
 
     // Another DSC is not trusted.
     let other = trust_of_other();
-    assert!(matches!(verify_hc1(&issued.hc1, &other, clock), Err(HcertError::UnknownKid { .. })));
+    assert!(matches!(
+        verify_hc1(&issued.hc1, &other, clock),
+        Err(HcertError::UnknownKid { .. })
+    ));
 
     // Clock outside iat..=exp.
-    assert_eq!(verify_hc1(&issued.hc1, &trust, *IAT - 1).unwrap_err().stage(), Stage::Expiration);
-    assert_eq!(verify_hc1(&issued.hc1, &trust, issued.exp + 1).unwrap_err().stage(), Stage::Expiration);
+    assert_eq!(
+        verify_hc1(&issued.hc1, &trust, *IAT - 1)
+            .unwrap_err()
+            .stage(),
+        Stage::Expiration
+    );
+    assert_eq!(
+        verify_hc1(&issued.hc1, &trust, issued.exp + 1)
+            .unwrap_err()
+            .stage(),
+        Stage::Expiration
+    );
 }
 
 fn trust_of_other() -> TrustList {
@@ -139,15 +223,31 @@ fn trust_of_other() -> TrustList {
 fn key_usage_restricted_dsc() {
     let test_only = dsc(vec![CertType::Test]);
     let vacc = dsc(vec![CertType::Vaccination, CertType::Recovery]);
-    let cred = credential(CredentialVersion::V2, "Ravi Kumar", "Covishield", "SII", 1, 2, "42", "2021-06-01T00:00:00Z");
+    let cred = credential(
+        CredentialVersion::V2,
+        "Ravi Kumar",
+        "Covishield",
+        "SII",
+        (1, 2),
+        "42",
+        "2021-06-01T00:00:00Z",
+    );
     let holder = DccHolder::from_credential_name(&cred).unwrap();
     let clock = now() + 5;
     let hc1 = issuer(&test_only).issue(&cred, &holder, now()).unwrap().hc1;
-    assert!(matches!(verify_hc1(&hc1, &trust(&test_only), clock), Err(HcertError::KeyUsage { cert_type: 'v' })));
+    assert!(matches!(
+        verify_hc1(&hc1, &trust(&test_only), clock),
+        Err(HcertError::KeyUsage { cert_type: 'v' })
+    ));
     let hc1 = issuer(&vacc).issue(&cred, &holder, now()).unwrap().hc1;
     verify_hc1(&hc1, &trust(&vacc), clock).unwrap();
     // The DSC's own validity is checked too (self-signed DSCs are valid for 730 days).
-    assert_eq!(verify_hc1(&hc1, &trust(&vacc), clock + 800 * 86_400).unwrap_err().stage(), Stage::Expiration);
+    assert_eq!(
+        verify_hc1(&hc1, &trust(&vacc), clock + 800 * 86_400)
+            .unwrap_err()
+            .stage(),
+        Stage::Expiration
+    );
 }
 
 #[test]
@@ -157,14 +257,22 @@ fn signer_checks_key_matches_certificate() {
     let err = DscSigner::from_pem(&a.pem, &b.key_pem).unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
     let dir = tempfile::tempdir().unwrap();
-    a.write(dir.path().join("dsc.key"), dir.path().join("dsc.pem")).unwrap();
+    a.write(dir.path().join("dsc.key"), dir.path().join("dsc.pem"))
+        .unwrap();
     let s = DscSigner::load(dir.path().join("dsc.pem"), dir.path().join("dsc.key")).unwrap();
     assert_eq!(s.kid(), Dsc::from_pem(&a.pem).unwrap().kid);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("dsc.key")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "private key must not be group/world readable");
+        let mode = std::fs::metadata(dir.path().join("dsc.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "private key must not be group/world readable"
+        );
     }
     assert!(DscSigner::from_pem("garbage", &a.key_pem).is_err());
     assert!(DscSigner::from_pem(&a.pem, "garbage").is_err());
@@ -196,7 +304,10 @@ fn divoc_vector_credential_needs_mappable_vaccine_and_doses() {
     assert_eq!(holder.family_t, "MITRA");
     assert_eq!(holder.given_t.as_deref(), Some("BHAYA"));
     // "CoVax" by "COVPharma" is not a real vaccine: no value-set entry.
-    assert!(matches!(issuer.issue(&cred, &holder, *IAT), Err(HcertError::UnknownVaccine { .. })));
+    assert!(matches!(
+        issuer.issue(&cred, &holder, *IAT),
+        Err(HcertError::UnknownVaccine { .. })
+    ));
     cred.evidence[0].vaccine = Some("COVISHIELD".into());
     // The vector's doses are "": the DCC needs positive integers.
     let err = issuer.issue(&cred, &holder, *IAT).unwrap_err();
@@ -205,7 +316,10 @@ fn divoc_vector_credential_needs_mappable_vaccine_and_doses() {
     cred.evidence[0].total_doses = Some(Dose::Number(2));
     cred.evidence[0].certificate_id = Some("10101010".into());
     let issued = issuer.issue(&cred, &holder, *IAT).unwrap();
-    assert_eq!(issued.payload.dob, "", "v1 credential: age only, so dob is empty");
+    assert_eq!(
+        issued.payload.dob, "",
+        "v1 credential: age only, so dob is empty"
+    );
     assert_eq!(issued.payload.v[0].dt, "2020-12-02");
     assert_eq!(issued.payload.v[0].dn, 1);
     assert_eq!(issued.payload.v[0].ci, "URN:UVCI:01:IN:10101010");
@@ -216,13 +330,30 @@ fn divoc_vector_credential_needs_mappable_vaccine_and_doses() {
 fn names_non_latin_and_explicit_transliterations() {
     let g = dsc(vec![]);
     let issuer = issuer(&g);
-    let cred = credential(CredentialVersion::V2, "भय मित्र", "Covishield", "SII", 1, 2, "77", "2021-06-01T00:00:00Z");
-    assert!(matches!(DccHolder::from_credential_name(&cred), Err(HcertError::NonLatinName { .. })));
-    let parts = NameParts { family: "मित्र".into(), given: Some("भय".into()) };
+    let cred = credential(
+        CredentialVersion::V2,
+        "भय मित्र",
+        "Covishield",
+        "SII",
+        (1, 2),
+        "77",
+        "2021-06-01T00:00:00Z",
+    );
+    assert!(matches!(
+        DccHolder::from_credential_name(&cred),
+        Err(HcertError::NonLatinName { .. })
+    ));
+    let parts = NameParts {
+        family: "मित्र".into(),
+        given: Some("भय".into()),
+    };
     assert!(DccHolder::new(parts.clone(), "Mitra".into(), None).is_err());
     let holder = DccHolder::new(parts, "MITRA".into(), Some("BHAYA".into())).unwrap();
     let issued = issuer.issue(&cred, &holder, *IAT).unwrap();
-    let dcc = verify_hc1(&issued.hc1, &trust(&g), *IAT + 1).unwrap().claims.dcc;
+    let dcc = verify_hc1(&issued.hc1, &trust(&g), *IAT + 1)
+        .unwrap()
+        .claims
+        .dcc;
     assert_eq!(dcc["nam"]["fn"], "मित्र");
     assert_eq!(dcc["nam"]["fnt"], "MITRA");
 }
@@ -233,34 +364,71 @@ fn vaccine_names_map_to_eu_value_sets() {
     // (DIVOC vaccine name, expected mp, vp, ma) — codes from the EU value sets / the brief.
     let cases = [
         ("COVISHIELD", "Covishield", "J07BX03", "ORG-100001981"),
-        ("Covishield (ChAdOx1 nCoV-19)", "Covishield", "J07BX03", "ORG-100001981"),
+        (
+            "Covishield (ChAdOx1 nCoV-19)",
+            "Covishield",
+            "J07BX03",
+            "ORG-100001981",
+        ),
         ("COVAXIN", "Covaxin", "J07BX03", "Bharat-Biotech"),
         ("Comirnaty", "EU/1/20/1528", "1119349007", "ORG-100030215"),
-        ("Pfizer-BioNTech COVID-19 Vaccine", "EU/1/20/1528", "1119349007", "ORG-100030215"),
+        (
+            "Pfizer-BioNTech COVID-19 Vaccine",
+            "EU/1/20/1528",
+            "1119349007",
+            "ORG-100030215",
+        ),
         ("Moderna", "EU/1/20/1507", "1119349007", "ORG-100031184"),
         ("Vaxzevria", "EU/1/21/1529", "J07BX03", "ORG-100001699"),
         ("Janssen", "EU/1/20/1525", "J07BX03", "ORG-100001417"),
-        ("Sputnik V", "Sputnik-V", "J07BX03", "Gamaleya-Research-Institute"),
+        (
+            "Sputnik V",
+            "Sputnik-V",
+            "J07BX03",
+            "Gamaleya-Research-Institute",
+        ),
         ("CoronaVac", "CoronaVac", "J07BX03", "Sinovac-Biotech"),
-        ("Sinopharm BBIBP-CorV", "BBIBP-CorV", "J07BX03", "ORG-100020693"),
+        (
+            "Sinopharm BBIBP-CorV",
+            "BBIBP-CorV",
+            "J07BX03",
+            "ORG-100020693",
+        ),
         ("COVOVAX", "Covovax", "1119305005", "ORG-100001981"),
         ("Novavax", "EU/1/21/1618", "1119305005", "ORG-100032020"),
         ("CORBEVAX", "Corbevax", "1119305005", "Biological-E"),
         ("ZyCoV-D", "ZyCoV-D", "J07BX03", "Zydus-Cadila"),
     ];
     for (name, mp, vp, ma) in cases {
-        let m = cfg.vaccine_for(name, "").unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!((m.mp.as_str(), m.vp.as_str(), m.ma.as_str()), (mp, vp, ma), "{name}");
+        let m = cfg
+            .vaccine_for(name, "")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (m.mp.as_str(), m.vp.as_str(), m.ma.as_str()),
+            (mp, vp, ma),
+            "{name}"
+        );
     }
     assert!(cfg.vaccine_for("CoVax", "COVPharma").is_err());
-    assert_eq!(cfg.vaccine_for("", "Moderna Biotech").unwrap().mp, "EU/1/20/1507");
+    assert_eq!(
+        cfg.vaccine_for("", "Moderna Biotech").unwrap().mp,
+        "EU/1/20/1507"
+    );
 }
 
 #[test]
 fn config_rejects_unknown_fields_and_bad_values() {
     let text = std::fs::read_to_string(CONFIG).unwrap();
-    assert!(DccConfig::from_toml(&text.replace("validity_days = 365", "validity_days = 365\nvalidity = 1"), "t").is_err());
-    assert!(DccConfig::from_toml(&text.replace("country = \"IN\"", "country = \"IND\""), "t").is_err());
-    assert!(DccConfig::from_toml(&text.replace("\"URN:UVCI:01:IN:\"", "\"UVCI-IN\""), "t").is_err());
+    assert!(DccConfig::from_toml(
+        &text.replace("validity_days = 365", "validity_days = 365\nvalidity = 1"),
+        "t"
+    )
+    .is_err());
+    assert!(
+        DccConfig::from_toml(&text.replace("country = \"IN\"", "country = \"IND\""), "t").is_err()
+    );
+    assert!(
+        DccConfig::from_toml(&text.replace("\"URN:UVCI:01:IN:\"", "\"UVCI-IN\""), "t").is_err()
+    );
     assert!(DccConfig::load("/nonexistent/dcc.toml").is_err());
 }

@@ -3,12 +3,21 @@
 #![allow(dead_code)]
 
 use divoc_credential::credential::{
-    Address, CredentialSubject, CredentialVersion, Dose, Evidence, Facility, VaccinationCredential, VaccinationNamespace, Verifier,
+    Address, CredentialSubject, CredentialVersion, Dose, Evidence, Facility, VaccinationCredential,
+    VaccinationNamespace, Verifier,
 };
-use divoc_hcert::{generate_self_signed_dsc, CertType, DccConfig, DscOptions, DscSigner, GeneratedDsc, HcertIssuer};
+use divoc_hcert::{
+    generate_self_signed_dsc, CertType, DccConfig, DscOptions, DscSigner, GeneratedDsc, HcertIssuer,
+};
 
-pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/dcc-valuesets.toml");
-pub const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/divoc-vector/divoc-ed25519-2018-signed.json");
+pub const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../config/dcc-valuesets.toml"
+);
+pub const VECTOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/divoc-vector/divoc-ed25519-2018-signed.json"
+);
 
 pub fn config() -> DccConfig {
     DccConfig::load(CONFIG).unwrap()
@@ -31,7 +40,8 @@ pub fn issuer(g: &GeneratedDsc) -> HcertIssuer {
 
 /// DIVOC's own signed test vector (v1 context, vaccine "CoVax", empty doses).
 pub fn divoc_vector() -> VaccinationCredential {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(VECTOR).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(VECTOR).unwrap()).unwrap();
     VaccinationCredential::from_json(&v).unwrap()
 }
 
@@ -53,15 +63,17 @@ pub fn credential(
     name: &str,
     vaccine: &str,
     manufacturer: &str,
-    dose: u32,
-    total: u32,
+    (dose, total): (u32, u32),
     certificate_id: &str,
     date: &str,
 ) -> VaccinationCredential {
     let v2 = version == CredentialVersion::V2;
     VaccinationCredential {
         context: version.contexts(&VaccinationNamespace::default()),
-        types: vec!["VerifiableCredential".into(), "ProofOfVaccinationCredential".into()],
+        types: vec![
+            "VerifiableCredential".into(),
+            "ProofOfVaccinationCredential".into(),
+        ],
         credential_subject: CredentialSubject {
             subject_type: "Person".into(),
             id: "did:in.gov.uidai.aadhaar:2342343334".into(),
@@ -92,8 +104,13 @@ pub fn credential(
             effective_until: Some("2022-02-24".into()),
             dose: Some(Dose::Number(dose)),
             total_doses: Some(Dose::Number(total)),
-            verifier: Some(Verifier { name: Some("Sooraj Singh".into()) }),
-            facility: Some(Facility { name: Some("ABC Medical Center".into()), address: Some(addr("IN")) }),
+            verifier: Some(Verifier {
+                name: Some("Sooraj Singh".into()),
+            }),
+            facility: Some(Facility {
+                name: Some("ABC Medical Center".into()),
+                address: Some(addr("IN")),
+            }),
         }],
         non_transferable: "true".into(),
         proof: None,
