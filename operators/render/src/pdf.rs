@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use crate::fonts::{Font, FontId};
-use crate::shape::ShapedRun;
+use crate::shape::{Glyph, ShapedRun};
 
 /// Writes `v` with at most two decimals (deterministic, no exponent).
 pub fn num(out: &mut Vec<u8>, v: f32) {
@@ -102,66 +102,108 @@ impl Content {
         let _ = writeln!(self.ops, "cm /Im{index} Do Q");
     }
 
-    /// Draws shaped runs starting at pen position (x, y) with the given size, each run
-    /// wrapped in a `/Span` with `/ActualText` so extraction yields the logical text.
+    /// Draws shaped runs starting at pen position (x, y) with the given size. Each word is
+    /// wrapped in a `/Span` with `/ActualText`, so extraction yields the logical text even
+    /// where shaping reordered or fused characters; spaces stay outside the spans as real
+    /// glyphs so extractors still see word gaps where they are.
     pub fn runs(&mut self, fonts: &[Font], runs: &[ShapedRun], x: f32, y: f32, size: f32) {
         let mut pen = x;
         self.ops.extend_from_slice(b"BT\n");
         for run in runs {
             let font = &fonts[run.font];
-            self.ops.extend_from_slice(b"/Span <</ActualText ");
-            utf16_hex(&mut self.ops, &run.text);
-            let _ = write!(self.ops, ">> BDC /F{} ", run.font);
+            let _ = write!(self.ops, "/F{} ", run.font);
             num(&mut self.ops, size);
             self.ops.extend_from_slice(b" Tf 1 0 0 1 ");
             num(&mut self.ops, pen);
             self.ops.push(b' ');
             num(&mut self.ops, y);
-            self.ops.extend_from_slice(b" Tm [");
-            let used = self.usage.glyphs.entry(run.font).or_default();
+            self.ops.extend_from_slice(b" Tm\n");
+            let is_space = |g: &Glyph| {
+                g.text.1 > g.text.0
+                    && run
+                        .text
+                        .get(g.text.0 as usize..g.text.1 as usize)
+                        .is_some_and(|t| t.chars().all(char::is_whitespace))
+            };
             let mut rise = 0.0f32;
-            let mut in_hex = false;
-            for g in &run.glyphs {
-                if (g.y_offset - rise).abs() > 0.01 {
-                    if in_hex {
-                        self.ops.push(b'>');
-                        in_hex = false;
+            let mut i = 0;
+            while i < run.glyphs.len() {
+                let space = is_space(&run.glyphs[i]);
+                let mut j = i + 1;
+                while j < run.glyphs.len() && is_space(&run.glyphs[j]) == space {
+                    j += 1;
+                }
+                let segment = &run.glyphs[i..j];
+                if space {
+                    self.show(font, run, segment, size, &mut rise);
+                } else {
+                    let from = segment.iter().filter(|g| g.text.1 > g.text.0).map(|g| g.text.0).min().unwrap_or(0);
+                    let to = segment.iter().map(|g| g.text.1).max().unwrap_or(0);
+                    let word = run.text.get(from as usize..to as usize).unwrap_or("");
+                    self.ops.extend_from_slice(b"/Span <</ActualText ");
+                    if run.rtl {
+                        // poppler spreads ActualText characters left to right over the span
+                        // and then applies its visual-to-logical bidi reordering, so a
+                        // right-to-left word carries its characters in visual order.
+                        let visual: String = word.chars().rev().collect();
+                        utf16_hex(&mut self.ops, &visual);
+                    } else {
+                        utf16_hex(&mut self.ops, word);
                     }
-                    self.ops.extend_from_slice(b"] TJ ");
-                    num(&mut self.ops, g.y_offset * size / 1000.0);
-                    self.ops.extend_from_slice(b" Ts [");
-                    rise = g.y_offset;
+                    self.ops.extend_from_slice(b">> BDC ");
+                    self.show(font, run, segment, size, &mut rise);
+                    self.ops.extend_from_slice(b"EMC\n");
                 }
-                if g.x_offset.abs() > 0.01 {
-                    adjust(&mut self.ops, &mut in_hex, -g.x_offset);
-                }
-                if !in_hex {
-                    self.ops.push(b'<');
-                    in_hex = true;
-                }
-                hex_u16(&mut self.ops, g.gid);
-                let extra = g.advance - g.x_offset - font.advance_milli(g.gid);
-                if extra.abs() > 0.01 {
-                    adjust(&mut self.ops, &mut in_hex, -extra);
-                }
-                let entry = used.entry(g.gid).or_default();
-                if entry.is_empty() && g.text.1 > g.text.0 {
-                    if let Some(t) = run.text.get(g.text.0 as usize..g.text.1 as usize) {
-                        entry.push_str(t);
-                    }
-                }
+                i = j;
             }
-            if in_hex {
-                self.ops.push(b'>');
-            }
-            self.ops.extend_from_slice(b"] TJ");
             if rise != 0.0 {
-                self.ops.extend_from_slice(b" 0 Ts");
+                self.ops.extend_from_slice(b"0 Ts\n");
             }
-            self.ops.extend_from_slice(b" EMC\n");
             pen += run.width * size / 1000.0;
         }
         self.ops.extend_from_slice(b"ET\n");
+    }
+
+    /// One `TJ` (split where the text rise changes) placing glyphs exactly as shaped:
+    /// offsets and advances that differ from the font's own widths become adjustments.
+    fn show(&mut self, font: &Font, run: &ShapedRun, glyphs: &[Glyph], size: f32, rise: &mut f32) {
+        let used = self.usage.glyphs.entry(run.font).or_default();
+        self.ops.push(b'[');
+        let mut in_hex = false;
+        for g in glyphs {
+            if (g.y_offset - *rise).abs() > 0.01 {
+                if in_hex {
+                    self.ops.push(b'>');
+                    in_hex = false;
+                }
+                self.ops.extend_from_slice(b"] TJ ");
+                num(&mut self.ops, g.y_offset * size / 1000.0);
+                self.ops.extend_from_slice(b" Ts [");
+                *rise = g.y_offset;
+            }
+            if g.x_offset.abs() > 0.01 {
+                adjust(&mut self.ops, &mut in_hex, -g.x_offset);
+            }
+            if !in_hex {
+                self.ops.push(b'<');
+                in_hex = true;
+            }
+            hex_u16(&mut self.ops, g.gid);
+            let extra = g.advance - g.x_offset - font.advance_milli(g.gid);
+            if extra.abs() > 0.01 {
+                adjust(&mut self.ops, &mut in_hex, -extra);
+            }
+            let entry = used.entry(g.gid).or_default();
+            if entry.is_empty() && g.text.1 > g.text.0 {
+                if let Some(t) = run.text.get(g.text.0 as usize..g.text.1 as usize) {
+                    entry.push_str(t);
+                }
+            }
+        }
+        if in_hex {
+            self.ops.push(b'>');
+        }
+        self.ops.extend_from_slice(b"] TJ\n");
     }
 }
 

@@ -47,6 +47,8 @@ pub struct ShapedRun {
     pub text: String,
     /// Total advance in 1/1000 em.
     pub width: f32,
+    /// Right-to-left run (glyphs are still stored left to right).
+    pub rtl: bool,
 }
 
 /// A shaped single line: runs in visual order.
@@ -194,5 +196,6 @@ fn shape_segment(fonts: &FontSet, font_id: FontId, text: &str, rtl: bool) -> Sha
         glyphs,
         text: text.to_string(),
         width,
+        rtl,
     }
 }
