@@ -58,7 +58,8 @@ impl PayloadKind {
         }
     }
 
-    /// Largest payload length, in [`PayloadKind::length_unit`]s, one QR of this kind holds.
+    /// Largest payload one QR of this kind holds: bytes (DIVOC), characters (HC1), JWS
+    /// characters (SHC, two digits each).
     pub fn max_len(self) -> usize {
         match self {
             PayloadKind::DivocZip => MAX_QR_BYTES_M,
@@ -115,8 +116,11 @@ pub enum QrPayload {
 /// One QR data segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Segment<'a> {
+    /// 8 bits per byte, any bytes.
     Byte(&'a [u8]),
+    /// 5.5 bits per character, QR alphanumeric set only.
     Alphanumeric(&'a [u8]),
+    /// 3.33 bits per digit, ASCII digits only.
     Numeric(&'a [u8]),
 }
 
