@@ -1,7 +1,7 @@
 //! HCERT throughput: issue (payload + CBOR + ES256 + zlib + Base45) single-threaded and with
 //! rayon over a batch, and full verification.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use divoc_credential::credential::{CredentialVersion, VaccinationCredential};
 use divoc_hcert::{
     generate_self_signed_dsc, verify_hc1, DccConfig, DccHolder, Dsc, DscOptions, DscSigner,

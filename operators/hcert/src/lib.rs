@@ -89,8 +89,9 @@ impl HcertIssuer {
         self.issue_payload(payload, iat_unix)
     }
 
-    /// Signs an already-built payload.
+    /// Signs an already-built payload (validated first with [`DccPayload::validate`]).
     pub fn issue_payload(&self, payload: DccPayload, iat_unix: i64) -> Result<IssuedHcert> {
+        payload.validate()?;
         let exp = iat_unix.saturating_add(i64::from(self.config.issuer.validity_days) * 86_400);
         let dcc =
             ciborium::Value::serialized(&payload).map_err(|e| HcertError::Encode(e.to_string()))?;
@@ -126,8 +127,8 @@ pub fn unprefix(text: &str) -> Result<&str> {
         })
 }
 
-/// Stage 3: inflates zlib data. HCERT requires zlib, but the spec lets verifiers accept
-/// uncompressed COSE too; that is only done when the data does not start like a zlib stream.
+/// Stage 3: inflates zlib data. HCERT mandates zlib, so data without a valid zlib header is
+/// rejected (official case Z1), as is output above [`MAX_COSE_BYTES`].
 pub fn decompress(data: &[u8]) -> Result<Vec<u8>> {
     let looks_zlib = data.len() >= 2
         && data[0] & 0x0F == 8

@@ -29,6 +29,43 @@ pub struct DccPayload {
     pub v: Vec<VaccinationEntry>,
 }
 
+impl DccPayload {
+    /// Checks the rules the DCC schema imposes on what we emit, so a hand-built payload passed
+    /// to [`crate::HcertIssuer::issue_payload`] cannot produce an invalid certificate.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| HcertError::Schema(m);
+        validate_transliterated("fnt", &self.nam.family_t)?;
+        if let Some(g) = &self.nam.given_t {
+            validate_transliterated("gnt", g)?;
+        }
+        check_dob(&self.dob)?;
+        let [v] = self.v.as_slice() else {
+            return Err(bad(format!(
+                "v must hold exactly one entry, found {}",
+                self.v.len()
+            )));
+        };
+        if v.dn == 0 || v.sd == 0 {
+            return Err(bad("dn and sd must be positive".into()));
+        }
+        if !is_calendar_date(&v.dt) {
+            return Err(bad(format!("dt {:?} is not a YYYY-MM-DD date", v.dt)));
+        }
+        if v.co.is_empty() || v.co.len() > 10 || !v.co.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(bad(format!(
+                "co {:?} is not an upper-case country code",
+                v.co
+            )));
+        }
+        for (name, value) in [("is", &v.issuer), ("ci", &v.ci)] {
+            if value.chars().count() > MAX_NAME_LEN {
+                return Err(bad(format!("{name} is longer than 80 characters")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `nam`: family name first, as the schema orders it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,7 +233,7 @@ pub fn build_payload(
         .map(str::to_ascii_uppercase)
         .unwrap_or_else(|| cfg.issuer.default_vaccination_country.clone());
 
-    Ok(DccPayload {
+    let payload = DccPayload {
         ver: DCC_SCHEMA_VERSION.into(),
         nam: PersonName {
             family: Some(holder.parts.family.clone()).filter(|s| !s.is_empty()),
@@ -217,7 +254,9 @@ pub fn build_payload(
             issuer: cfg.issuer.name.clone(),
             ci: uvci(cfg, ev.certificate_id.as_deref(), &ev.id)?,
         }],
-    })
+    };
+    payload.validate()?;
+    Ok(payload)
 }
 
 fn dose_number(field: &'static str, dose: Option<&Dose>) -> Result<u32> {
@@ -255,13 +294,15 @@ fn uvci(cfg: &DccConfig, certificate_id: Option<&str>, evidence_id: &str) -> Res
 
 /// `^((19|20)\d\d(-\d\d){0,2}){0,1}$`, plus real month/day ranges.
 fn check_dob(dob: &str) -> Result<()> {
-    let ok = match dob.len() {
-        0 => true,
-        4 => is_year(dob),
-        7 => is_year(&dob[..4]) && dob.as_bytes()[4] == b'-' && month(&dob[5..7]).is_some(),
-        10 => is_calendar_date(dob) && (dob.starts_with("19") || dob.starts_with("20")),
-        _ => false,
-    };
+    // ASCII first, so the byte slicing below always falls on character boundaries.
+    let ok = dob.is_ascii()
+        && match dob.len() {
+            0 => true,
+            4 => is_year(dob),
+            7 => is_year(&dob[..4]) && dob.as_bytes()[4] == b'-' && month(&dob[5..7]).is_some(),
+            10 => is_calendar_date(dob) && (dob.starts_with("19") || dob.starts_with("20")),
+            _ => false,
+        };
     if ok {
         Ok(())
     } else {
@@ -289,7 +330,11 @@ fn month(s: &str) -> Option<u32> {
 /// `YYYY-MM-DD` with a day that exists in that month.
 pub(crate) fn is_calendar_date(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !s[..4].bytes().all(|c| c.is_ascii_digit())
+    if !s.is_ascii()
+        || b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !s[..4].bytes().all(|c| c.is_ascii_digit())
     {
         return false;
     }

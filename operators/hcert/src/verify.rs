@@ -255,10 +255,9 @@ pub fn check_schema(dcc: &serde_json::Value) -> Result<CertType> {
     if std_name("fnt").is_none() && std_name("gnt").is_none() {
         return Err(bad("nam needs fnt or gnt".into()));
     }
-    for k in ["fnt", "gnt"] {
-        if let Some(v) = std_name(k) {
-            crate::names::validate_transliterated(if k == "fnt" { "fnt" } else { "gnt" }, v)
-                .map_err(|e| bad(e.to_string()))?;
+    for field in ["fnt", "gnt"] {
+        if let Some(v) = std_name(field) {
+            crate::names::validate_transliterated(field, v).map_err(|e| bad(e.to_string()))?;
         }
     }
     let present: Vec<CertType> = [CertType::Vaccination, CertType::Test, CertType::Recovery]

@@ -57,7 +57,7 @@ fn picture_text(b64: &str) -> Option<String> {
 fn run_case(
     case: &Value,
     not_applicable: &mut Vec<String>,
-) -> BTreeMap<&'static str, Result<(), String>> {
+) -> BTreeMap<String, Result<(), String>> {
     let s = |k: &str| case.get(k).and_then(Value::as_str);
     let ctx = &case["TESTCTX"];
     let clock = ctx["VALIDATIONCLOCK"]
@@ -92,8 +92,7 @@ fn run_case(
         }
     };
 
-    for (flag, expected) in case["EXPECTEDRESULTS"].as_object().unwrap() {
-        let _ = expected;
+    for flag in case["EXPECTEDRESULTS"].as_object().unwrap().keys() {
         let outcome: Result<(), String> = match flag.as_str() {
             "EXPECTEDUNPREFIX" => {
                 unprefix(s("PREFIX").unwrap())
@@ -207,8 +206,7 @@ fn run_case(
             },
             other => panic!("unknown flag {other}: extend the runner"),
         };
-        let name: &'static str = Box::leak(flag.clone().into_boxed_str());
-        out.insert(name, outcome);
+        out.insert(flag.clone(), outcome);
     }
     out
 }
@@ -236,7 +234,7 @@ fn all_official_test_cases() {
             not_applicable.push(name.clone());
         }
         for (flag, outcome) in &outcomes {
-            let expected = case["EXPECTEDRESULTS"][*flag].as_bool().unwrap();
+            let expected = case["EXPECTEDRESULTS"][flag].as_bool().unwrap();
             let ok = outcome.is_ok() == expected;
             checked += 1;
             let detail = match outcome {

@@ -432,3 +432,83 @@ fn config_rejects_unknown_fields_and_bad_values() {
     );
     assert!(DccConfig::load("/nonexistent/dcc.toml").is_err());
 }
+
+#[test]
+fn hostile_input_never_panics() {
+    let g = dsc(vec![]);
+    let issuer = issuer(&g);
+    let trust = trust(&g);
+    let cred = credential(
+        CredentialVersion::V2,
+        "Ravi Kumar",
+        "Covishield",
+        "SII",
+        (1, 2),
+        "42",
+        "2021-06-01T00:00:00Z",
+    );
+    let holder = DccHolder::from_credential_name(&cred).unwrap();
+    let issued = issuer.issue(&cred, &holder, *IAT).unwrap();
+    let cose_bytes = divoc_hcert::decompress(&base45::decode(&issued.hc1[4..]).unwrap()).unwrap();
+    // Every single-byte corruption and every truncation of the COSE message must be rejected
+    // with an error, never a panic and never a success.
+    for i in 0..cose_bytes.len() {
+        for x in [0x01u8, 0x80, 0xFF] {
+            let mut m = cose_bytes.clone();
+            m[i] ^= x;
+            assert!(
+                verify_hc1(&encode_hc1(&m), &trust, *IAT + 1).is_err(),
+                "flip {x:#x} at {i} accepted"
+            );
+        }
+        assert!(verify_hc1(&encode_hc1(&cose_bytes[..i]), &trust, *IAT + 1).is_err());
+    }
+    for text in [
+        "", "HC1:", "HC1:é", "HC1:%%%", "HC1:00", "HC1:NCF", "hc1:ABC",
+    ] {
+        assert!(verify_hc1(text, &trust, 0).is_err(), "{text:?}");
+    }
+    // A zlib bomb stops at the size limit.
+    let bomb = miniz_oxide::deflate::compress_to_vec_zlib(&vec![0u8; 10 << 20], 9);
+    let err = verify_hc1(&format!("HC1:{}", base45::encode(&bomb)), &trust, 0).unwrap_err();
+    assert_eq!(err.stage(), Stage::Decompress);
+}
+
+#[test]
+fn issuing_and_verifying_types_are_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<divoc_hcert::HcertIssuer>();
+    send_sync::<TrustList>();
+    send_sync::<DscSigner>();
+}
+
+#[test]
+fn hand_built_payloads_are_validated() {
+    let g = dsc(vec![]);
+    let issuer = issuer(&g);
+    let cred = credential(
+        CredentialVersion::V2,
+        "Ravi Kumar",
+        "Covishield",
+        "SII",
+        (1, 2),
+        "42",
+        "2021-06-01T00:00:00Z",
+    );
+    let good = divoc_hcert::build_payload(
+        &cred,
+        &DccHolder::from_credential_name(&cred).unwrap(),
+        issuer.config(),
+    )
+    .unwrap();
+    let mut p = good.clone();
+    p.nam.family_t = "kumar".into();
+    assert!(issuer.issue_payload(p, *IAT).is_err());
+    let mut p = good.clone();
+    p.v.push(p.v[0].clone());
+    assert!(issuer.issue_payload(p, *IAT).is_err());
+    let mut p = good.clone();
+    p.v[0].dt = "2021-06-31".into();
+    assert!(issuer.issue_payload(p, *IAT).is_err());
+    issuer.issue_payload(good, *IAT).unwrap();
+}
