@@ -94,16 +94,12 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(creds.len() as u64));
     group.sample_size(10);
     group.bench_function("issue_rayon_batch_1024", |b| {
-        b.iter_batched(
-            || (),
-            |_| {
-                creds
-                    .par_iter()
-                    .map(|c| issuer.issue(c, &holder, now).unwrap().hc1)
-                    .collect::<Vec<_>>()
-            },
-            BatchSize::SmallInput,
-        )
+        b.iter(|| {
+            creds
+                .par_iter()
+                .map(|c| issuer.issue(c, &holder, now).unwrap().hc1)
+                .collect::<Vec<_>>()
+        })
     });
     group.bench_function("verify_rayon_batch_1024", |b| {
         b.iter(|| {
