@@ -38,7 +38,9 @@ impl<'a> History<'a> {
             }
         }
         if doses.is_empty() {
-            return Err(FhirError::Credential("credential has no evidence (dose)".into()));
+            return Err(FhirError::Credential(
+                "credential has no evidence (dose)".into(),
+            ));
         }
         doses.sort_by(|a, b| a.1.date.cmp(&b.1.date));
         Ok(History { subject, doses })
@@ -102,9 +104,10 @@ pub(crate) fn date_part(value: &str, what: &str) -> Result<String, FhirError> {
 pub(crate) fn fhir_date_time(value: &str, what: &str) -> Result<String, FhirError> {
     let date = date_part(value, what)?;
     let v = value.trim();
-    let zoned = v.ends_with('Z') || v.get(v.len().saturating_sub(6)..).is_some_and(|t| {
-        t.len() == 6 && (t.starts_with('+') || t.starts_with('-')) && &t[3..4] == ":"
-    });
+    let zoned = v.ends_with('Z')
+        || v.get(v.len().saturating_sub(6)..).is_some_and(|t| {
+            t.len() == 6 && (t.starts_with('+') || t.starts_with('-')) && &t[3..4] == ":"
+        });
     if v.len() > 10 && zoned {
         Ok(v.to_string())
     } else {
@@ -147,13 +150,17 @@ pub(crate) fn dose_number(dose: Option<&Dose>) -> Option<u32> {
 }
 
 pub(crate) fn non_empty(s: Option<&String>) -> Option<String> {
-    s.map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_string)
+    s.map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 pub(crate) fn vaccine_name(e: &Evidence) -> Result<&str, FhirError> {
     match e.vaccine.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(FhirError::Credential("evidence.vaccine is missing or empty".into())),
+        _ => Err(FhirError::Credential(
+            "evidence.vaccine is missing or empty".into(),
+        )),
     }
 }
 
@@ -288,8 +295,8 @@ pub fn fhir_bundle(
             },
             series_doses_positive_int: dose_number(e.total_doses.as_ref()),
         };
-        let has_dose = protocol.dose_number_positive_int.is_some()
-            || protocol.dose_number_string.is_some();
+        let has_dose =
+            protocol.dose_number_positive_int.is_some() || protocol.dose_number_string.is_some();
         let imm = Immunization {
             status: "completed".into(),
             vaccine_code: CodeableConcept {

@@ -141,7 +141,9 @@ fn country_alpha3<'c>(
     let country = named.unwrap_or_else(|| codes.ddcc.default_country_alpha2.clone());
     codes.alpha3(&country).ok_or_else(|| FhirError::Config {
         file: codes.source.clone(),
-        message: format!("country '{country}' has no [[country]] entry (alpha2 -> alpha3): add one"),
+        message: format!(
+            "country '{country}' has no [[country]] entry (alpha2 -> alpha3): add one"
+        ),
     })
 }
 
@@ -244,20 +246,26 @@ fn extension(codes: &FhirCodes, name: &str) -> Extension {
 }
 
 /// The DDCC:VS FHIR `document` Bundle of one DIVOC certificate (see the module docs).
-pub fn ddcc_document(
-    cred: &VaccinationCredential,
-    codes: &FhirCodes,
-) -> Result<Bundle, FhirError> {
+pub fn ddcc_document(cred: &VaccinationCredential, codes: &FhirCodes) -> Result<Bundle, FhirError> {
     let core = ddcc_core_data_set(cred, codes)?;
     let v = &core.vaccination;
     let hcid = core.certificate.hcid.value.clone().unwrap_or_default();
     let url = |kind: &str| urn_uuid(&format!("ddcc:{kind}:{}:{hcid}", cred.issuer));
-    let (patient_url, org_url, imm_url) = (url("patient"), url("organization"), url("immunization"));
-    let (pract_url, rec_url, comp_url) = (url("practitioner"), url("recommendation"), url("composition"));
+    let (patient_url, org_url, imm_url) =
+        (url("patient"), url("organization"), url("immunization"));
+    let (pract_url, rec_url, comp_url) = (
+        url("practitioner"),
+        url("recommendation"),
+        url("composition"),
+    );
     let issued = fhir_date_time(&cred.issuance_date, "issuanceDate")?;
 
     let mut entries = Vec::new();
-    let patient = full_patient(&cred.credential_subject, None, profile(codes, "DDCCPatient"))?;
+    let patient = full_patient(
+        &cred.credential_subject,
+        None,
+        profile(codes, "DDCCPatient"),
+    )?;
     entries.push((patient_url.clone(), Resource::Patient(patient)));
     entries.push((
         org_url.clone(),

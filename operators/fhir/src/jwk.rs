@@ -340,9 +340,16 @@ mod tests {
     /// The EC form agrees with the generic form.
     #[test]
     fn ec_thumbprint_is_rfc7638() {
-        let members =
-            std::collections::BTreeMap::from([("crv", "P-256"), ("kty", "EC"), ("x", "AA"), ("y", "BB")]);
-        assert_eq!(ec_thumbprint("P-256", "EC", "AA", "BB"), jwk_thumbprint(&members));
+        let members = std::collections::BTreeMap::from([
+            ("crv", "P-256"),
+            ("kty", "EC"),
+            ("x", "AA"),
+            ("y", "BB"),
+        ]);
+        assert_eq!(
+            ec_thumbprint("P-256", "EC", "AA", "BB"),
+            jwk_thumbprint(&members)
+        );
     }
 
     #[test]

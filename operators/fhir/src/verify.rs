@@ -125,15 +125,13 @@ impl ShcVerifier {
             })?;
         let deflated = b64url_decode(p64)
             .ok_or_else(|| VerifyError::new(VerifyStage::Inflate, "payload is not base64url"))?;
-        let inflated =
-            miniz_oxide::inflate::decompress_to_vec_with_limit(&deflated, MAX_INFLATED).map_err(
-                |e| {
-                    VerifyError::new(
-                        VerifyStage::Inflate,
-                        format!("payload is not raw DEFLATE data: {:?}", e.status),
-                    )
-                },
-            )?;
+        let inflated = miniz_oxide::inflate::decompress_to_vec_with_limit(&deflated, MAX_INFLATED)
+            .map_err(|e| {
+                VerifyError::new(
+                    VerifyStage::Inflate,
+                    format!("payload is not raw DEFLATE data: {:?}", e.status),
+                )
+            })?;
         // Some issuers put a UTF-8 byte order mark before the JSON.
         let json = inflated
             .strip_prefix(b"\xef\xbb\xbf")
@@ -197,7 +195,10 @@ fn check_payload(p: &ShcPayload<serde_json::Value>) -> Result<(), VerifyError> {
         .iter()
         .any(|t| t == "https://smarthealth.cards#health-card")
     {
-        return bad(format!("vc.type {:?} lacks https://smarthealth.cards#health-card", p.vc.types));
+        return bad(format!(
+            "vc.type {:?} lacks https://smarthealth.cards#health-card",
+            p.vc.types
+        ));
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]

@@ -6,21 +6,39 @@ use divoc_fhir::{ddcc_core_data_set, ddcc_document, fhir_bundle, FhirCodes, Fhir
 use serde_json::{json, Value};
 
 fn resources(bundle: &Value) -> Vec<&Value> {
-    bundle["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect()
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect()
 }
 
 #[test]
 fn core_data_set_fields() {
-    let cred = common::credential("Priya Sharma", "COVISHIELD", 1, 2, "2021-05-03T09:30:00.000Z", "C-77");
+    let cred = common::credential(
+        "Priya Sharma",
+        "COVISHIELD",
+        1,
+        2,
+        "2021-05-03T09:30:00.000Z",
+        "C-77",
+    );
     let core = serde_json::to_value(ddcc_core_data_set(&cred, &common::codes()).unwrap()).unwrap();
     assert_eq!(core["name"], "Priya Sharma");
     assert_eq!(core["birthDate"], "1987-03-14");
-    assert_eq!(core["identifier"]["value"], "did:in.gov.uidai.aadhaar:123456789012");
+    assert_eq!(
+        core["identifier"]["value"],
+        "did:in.gov.uidai.aadhaar:123456789012"
+    );
     assert_eq!(core["sex"], "female");
     let cert = &core["certificate"];
     assert_eq!(cert["issuer"]["value"], "https://cowin.gov.in/");
     assert_eq!(cert["hcid"]["value"], "C-77");
-    assert_eq!(cert["period"], json!({"start": "2021-05-03", "end": "2022-06-01"}));
+    assert_eq!(
+        cert["period"],
+        json!({"start": "2021-05-03", "end": "2022-06-01"})
+    );
     assert!(cert["version"].is_string());
     let v = &core["vaccination"];
     assert_eq!(v["vaccine"]["system"], "http://id.who.int/icd11/mms");
@@ -42,38 +60,81 @@ fn core_data_set_fields() {
 #[test]
 fn country_alpha3_from_config() {
     let codes = common::codes();
-    for (a2, a3) in [("IN", "IND"), ("LK", "LKA"), ("PH", "PHL"), ("JM", "JAM"), ("ID", "IDN")] {
+    for (a2, a3) in [
+        ("IN", "IND"),
+        ("LK", "LKA"),
+        ("PH", "PHL"),
+        ("JM", "JAM"),
+        ("ID", "IDN"),
+    ] {
         assert_eq!(codes.alpha3(a2), Some(a3));
         let mut cred = common::credential("A B", "Covaxin", 1, 2, "2021-05-03", "C");
-        cred.evidence[0].facility.as_mut().unwrap().address.as_mut().unwrap().address_country =
-            Some(a2.into());
+        cred.evidence[0]
+            .facility
+            .as_mut()
+            .unwrap()
+            .address
+            .as_mut()
+            .unwrap()
+            .address_country = Some(a2.into());
         let core = ddcc_core_data_set(&cred, &codes).unwrap();
         assert_eq!(core.vaccination.country.code.as_deref(), Some(a3));
     }
     assert_eq!(codes.alpha3("India"), Some("IND"));
     let mut cred = common::credential("A B", "Covaxin", 1, 2, "2021-05-03", "C");
-    cred.evidence[0].facility.as_mut().unwrap().address.as_mut().unwrap().address_country =
-        Some("Atlantis".into());
+    cred.evidence[0]
+        .facility
+        .as_mut()
+        .unwrap()
+        .address
+        .as_mut()
+        .unwrap()
+        .address_country = Some("Atlantis".into());
     let err = ddcc_core_data_set(&cred, &codes).unwrap_err().to_string();
-    assert!(err.contains("Atlantis") && err.contains("shc-codes.toml"), "{err}");
+    assert!(
+        err.contains("Atlantis") && err.contains("shc-codes.toml"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ddcc_document_structure() {
-    let cred = common::credential("Priya Sharma", "COVISHIELD", 1, 2, "2021-05-03T09:30:00.000Z", "C-77");
+    let cred = common::credential(
+        "Priya Sharma",
+        "COVISHIELD",
+        1,
+        2,
+        "2021-05-03T09:30:00.000Z",
+        "C-77",
+    );
     let doc = serde_json::to_value(ddcc_document(&cred, &common::codes()).unwrap()).unwrap();
     assert_eq!(doc["resourceType"], "Bundle");
     assert_eq!(doc["type"], "document");
     assert!(doc["timestamp"].is_string());
     assert_eq!(doc["identifier"]["value"], "C-77");
     let rs = resources(&doc);
-    let kinds: Vec<&str> = rs.iter().map(|r| r["resourceType"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = rs
+        .iter()
+        .map(|r| r["resourceType"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
-        ["Composition", "Patient", "Organization", "Practitioner", "Immunization", "ImmunizationRecommendation"]
+        [
+            "Composition",
+            "Patient",
+            "Organization",
+            "Practitioner",
+            "Immunization",
+            "ImmunizationRecommendation"
+        ]
     );
     // Every reference resolves to an entry's fullUrl.
-    let urls: Vec<&str> = doc["entry"].as_array().unwrap().iter().map(|e| e["fullUrl"].as_str().unwrap()).collect();
+    let urls: Vec<&str> = doc["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["fullUrl"].as_str().unwrap())
+        .collect();
     for u in &urls {
         assert!(u.starts_with("urn:uuid:") && u.len() == 45, "{u}");
     }
@@ -94,18 +155,35 @@ fn ddcc_document_structure() {
     assert_eq!(imm["vaccineCode"]["coding"][0]["code"], "XM9QW8");
     assert_eq!(imm["protocolApplied"][0]["doseNumberPositiveInt"], 1);
     assert_eq!(imm["protocolApplied"][0]["seriesDosesPositiveInt"], 2);
-    assert_eq!(imm["protocolApplied"][0]["targetDisease"][0]["coding"][0]["code"], "RA01");
-    let ext: Vec<&str> = imm["extension"].as_array().unwrap().iter().map(|e| e["url"].as_str().unwrap()).collect();
+    assert_eq!(
+        imm["protocolApplied"][0]["targetDisease"][0]["coding"][0]["code"],
+        "RA01"
+    );
+    let ext: Vec<&str> = imm["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
     assert!(ext.iter().any(|u| u.ends_with("DDCCCountryOfEvent")));
-    assert!(imm["extension"].as_array().unwrap().iter().any(|e| e["valueCode"] == "IND"));
+    assert!(imm["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["valueCode"] == "IND"));
     let rec = rs[5];
     assert_eq!(rec["recommendation"][0]["doseNumberPositiveInt"], 2);
-    assert_eq!(rec["recommendation"][0]["forecastStatus"]["coding"][0]["code"], "due");
+    assert_eq!(
+        rec["recommendation"][0]["forecastStatus"]["coding"][0]["code"],
+        "due"
+    );
 
     // Final dose: no next-dose recommendation.
     let last = common::credential("Priya Sharma", "COVISHIELD", 2, 2, "2021-07-03", "C-78");
     let doc = serde_json::to_value(ddcc_document(&last, &common::codes()).unwrap()).unwrap();
-    assert!(!resources(&doc).iter().any(|r| r["resourceType"] == "ImmunizationRecommendation"));
+    assert!(!resources(&doc)
+        .iter()
+        .any(|r| r["resourceType"] == "ImmunizationRecommendation"));
 }
 
 #[test]
@@ -122,7 +200,10 @@ fn plain_fhir_bundle() {
     for (i, imm) in rs[1..].iter().enumerate() {
         assert_eq!(imm["resourceType"], "Immunization");
         assert_eq!(imm["patient"]["reference"], patient_url);
-        assert_eq!(imm["vaccineCode"]["coding"][0]["system"], "http://hl7.org/fhir/sid/cvx");
+        assert_eq!(
+            imm["vaccineCode"]["coding"][0]["system"],
+            "http://hl7.org/fhir/sid/cvx"
+        );
         assert_eq!(imm["vaccineCode"]["coding"][0]["code"], "502");
         assert!(imm["vaccineCode"]["coding"][0]["display"].is_string());
         assert_eq!(imm["protocolApplied"][0]["doseNumberPositiveInt"], i + 1);
@@ -144,11 +225,19 @@ fn divoc_vector_v1_credential() {
         "/../../../shared/divoc-vector/divoc-ed25519-2018-signed.json"
     ))
     .unwrap();
-    let cred = divoc_credential::VaccinationCredential::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+    let cred =
+        divoc_credential::VaccinationCredential::from_json(&serde_json::from_str(&text).unwrap())
+            .unwrap();
     let codes = common::codes();
-    assert!(matches!(fhir_bundle(std::slice::from_ref(&cred), &codes), Err(FhirError::UnmappedVaccine { .. })));
+    assert!(matches!(
+        fhir_bundle(std::slice::from_ref(&cred), &codes),
+        Err(FhirError::UnmappedVaccine { .. })
+    ));
     // DDCC needs ICD-11 only; v1 has no icd11Code and the vaccine is unmapped -> clear error.
-    assert!(matches!(ddcc_core_data_set(&cred, &codes), Err(FhirError::UnmappedVaccine { .. })));
+    assert!(matches!(
+        ddcc_core_data_set(&cred, &codes),
+        Err(FhirError::UnmappedVaccine { .. })
+    ));
     let mut mapped = cred.clone();
     mapped.evidence[0].vaccine = Some("Covaxin".into());
     let core = ddcc_core_data_set(&mapped, &codes).unwrap();
@@ -165,7 +254,9 @@ fn code_map_validation() {
     let shipped = std::fs::read_to_string(common::CODES).unwrap();
     FhirCodes::from_toml(&shipped, "shipped").unwrap();
     let icd_as_cvx = shipped.replacen("cvx = \"208\"", "cvx = \"XM0GQ8\"", 1);
-    let err = FhirCodes::from_toml(&icd_as_cvx, "t").unwrap_err().to_string();
+    let err = FhirCodes::from_toml(&icd_as_cvx, "t")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("XM0GQ8"), "{err}");
     let upper_match = shipped.replacen("\"comirnaty\"", "\"Comirnaty\"", 1);
     assert!(FhirCodes::from_toml(&upper_match, "t").is_err());

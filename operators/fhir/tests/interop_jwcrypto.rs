@@ -9,7 +9,10 @@ use std::process::Command;
 use divoc_fhir::{IssuerKey, ShcIssuer};
 use serde_json::Value;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop/verify_shc.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/interop/verify_shc.py"
+);
 
 #[test]
 #[ignore = "needs jwcrypto; tests/run-all.sh installs it"]
@@ -40,7 +43,11 @@ fn jwcrypto_verifies_our_cards() {
             .unwrap();
         let path = dir.path().join(format!("card{i}.jws"));
         std::fs::write(&path, &card.jws).unwrap();
-        std::fs::write(dir.path().join(format!("card{i}.jws.qr")), card.qr_text().unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(format!("card{i}.jws.qr")),
+            card.qr_text().unwrap(),
+        )
+        .unwrap();
         files.push(path);
     }
     // Tampered: the last signature character changed.
@@ -58,7 +65,10 @@ fn jwcrypto_verifies_our_cards() {
         .output()
         .expect("python3 not runnable");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "verify_shc.py failed (is jwcrypto installed?): {stderr}");
+    assert!(
+        out.status.success(),
+        "verify_shc.py failed (is jwcrypto installed?): {stderr}"
+    );
     let verdicts: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -22,7 +22,9 @@ fn verifier(issuer: &ShcIssuer) -> ShcVerifier {
 }
 
 fn segment(jws: &str, i: usize) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(jws.split('.').nth(i).unwrap()).unwrap()
+    URL_SAFE_NO_PAD
+        .decode(jws.split('.').nth(i).unwrap())
+        .unwrap()
 }
 
 #[test]
@@ -37,14 +39,20 @@ fn issue_then_verify() {
     // Header is exactly the spec's three members, in order.
     assert_eq!(
         String::from_utf8(segment(&card.jws, 0)).unwrap(),
-        format!(r#"{{"zip":"DEF","alg":"ES256","kid":"{}"}}"#, issuer.key().kid())
+        format!(
+            r#"{{"zip":"DEF","alg":"ES256","kid":"{}"}}"#,
+            issuer.key().kid()
+        )
     );
     assert_eq!(segment(&card.jws, 2).len(), 64);
     // Deterministic RFC 6979 signing: same key, same payload, same JWS.
     assert_eq!(issuer.issue(&creds, NBF).unwrap(), card);
     // The QR text decodes back to the JWS.
     assert!(card.jws.len() <= MAX_SINGLE_QR_JWS);
-    assert_eq!(jws_from_qr_numeric(&card.qr_text().unwrap()).unwrap(), card.jws);
+    assert_eq!(
+        jws_from_qr_numeric(&card.qr_text().unwrap()).unwrap(),
+        card.jws
+    );
     // The file form verifies too.
     let file = divoc_fhir::HealthCardFile::new(&[card.clone(), card]);
     let verified = verifier(&issuer)
@@ -70,19 +78,35 @@ fn tampering_is_rejected() {
     json["vc"]["credentialSubject"]["fhirBundle"]["entry"][0]["resource"]["name"][0]["text"] =
         "Mallory".into();
     let forged = miniz_oxide::deflate::compress_to_vec(&serde_json::to_vec(&json).unwrap(), 9);
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(forged), parts[2]);
-    assert_eq!(v.verify_jws(&tampered, NOW).unwrap_err().stage, VerifyStage::Signature);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(forged),
+        parts[2]
+    );
+    assert_eq!(
+        v.verify_jws(&tampered, NOW).unwrap_err().stage,
+        VerifyStage::Signature
+    );
 
     // One flipped signature bit.
     let mut sig = segment(&card.jws, 2);
     sig[10] ^= 1;
     let tampered = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
-    assert_eq!(v.verify_jws(&tampered, NOW).unwrap_err().stage, VerifyStage::Signature);
+    assert_eq!(
+        v.verify_jws(&tampered, NOW).unwrap_err().stage,
+        VerifyStage::Signature
+    );
 
     // DER-encoded signature of the right message is refused before verification.
     let sig = segment(&card.jws, 2);
     let der = p256::ecdsa::Signature::from_slice(&sig).unwrap().to_der();
-    let tampered = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(der.as_bytes()));
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        URL_SAFE_NO_PAD.encode(der.as_bytes())
+    );
     assert_eq!(
         v.verify_jws(&tampered, NOW).unwrap_err().stage,
         VerifyStage::SignatureEncoding
@@ -90,10 +114,16 @@ fn tampering_is_rejected() {
 
     // Another issuer's key set does not know our kid.
     let other = ShcVerifier::new(&IssuerKey::generate().unwrap().jwks(), None);
-    assert_eq!(other.verify_jws(&card.jws, NOW).unwrap_err().stage, VerifyStage::KeyLookup);
+    assert_eq!(
+        other.verify_jws(&card.jws, NOW).unwrap_err().stage,
+        VerifyStage::KeyLookup
+    );
 
     // Not valid before nbf.
-    assert_eq!(v.verify_jws(&card.jws, NBF - 1).unwrap_err().stage, VerifyStage::NotYetValid);
+    assert_eq!(
+        v.verify_jws(&card.jws, NBF - 1).unwrap_err().stage,
+        VerifyStage::NotYetValid
+    );
 }
 
 #[test]
@@ -127,7 +157,10 @@ fn minimised_bundle_shape() {
     assert_eq!(patient["resourceType"], "Patient");
     assert_eq!(patient["birthDate"], "1987-03-14");
     assert_eq!(patient["name"][0]["family"], "Iyer");
-    assert_eq!(patient["name"][0]["given"], serde_json::json!(["Ravi", "Kumar"]));
+    assert_eq!(
+        patient["name"][0]["given"],
+        serde_json::json!(["Ravi", "Kumar"])
+    );
     let dates: Vec<&str> = entries[1..]
         .iter()
         .map(|e| e["resource"]["occurrenceDateTime"].as_str().unwrap())
@@ -138,15 +171,27 @@ fn minimised_bundle_shape() {
         assert_eq!(imm["resourceType"], "Immunization");
         assert_eq!(imm["status"], "completed");
         assert_eq!(imm["patient"]["reference"], "resource:0");
-        assert_eq!(imm["performer"][0]["actor"]["display"], "District Hospital Pune");
+        assert_eq!(
+            imm["performer"][0]["actor"]["display"],
+            "District Hospital Pune"
+        );
         assert!(imm["lotNumber"].as_str().unwrap().starts_with("LOT-"));
         let coding = imm["vaccineCode"]["coding"].as_array().unwrap();
         assert!(imm["vaccineCode"].get("text").is_none());
         // CDC CVX 208 = Pfizer-BioNTech; SNOMED CT 1119349007 = SARS-CoV-2 mRNA vaccine.
-        assert_eq!(coding[0], serde_json::json!({"system": "http://hl7.org/fhir/sid/cvx", "code": "208"}));
-        assert_eq!(coding[1], serde_json::json!({"system": "http://snomed.info/sct", "code": "1119349007"}));
+        assert_eq!(
+            coding[0],
+            serde_json::json!({"system": "http://hl7.org/fhir/sid/cvx", "code": "208"})
+        );
+        assert_eq!(
+            coding[1],
+            serde_json::json!({"system": "http://snomed.info/sct", "code": "1119349007"})
+        );
         let text = imm.to_string();
-        assert!(!text.contains("icd11") && !text.contains("XM"), "ICD-11 leaked: {text}");
+        assert!(
+            !text.contains("icd11") && !text.contains("XM"),
+            "ICD-11 leaked: {text}"
+        );
     }
 }
 
@@ -183,7 +228,10 @@ fn unmapped_vaccine_is_a_clear_error() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, FhirError::UnmappedVaccine { .. }));
-    assert!(msg.contains("CoVax") && msg.contains("shc-codes.toml"), "{msg}");
+    assert!(
+        msg.contains("CoVax") && msg.contains("shc-codes.toml"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -193,9 +241,14 @@ fn oversize_card_refuses_qr() {
     let name: String = (0..900u32)
         .map(|i| char::from_u32(0x0900 + (i * 7919 % 0x7f)).unwrap())
         .collect();
-    let card = issuer.issue(&common::history(&name, "Covishield", 1), NBF).unwrap();
+    let card = issuer
+        .issue(&common::history(&name, "Covishield", 1), NBF)
+        .unwrap();
     assert!(card.jws.len() > MAX_SINGLE_QR_JWS);
-    assert!(matches!(card.qr_text(), Err(FhirError::TooLargeForQr { .. })));
+    assert!(matches!(
+        card.qr_text(),
+        Err(FhirError::TooLargeForQr { .. })
+    ));
     // It still verifies (it could go in a .smart-health-card file).
     verifier(&issuer).verify_jws(&card.jws, NOW).unwrap();
 }
@@ -205,7 +258,10 @@ fn different_people_are_refused() {
     let issuer = issuer();
     let mut creds = common::history("A B", "Covishield", 2);
     creds[1].credential_subject.id = "did:x:someone-else".into();
-    assert!(matches!(issuer.issue(&creds, NBF), Err(FhirError::Credential(_))));
+    assert!(matches!(
+        issuer.issue(&creds, NBF),
+        Err(FhirError::Credential(_))
+    ));
     assert!(issuer.issue(&[], NBF).is_err());
 }
 
@@ -216,8 +272,13 @@ fn issuer_is_send_sync_and_works_from_rayon() {
     assert_send_sync::<ShcVerifier>();
     use rayon::prelude::*;
     let issuer = issuer();
-    let people: Vec<_> = (0..8).map(|i| common::history(&format!("P {i}"), "Covaxin", 2)).collect();
-    let cards: Vec<_> = people.par_iter().map(|c| issuer.issue(c, NBF).unwrap()).collect();
+    let people: Vec<_> = (0..8)
+        .map(|i| common::history(&format!("P {i}"), "Covaxin", 2))
+        .collect();
+    let cards: Vec<_> = people
+        .par_iter()
+        .map(|c| issuer.issue(c, NBF).unwrap())
+        .collect();
     let v = verifier(&issuer);
     for c in &cards {
         v.verify_jws(&c.jws, NOW).unwrap();

@@ -37,7 +37,10 @@ fn every_valid_sample_verifies() {
             assert_eq!(card.payload.iss, ISSUER);
             let bundle = &card.payload.vc.credential_subject.fhir_bundle;
             assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "Patient");
-            assert_eq!(bundle["entry"][1]["resource"]["resourceType"], "Immunization");
+            assert_eq!(
+                bundle["entry"][1]["resource"]["resourceType"],
+                "Immunization"
+            );
         }
         cards += verified.len();
     }
@@ -90,7 +93,9 @@ fn clock_and_issuer_checks() {
         VerifyStage::Issuer
     );
     // No issuer expectation: accepted.
-    ShcVerifier::new(&jwks, None).verify_file(&bytes, NOW).unwrap();
+    ShcVerifier::new(&jwks, None)
+        .verify_file(&bytes, NOW)
+        .unwrap();
 }
 
 #[test]
