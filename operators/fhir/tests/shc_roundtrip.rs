@@ -112,6 +112,19 @@ fn tampering_is_rejected() {
         VerifyStage::SignatureEncoding
     );
 
+    // The last character's low bits are base64 padding: a strict decoder must refuse a
+    // non-canonical value rather than silently accept an altered JWS.
+    let mut altered = card.jws.clone();
+    let last = altered.pop().unwrap();
+    let sig_len = parts[2].len();
+    assert_eq!(sig_len, 86);
+    for c in ['A', 'B', 'C', 'D'] {
+        if c != last {
+            let candidate = format!("{altered}{c}");
+            assert!(v.verify_jws(&candidate, NOW).is_err(), "accepted {c}");
+        }
+    }
+
     // Another issuer's key set does not know our kid.
     let other = ShcVerifier::new(&IssuerKey::generate().unwrap().jwks(), None);
     assert_eq!(
