@@ -70,6 +70,16 @@ fn bench(c: &mut Criterion) {
         cose.cose.signature,
     )
     .unwrap();
+    let dsc = Dsc::from_pem(&g.pem).unwrap();
+    let decoded =
+        divoc_hcert::decode_hc1(&issuer.issue(&creds[0], &holder, now).unwrap().hc1).unwrap();
+    group.bench_function("part_es256_verify", |b| {
+        b.iter(|| dsc.verify_signature(&decoded.cose).unwrap())
+    });
+    let hc1 = issuer.issue(&creds[0], &holder, now).unwrap().hc1;
+    group.bench_function("part_decode_only", |b| {
+        b.iter(|| divoc_hcert::decode_hc1(&hc1).unwrap())
+    });
     group.bench_function("part_zlib_base45", |b| {
         b.iter(|| divoc_hcert::encode_hc1(&cose_bytes))
     });
