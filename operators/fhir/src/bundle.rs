@@ -241,6 +241,7 @@ pub fn shc_bundle(
         });
     }
     Ok(Bundle {
+        resource_type: BundleResourceType::Bundle,
         id: None,
         identifier: None,
         bundle_type: BundleType::Collection,
@@ -327,10 +328,110 @@ pub fn fhir_bundle(
         });
     }
     Ok(Bundle {
+        resource_type: BundleResourceType::Bundle,
         id: None,
         identifier: None,
         bundle_type: BundleType::Collection,
         timestamp: None,
         entry,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let n = human_name("  Ravi   Kumar Iyer ");
+        assert_eq!(n.text.as_deref(), Some("Ravi Kumar Iyer"));
+        assert_eq!(n.family.as_deref(), Some("Iyer"));
+        assert_eq!(n.given, ["Ravi", "Kumar"]);
+        let n = human_name("Madonna");
+        assert_eq!(n.text.as_deref(), Some("Madonna"));
+        assert_eq!(n.family, None);
+        assert!(n.given.is_empty());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            date_part("2021-04-22T10:27:39.000Z", "d").unwrap(),
+            "2021-04-22"
+        );
+        assert_eq!(date_part("2021-04-22", "d").unwrap(), "2021-04-22");
+        for bad in [
+            "",
+            "22-04-2021",
+            "2021-4-22",
+            "2021-04-22 10:00",
+            "२०२१-०४-२२",
+            "2021-04-2x",
+        ] {
+            assert!(date_part(bad, "d").is_err(), "{bad}");
+        }
+        assert_eq!(
+            fhir_date_time("2021-04-22T10:27:39.000Z", "d").unwrap(),
+            "2021-04-22T10:27:39.000Z"
+        );
+        assert_eq!(
+            fhir_date_time("2021-04-22T10:27:39+05:30", "d").unwrap(),
+            "2021-04-22T10:27:39+05:30"
+        );
+        // FHIR dateTime with a time needs a zone: without one, keep the date only.
+        assert_eq!(
+            fhir_date_time("2021-04-22T10:27:39", "d").unwrap(),
+            "2021-04-22"
+        );
+    }
+
+    #[test]
+    fn genders() {
+        let mut s = CredentialSubject {
+            subject_type: "Person".into(),
+            id: "x".into(),
+            ref_id: None,
+            uhid: None,
+            name: None,
+            gender: Some("Female".into()),
+            age: None,
+            nationality: None,
+            dob: None,
+            address: None,
+        };
+        assert_eq!(gender(&s).as_deref(), Some("female"));
+        s.gender = Some("M".into());
+        assert_eq!(gender(&s).as_deref(), Some("male"));
+        s.gender = Some("xyz".into());
+        assert_eq!(gender(&s).as_deref(), Some("unknown"));
+        s.gender = None;
+        assert_eq!(gender(&s), None);
+    }
+
+    #[test]
+    fn uuids_are_well_formed_and_stable() {
+        let u = urn_uuid("a");
+        assert_eq!(u, urn_uuid("a"));
+        assert_ne!(u, urn_uuid("b"));
+        let hex = u.strip_prefix("urn:uuid:").unwrap();
+        let groups: Vec<&str> = hex.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(groups[2].starts_with('8'), "version 8");
+        assert!(
+            matches!(&groups[3][..1], "8" | "9" | "a" | "b"),
+            "RFC variant"
+        );
+    }
+
+    #[test]
+    fn doses() {
+        assert_eq!(dose_number(Some(&Dose::Number(2))), Some(2));
+        assert_eq!(dose_number(Some(&Dose::Text(" 3 ".into()))), Some(3));
+        assert_eq!(dose_number(Some(&Dose::Text("".into()))), None);
+        assert_eq!(dose_number(Some(&Dose::Number(0))), None);
+        assert_eq!(dose_number(None), None);
+    }
 }

@@ -426,6 +426,7 @@ pub fn ddcc_document(cred: &VaccinationCredential, codes: &FhirCodes) -> Result<
         resource: r,
     }));
     Ok(Bundle {
+        resource_type: BundleResourceType::Bundle,
         id: None,
         identifier: Some(Identifier {
             system: Some(format!("{}/hcid", cred.issuer.trim_end_matches('/'))),

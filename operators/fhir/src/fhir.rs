@@ -33,10 +33,21 @@ pub enum BundleType {
     Document,
 }
 
-/// A Bundle; serialized with `"resourceType":"Bundle"`.
+/// The `resourceType` of a Bundle: a one-value enum, so reading checks it (a struct-level
+/// serde tag would be written but not checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BundleResourceType {
+    /// `"Bundle"`.
+    #[default]
+    Bundle,
+}
+
+/// A Bundle; serialized with `"resourceType":"Bundle"` first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "resourceType", rename = "Bundle", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Bundle {
+    /// Always `Bundle`.
+    pub resource_type: BundleResourceType,
     /// Logical id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -414,4 +425,48 @@ pub struct ImmunizationRecommendation {
     pub date: String,
     /// Recommendations.
     pub recommendation: Vec<Recommendation>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_type_is_serialized_first() {
+        let bundle = Bundle {
+            resource_type: BundleResourceType::Bundle,
+            id: None,
+            identifier: None,
+            bundle_type: BundleType::Collection,
+            timestamp: None,
+            entry: vec![BundleEntry {
+                full_url: Some("resource:0".into()),
+                resource: Resource::Patient(Patient {
+                    birth_date: Some("2000".into()),
+                    ..Patient::default()
+                }),
+            }],
+        };
+        let text = serde_json::to_string(&bundle).unwrap();
+        assert_eq!(
+            text,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"resource:0","resource":{"resourceType":"Patient","birthDate":"2000"}}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Bundle>(&text).unwrap(), bundle);
+    }
+
+    #[test]
+    fn reading_ignores_unknown_elements_but_not_unknown_resources() {
+        let text = r#"{"resourceType":"Bundle","type":"collection","meta":{"x":1},"entry":[
+            {"resource":{"resourceType":"Patient","active":true,"name":[{"use":"official","family":"F"}]}}]}"#;
+        let b: Bundle = serde_json::from_str(text).unwrap();
+        let Resource::Patient(p) = &b.entry[0].resource else {
+            panic!("not a patient")
+        };
+        assert_eq!(p.name[0].family.as_deref(), Some("F"));
+        let other = r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Observation"}}]}"#;
+        assert!(serde_json::from_str::<Bundle>(other).is_err());
+        let wrong = r#"{"resourceType":"Patient","type":"collection"}"#;
+        assert!(serde_json::from_str::<Bundle>(wrong).is_err());
+    }
 }

@@ -367,6 +367,28 @@ mod tests {
         );
     }
 
+    /// RFC 6979 appendix A.2.5 (P-256, SHA-256, message "sample"): deterministic ES256.
+    #[test]
+    fn es256_is_rfc6979_deterministic() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let d = hex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721");
+        let key = IssuerKey::from_signing_key(SigningKey::from_slice(&d).unwrap());
+        let expected = [
+            hex("EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716"),
+            hex("F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8"),
+        ]
+        .concat();
+        assert_eq!(key.sign_es256(b"sample").to_vec(), expected);
+        // Public key from the same appendix.
+        let ux = hex("60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6");
+        assert_eq!(key.public_jwk().x, b64url(&ux));
+    }
+
     #[test]
     fn key_file_roundtrip_mode_and_no_overwrite() {
         let dir = tempfile::tempdir().unwrap();
