@@ -193,6 +193,15 @@ impl ShcIssuer {
     }
 }
 
+/// The current time in Unix seconds, for `nbf` and verification clocks (0 if the system clock is
+/// before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// `shc:/` + two digits per JWS character (`ord(c) - 45`). Errors when the JWS is longer than
 /// one QR code holds or contains a character outside the JWS alphabet.
 pub fn qr_numeric(jws: &str) -> Result<String, FhirError> {

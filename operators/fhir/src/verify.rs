@@ -157,6 +157,13 @@ impl ShcVerifier {
         Ok(VerifiedCard { header, payload })
     }
 
+    /// Verifies the text of a scanned QR code (`shc:/` + digits; single-chunk only).
+    pub fn verify_qr_text(&self, text: &str, now: u64) -> Result<VerifiedCard, VerifyError> {
+        let jws = crate::shc::jws_from_qr_numeric(text)
+            .map_err(|e| VerifyError::new(VerifyStage::Format, e.to_string()))?;
+        self.verify_jws(&jws, now)
+    }
+
     /// Verifies a file: a `.smart-health-card` JSON (`{"verifiableCredential":[...]}`) or a bare
     /// JWS, either possibly prefixed with a UTF-8 BOM. Every card must verify.
     pub fn verify_file(&self, bytes: &[u8], now: u64) -> Result<Vec<VerifiedCard>, VerifyError> {
