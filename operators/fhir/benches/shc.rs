@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
         },
     );
     // Breakdown of one issue: payload JSON, DEFLATE, ES256.
+    g.throughput(Throughput::Elements(1));
     let payload = serde_json::to_vec(&issuer.payload(&people[0], 1_622_500_000).unwrap()).unwrap();
     g.bench_function("part_payload_json", |b| {
         b.iter(|| serde_json::to_vec(&issuer.payload(&people[1], 1_622_500_000).unwrap()).unwrap())
