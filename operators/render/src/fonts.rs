@@ -51,9 +51,10 @@ pub struct Font {
     /// Bounding box.
     pub bbox: [i16; 4],
     tables: Vec<Table>,
-    /// `loca` decoded: glyph `g` is `glyf[offsets[g]..offsets[g+1]]`.
+    /// Glyph outlines with TrueType hinting instructions removed (see [`strip_hinting`]):
+    /// glyph `g` is `glyf[glyph_offsets[g]..glyph_offsets[g + 1]]`.
+    glyf: Vec<u8>,
     glyph_offsets: Vec<u32>,
-    glyf: (usize, usize),
     hmtx: (usize, usize),
     number_of_h_metrics: u16,
 }
@@ -108,6 +109,23 @@ impl Font {
             }
             glyph_offsets.push(off);
         }
+        // Strip hinting once here, so per-PDF subsets copy only outlines (the autohinter's
+        // fpgm alone is 3.6 KB per font and every glyph carries instructions).
+        let mut stripped = Vec::with_capacity(glyf.len);
+        let mut stripped_offsets = Vec::with_capacity(glyph_offsets.len());
+        for g in 0..num_glyphs {
+            stripped_offsets.push(stripped.len() as u32);
+            let (a, b) = (glyph_offsets[g] as usize, glyph_offsets[g + 1] as usize);
+            if a < b {
+                let bytes = &data[glyf.offset + a..glyf.offset + b];
+                stripped.extend_from_slice(&strip_hinting(bytes));
+                while stripped.len() % 4 != 0 {
+                    stripped.push(0);
+                }
+            }
+        }
+        stripped_offsets.push(stripped.len() as u32);
+        let glyph_offsets = stripped_offsets;
         let number_of_h_metrics = be16(&data, hhea.offset + 34).ok_or_else(|| bad("short hhea"))?;
         if number_of_h_metrics == 0 || usize::from(number_of_h_metrics) * 4 > hmtx.len {
             return Err(bad("bad numberOfHMetrics"));
@@ -134,8 +152,8 @@ impl Font {
             cap_height: face.capital_height().unwrap_or(face.ascender()),
             bbox: [bb.x_min, bb.y_min, bb.x_max, bb.y_max],
             tables,
+            glyf: stripped,
             glyph_offsets,
-            glyf: (glyf.offset, glyf.len),
             hmtx: (hmtx.offset, hmtx.len),
             number_of_h_metrics,
             cell,
@@ -168,12 +186,7 @@ impl Font {
     fn glyph_bytes(&self, gid: u16) -> &[u8] {
         let g = usize::from(gid);
         match (self.glyph_offsets.get(g), self.glyph_offsets.get(g + 1)) {
-            (Some(&a), Some(&b)) if a <= b => {
-                let base = self.glyf.0;
-                self.data()
-                    .get(base + a as usize..base + b as usize)
-                    .unwrap_or(&[])
-            }
+            (Some(&a), Some(&b)) if a <= b => self.glyf.get(a as usize..b as usize).unwrap_or(&[]),
             _ => &[],
         }
     }
@@ -223,7 +236,15 @@ impl Font {
         let nhm = usize::from(self.number_of_h_metrics).min(count);
         let hmtx_src = &data[self.hmtx.0..self.hmtx.0 + self.hmtx.1];
         let mut hmtx = Vec::with_capacity(count * 4);
-        hmtx.extend_from_slice(&hmtx_src[..nhm * 4]);
+        for g in 0..nhm {
+            // Unused glyphs get zero metrics: PDF viewers take widths from /W, and zeros
+            // compress to nothing.
+            if keep.contains(&(g as u16)) {
+                hmtx.extend_from_slice(&hmtx_src[g * 4..g * 4 + 4]);
+            } else {
+                hmtx.extend_from_slice(&[0; 4]);
+            }
+        }
         for g in nhm..count {
             // Trailing glyphs share the last advance and store only their lsb.
             let at = usize::from(self.number_of_h_metrics) * 4 + (g - usize::from(self.number_of_h_metrics)) * 2;
@@ -264,14 +285,64 @@ impl Font {
                     }
                     h
                 }
-                b"cvt " | b"fpgm" | b"prep" | b"OS/2" => src.to_vec(),
-                // Layout, cmap, names and glyph names are not needed by a PDF viewer.
+                b"OS/2" => src.to_vec(),
+                // Hinting (stripped), layout, cmap, names and glyph names are not needed by
+                // a PDF viewer.
                 _ => continue,
             };
             out_tables.push((t.tag, body));
         }
         write_sfnt(&out_tables)
     }
+}
+
+/// A glyph without its TrueType instructions (simple: instruction length set to 0;
+/// composite: the WE_HAVE_INSTRUCTIONS flag cleared and the trailing program dropped).
+/// Malformed glyphs are returned unchanged.
+fn strip_hinting(g: &[u8]) -> Vec<u8> {
+    let Some(contours) = be16(g, 0) else {
+        return g.to_vec();
+    };
+    if (contours as i16) >= 0 {
+        let at = 10 + 2 * usize::from(contours);
+        let Some(len) = be16(g, at) else {
+            return g.to_vec();
+        };
+        let rest = at + 2 + usize::from(len);
+        if rest > g.len() {
+            return g.to_vec();
+        }
+        let mut out = Vec::with_capacity(g.len() - usize::from(len));
+        out.extend_from_slice(&g[..at]);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&g[rest..]);
+        return out;
+    }
+    let mut out = g.to_vec();
+    let mut at = 10;
+    loop {
+        let Some(flags) = be16(g, at) else {
+            return g.to_vec();
+        };
+        out[at..at + 2].copy_from_slice(&(flags & !0x0100).to_be_bytes());
+        at += 4;
+        at += if flags & 0x0001 != 0 { 4 } else { 2 };
+        if flags & 0x0008 != 0 {
+            at += 2;
+        } else if flags & 0x0040 != 0 {
+            at += 4;
+        } else if flags & 0x0080 != 0 {
+            at += 8;
+        }
+        if at > g.len() {
+            return g.to_vec();
+        }
+        if flags & 0x0020 == 0 {
+            break;
+        }
+    }
+    out.truncate(at);
+    out
 }
 
 fn parse_table_directory(d: &[u8]) -> Option<Vec<Table>> {

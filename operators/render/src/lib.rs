@@ -31,7 +31,7 @@ pub use page::{format_date, mask_identity};
 
 use config::{load_toml, parse_color, FontsConfig, Labels};
 use fonts::{Font, Weight};
-use pdf::{DocInfo, PreparedImage};
+use pdf::{DocInfo, PreparedFont, PreparedImage};
 use shape::{shape_line, FontSet, ShapeStyle, ShapedLine};
 
 /// One certificate to print.
@@ -82,6 +82,8 @@ pub(crate) struct Template {
     primary: usize,
     rtl: bool,
     shaped: [HashMap<String, ShapedLine>; 2],
+    /// Subsets holding exactly the glyphs of the shaped labels, built once at load.
+    label_fonts: BTreeMap<usize, PreparedFont>,
 }
 
 impl Template {
@@ -227,7 +229,7 @@ impl Renderer {
             page: (tenant.layout.page.width, tenant.layout.page.height),
         };
         let images = [&tenant.images[0], &tenant.images[1]];
-        let pdf = pdf::write_document(painter.content, &self.fonts.fonts, &images, &info);
+        let pdf = pdf::write_document(painter.content, &self.fonts.fonts, &template.label_fonts, &images, &info);
         Ok(Rendered {
             pdf,
             missing_glyphs: missing,
@@ -304,7 +306,26 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
                 slot.insert(label.to_string(), shape_line(fonts, label, style));
             }
         }
-        templates.insert(config.language.clone(), Template { config, primary, rtl, shaped });
+        let mut label_glyphs: BTreeMap<usize, BTreeMap<u16, String>> = BTreeMap::new();
+        for line in shaped.iter().flat_map(HashMap::values) {
+            for run in &line.runs {
+                let glyphs = label_glyphs.entry(run.font).or_default();
+                for g in &run.glyphs {
+                    let text = glyphs.entry(g.gid).or_default();
+                    if text.is_empty() && g.text.1 > g.text.0 {
+                        text.push_str(run.text.get(g.text.0 as usize..g.text.1 as usize).unwrap_or(""));
+                    }
+                }
+            }
+        }
+        let label_fonts = label_glyphs
+            .iter()
+            .map(|(&id, glyphs)| (id, pdf::prepare_font(&fonts.fonts[id], glyphs)))
+            .collect();
+        templates.insert(
+            config.language.clone(),
+            Template { config, primary, rtl, shaped, label_fonts },
+        );
     }
     Ok(Tenant {
         layout,
@@ -352,8 +373,8 @@ fn load_png(path: &Path) -> Result<PreparedImage, RenderError> {
     Ok(PreparedImage {
         width: frame.width,
         height: frame.height,
-        rgb: miniz_oxide::deflate::compress_to_vec_zlib(&rgb, 9),
-        alpha: has_alpha.then(|| miniz_oxide::deflate::compress_to_vec_zlib(&alpha, 9)),
+        rgb: pdf::deflate_level(&rgb, 9),
+        alpha: has_alpha.then(|| pdf::deflate_level(&alpha, 9)),
     })
 }
 

@@ -218,6 +218,7 @@ impl<'r> Painter<'r> {
             return;
         }
         let line = self.shaped(text, weight);
+        let label_font = matches!(line, std::borrow::Cow::Borrowed(_));
         self.missing += line.missing;
         let natural = line.width * size / 1000.0;
         // Shrink rather than overflow into the neighbouring column.
@@ -234,7 +235,7 @@ impl<'r> Painter<'r> {
             (Align::Start, true) => left + width - w,
         };
         self.content.fill_color(color);
-        self.content.runs(&self.renderer.fonts.fonts, &line.runs, start, y, size);
+        self.content.runs(&self.renderer.fonts.fonts, &line.runs, start, y, size, label_font);
     }
 
     fn bar(&mut self, x: f32, y: f32, w: f32, h: f32, color: [f32; 3]) {
@@ -299,10 +300,12 @@ impl<'r> Painter<'r> {
         let colors_qr = qr.to_colors();
         let module = q.size / (width as f32 + 8.0);
         let qx = self.mx(q.x, q.size) + 4.0 * module;
-        let top = q.y + q.size - 4.0 * module;
+        let qy = q.y + 4.0 * module;
         self.content.fill_color([0.0, 0.0, 0.0]);
+        self.content.begin_grid(qx, qy, module);
         for row in 0..width {
             let cells = &colors_qr[row * width..(row + 1) * width];
+            let y = width - 1 - row;
             let mut col = 0;
             while col < width {
                 if cells[col] == Color::Dark {
@@ -310,18 +313,13 @@ impl<'r> Painter<'r> {
                     while col < width && cells[col] == Color::Dark {
                         col += 1;
                     }
-                    self.content.rect(
-                        qx + start as f32 * module,
-                        top - (row + 1) as f32 * module,
-                        (col - start) as f32 * module,
-                        module,
-                    );
+                    self.content.grid_rect(start, y, col - start, 1);
                 } else {
                     col += 1;
                 }
             }
         }
-        self.content.fill();
+        self.content.end_grid_fill();
         self.text(&labels.scan_qr, Weight::Regular, q.caption_size, q.x, q.size, q.y - q.caption_size, Align::Center, colors.muted);
 
         // History table.

@@ -11,6 +11,21 @@ use std::io::Write;
 use crate::fonts::{Font, FontId};
 use crate::shape::{Glyph, ShapedRun};
 
+/// Writes a non-negative integer (hot path: no `fmt` machinery).
+pub fn uint(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 /// Writes `v` with at most two decimals (deterministic, no exponent).
 pub fn num(out: &mut Vec<u8>, v: f32) {
     let scaled = (f64::from(v) * 100.0).round() as i64;
@@ -18,13 +33,13 @@ pub fn num(out: &mut Vec<u8>, v: f32) {
         out.push(b'-');
     }
     let a = scaled.unsigned_abs();
-    let _ = write!(out, "{}", a / 100);
+    uint(out, a / 100);
     let frac = a % 100;
     if frac != 0 {
-        if frac % 10 == 0 {
-            let _ = write!(out, ".{}", frac / 10);
-        } else {
-            let _ = write!(out, ".{frac:02}");
+        out.push(b'.');
+        out.push(b'0' + (frac / 10) as u8);
+        if frac % 10 != 0 {
+            out.push(b'0' + (frac % 10) as u8);
         }
     }
 }
@@ -48,8 +63,10 @@ pub fn utf16_hex(out: &mut Vec<u8>, s: &str) {
 /// Glyphs a document uses per font, with the text each stands for (ToUnicode).
 #[derive(Default)]
 pub struct FontUsage {
-    /// font -> glyph -> text (first cluster text seen wins).
+    /// font -> glyph -> text (first cluster text seen wins), for per-document subsets.
     pub glyphs: BTreeMap<FontId, BTreeMap<u16, String>>,
+    /// Fonts whose template-wide label subset (`/S<id>`) the page uses.
+    pub static_used: BTreeSet<FontId>,
 }
 
 /// A page content stream under construction.
@@ -64,7 +81,7 @@ impl Content {
     /// Empty stream.
     pub fn new() -> Content {
         Content {
-            ops: Vec::with_capacity(16 * 1024),
+            ops: Vec::with_capacity(96 * 1024),
             usage: FontUsage::default(),
         }
     }
@@ -87,6 +104,30 @@ impl Content {
         self.ops.extend_from_slice(b"re\n");
     }
 
+    /// Starts drawing in a scaled grid: one unit = `unit` points, origin at (x, y).
+    pub fn begin_grid(&mut self, x: f32, y: f32, unit: f32) {
+        self.ops.extend_from_slice(b"q ");
+        for v in [unit, 0.0, 0.0, unit, x, y] {
+            num(&mut self.ops, v);
+            self.ops.push(b' ');
+        }
+        self.ops.extend_from_slice(b"cm\n");
+    }
+
+    /// A rectangle in whole grid units (see [`Content::begin_grid`]).
+    pub fn grid_rect(&mut self, x: usize, y: usize, w: usize, h: usize) {
+        for v in [x, y, w, h] {
+            uint(&mut self.ops, v as u64);
+            self.ops.push(b' ');
+        }
+        self.ops.extend_from_slice(b"re\n");
+    }
+
+    /// Fills and ends a grid started with [`Content::begin_grid`].
+    pub fn end_grid_fill(&mut self) {
+        self.ops.extend_from_slice(b"f Q\n");
+    }
+
     /// Fills the current path.
     pub fn fill(&mut self) {
         self.ops.extend_from_slice(b"f\n");
@@ -106,12 +147,21 @@ impl Content {
     /// wrapped in a `/Span` with `/ActualText`, so extraction yields the logical text even
     /// where shaping reordered or fused characters; spaces stay outside the spans as real
     /// glyphs so extractors still see word gaps where they are.
-    pub fn runs(&mut self, fonts: &[Font], runs: &[ShapedRun], x: f32, y: f32, size: f32) {
+    /// `label_font` selects the template's prepared label subset (`/S<id>`, built at load
+    /// from the same shaped labels) instead of the per-document subset (`/F<id>`).
+    pub fn runs(&mut self, fonts: &[Font], runs: &[ShapedRun], x: f32, y: f32, size: f32, label_font: bool) {
         let mut pen = x;
         self.ops.extend_from_slice(b"BT\n");
         for run in runs {
             let font = &fonts[run.font];
-            let _ = write!(self.ops, "/F{} ", run.font);
+            if label_font {
+                self.usage.static_used.insert(run.font);
+                self.ops.extend_from_slice(b"/S");
+            } else {
+                self.ops.extend_from_slice(b"/F");
+            }
+            uint(&mut self.ops, run.font as u64);
+            self.ops.push(b' ');
             num(&mut self.ops, size);
             self.ops.extend_from_slice(b" Tf 1 0 0 1 ");
             num(&mut self.ops, pen);
@@ -135,7 +185,7 @@ impl Content {
                 }
                 let segment = &run.glyphs[i..j];
                 if space {
-                    self.show(font, run, segment, size, &mut rise);
+                    self.show(font, run, segment, size, &mut rise, label_font);
                 } else {
                     let from = segment.iter().filter(|g| g.text.1 > g.text.0).map(|g| g.text.0).min().unwrap_or(0);
                     let to = segment.iter().map(|g| g.text.1).max().unwrap_or(0);
@@ -151,7 +201,7 @@ impl Content {
                         utf16_hex(&mut self.ops, word);
                     }
                     self.ops.extend_from_slice(b">> BDC ");
-                    self.show(font, run, segment, size, &mut rise);
+                    self.show(font, run, segment, size, &mut rise, label_font);
                     self.ops.extend_from_slice(b"EMC\n");
                 }
                 i = j;
@@ -166,8 +216,13 @@ impl Content {
 
     /// One `TJ` (split where the text rise changes) placing glyphs exactly as shaped:
     /// offsets and advances that differ from the font's own widths become adjustments.
-    fn show(&mut self, font: &Font, run: &ShapedRun, glyphs: &[Glyph], size: f32, rise: &mut f32) {
-        let used = self.usage.glyphs.entry(run.font).or_default();
+    fn show(&mut self, font: &Font, run: &ShapedRun, glyphs: &[Glyph], size: f32, rise: &mut f32, label_font: bool) {
+        let mut scratch = BTreeMap::new();
+        let used = if label_font {
+            &mut scratch
+        } else {
+            self.usage.glyphs.entry(run.font).or_default()
+        };
         self.ops.push(b'[');
         let mut in_hex = false;
         for g in glyphs {
@@ -271,25 +326,54 @@ impl Writer {
     }
 }
 
-/// Deflates with a fast level: certificates are small and speed matters more than bytes.
+/// Deflates (zlib format) with the fastest level: certificates are small and speed
+/// matters more than the last bytes. zlib-rs is several times faster than miniz here.
 pub fn deflate(data: &[u8]) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec_zlib(data, 3)
+    deflate_level(data, 1)
+}
+
+/// Deflates at a given level (0-9).
+pub fn deflate_level(data: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
 }
 
 /// Assembles the whole PDF.
-pub fn write_document(content: Content, fonts: &[Font], images: &[&PreparedImage], info: &DocInfo) -> Vec<u8> {
+pub fn write_document(
+    content: Content,
+    fonts: &[Font],
+    static_fonts: &BTreeMap<FontId, PreparedFont>,
+    images: &[&PreparedImage],
+    info: &DocInfo,
+) -> Vec<u8> {
     let mut w = Writer {
-        out: Vec::with_capacity(64 * 1024),
+        out: Vec::with_capacity(160 * 1024),
         offsets: vec![0],
     };
     w.out.extend_from_slice(b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n");
     // Fixed ids: 1 catalog, 2 pages, 3 page, 4 contents, 5 info; then fonts, images.
     let mut next = 6;
-    let mut font_refs = Vec::new();
-    for (&font_id, glyphs) in &content.usage.glyphs {
-        font_refs.push((font_id, next));
+    let dynamic: Vec<(FontId, PreparedFont)> = content
+        .usage
+        .glyphs
+        .iter()
+        .filter(|(_, g)| !g.is_empty())
+        .map(|(&id, g)| (id, prepare_font(&fonts[id], g)))
+        .collect();
+    // (resource name, font, object number)
+    let mut font_refs: Vec<(String, &PreparedFont, usize)> = Vec::new();
+    for id in &content.usage.static_used {
+        if let Some(f) = static_fonts.get(id) {
+            font_refs.push((format!("S{id}"), f, next));
+            next += 5;
+        }
+    }
+    for (id, f) in &dynamic {
+        font_refs.push((format!("F{id}"), f, next));
         next += 5;
-        let _ = glyphs;
     }
     let mut image_refs = Vec::new();
     for img in images {
@@ -307,8 +391,8 @@ pub fn write_document(content: Content, fonts: &[Font], images: &[&PreparedImage
     w.out.push(b' ');
     num(&mut w.out, info.page.1);
     w.out.extend_from_slice(b"] /Resources << /Font <<");
-    for (font_id, obj) in &font_refs {
-        let _ = write!(w.out, " /F{font_id} {obj} 0 R");
+    for (resource, _, obj) in &font_refs {
+        let _ = write!(w.out, " /{resource} {obj} 0 R");
     }
     w.out.extend_from_slice(b" >> /XObject <<");
     for (i, obj) in image_refs.iter().enumerate() {
@@ -322,9 +406,8 @@ pub fn write_document(content: Content, fonts: &[Font], images: &[&PreparedImage
     utf16_hex(&mut w.out, info.title);
     let _ = write!(w.out, " /CreationDate ({}) >>\nendobj\n", info.creation_date);
 
-    for (font_id, obj) in &font_refs {
-        let glyphs = &content.usage.glyphs[font_id];
-        write_font(&mut w, &fonts[*font_id], glyphs, *obj);
+    for (_, f, obj) in &font_refs {
+        write_font(&mut w, f, *obj);
     }
     for (img, &obj) in images.iter().zip(&image_refs) {
         w.begin(obj);
@@ -386,12 +469,65 @@ fn subset_tag(font: &Font, gids: &BTreeSet<u16>) -> String {
         .collect()
 }
 
-fn write_font(w: &mut Writer, font: &Font, glyphs: &BTreeMap<u16, String>, obj: usize) {
+/// A subset font ready to embed: everything except the object numbers.
+pub struct PreparedFont {
+    name: String,
+    widths: Vec<u8>,
+    descriptor: Vec<u8>,
+    program: Vec<u8>,
+    program_len: usize,
+    to_unicode: Vec<u8>,
+}
+
+/// Subsets and compresses a font for the glyphs in `glyphs` (gid -> text).
+pub fn prepare_font(font: &Font, glyphs: &BTreeMap<u16, String>) -> PreparedFont {
     let gids: BTreeSet<u16> = glyphs.keys().copied().collect();
     let name = format!("{}+{}", subset_tag(font, &gids), font.name);
     let scale = 1000.0 / font.units_per_em;
     let s = |v: i16| (f32::from(v) * scale).round() as i32;
+    let mut widths = Vec::with_capacity(gids.len() * 6);
+    let mut prev: Option<u16> = None;
+    for &g in &gids {
+        if prev.is_none_or(|p| p + 1 != g) {
+            if prev.is_some() {
+                widths.push(b']');
+            }
+            widths.push(b' ');
+            uint(&mut widths, u64::from(g));
+            widths.extend_from_slice(b" [");
+        } else {
+            widths.push(b' ');
+        }
+        num(&mut widths, font.advance_milli(g));
+        prev = Some(g);
+    }
+    if prev.is_some() {
+        widths.push(b']');
+    }
+    let descriptor = format!(
+        "/Flags 4 /FontBBox [{} {} {} {}] /ItalicAngle 0 /Ascent {} /Descent {} /CapHeight {} /StemV 80",
+        s(font.bbox[0]),
+        s(font.bbox[1]),
+        s(font.bbox[2]),
+        s(font.bbox[3]),
+        s(font.ascent),
+        s(font.descent),
+        s(font.cap_height),
+    )
+    .into_bytes();
+    let raw = font.subset(&gids);
+    PreparedFont {
+        name,
+        widths,
+        descriptor,
+        program: deflate(&raw),
+        program_len: raw.len(),
+        to_unicode: to_unicode_cmap(glyphs),
+    }
+}
 
+fn write_font(w: &mut Writer, f: &PreparedFont, obj: usize) {
+    let name = &f.name;
     w.begin(obj);
     let _ = write!(
         w.out,
@@ -405,41 +541,18 @@ fn write_font(w: &mut Writer, font: &Font, glyphs: &BTreeMap<u16, String>, obj: 
         "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /{name} /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor {} 0 R /CIDToGIDMap /Identity /DW 0 /W [",
         obj + 2
     );
-    let mut prev: Option<u16> = None;
-    for &g in &gids {
-        if prev.map_or(true, |p| p + 1 != g) {
-            if prev.is_some() {
-                w.out.push(b']');
-            }
-            let _ = write!(w.out, " {g} [");
-        } else {
-            w.out.push(b' ');
-        }
-        num(&mut w.out, font.advance_milli(g));
-        prev = Some(g);
-    }
-    if prev.is_some() {
-        w.out.push(b']');
-    }
+    w.out.extend_from_slice(&f.widths);
     w.out.extend_from_slice(b" ] >>\nendobj\n");
     w.begin(obj + 2);
-    let _ = write!(
-        w.out,
-        "<< /Type /FontDescriptor /FontName /{name} /Flags 4 /FontBBox [{} {} {} {}] /ItalicAngle 0 /Ascent {} /Descent {} /CapHeight {} /StemV 80 /FontFile2 {} 0 R >>\nendobj\n",
-        s(font.bbox[0]),
-        s(font.bbox[1]),
-        s(font.bbox[2]),
-        s(font.bbox[3]),
-        s(font.ascent),
-        s(font.descent),
-        s(font.cap_height),
-        obj + 3
-    );
-    let program = font.subset(&gids);
-    let packed = deflate(&program);
-    w.stream(obj + 3, &format!(" /Length1 {}", program.len()), &packed);
-    let cmap = to_unicode_cmap(glyphs);
-    w.stream(obj + 4, "", &deflate(&cmap));
+    let _ = write!(w.out, "<< /Type /FontDescriptor /FontName /{name} ");
+    w.out.extend_from_slice(&f.descriptor);
+    let _ = write!(w.out, " /FontFile2 {} 0 R >>\nendobj\n", obj + 3);
+    w.stream(obj + 3, &format!(" /Length1 {}", f.program_len), &f.program);
+    // ToUnicode is small: stored uncompressed, a deflate call costs more than it saves.
+    w.begin(obj + 4);
+    let _ = write!(w.out, "<< /Length {} >>\nstream\n", f.to_unicode.len());
+    w.out.extend_from_slice(&f.to_unicode);
+    w.out.extend_from_slice(b"\nendstream\nendobj\n");
 }
 
 fn to_unicode_cmap(glyphs: &BTreeMap<u16, String>) -> Vec<u8> {
