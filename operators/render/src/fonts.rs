@@ -57,7 +57,13 @@ pub struct Font {
     glyph_offsets: Vec<u32>,
     hmtx: (usize, usize),
     number_of_h_metrics: u16,
+    /// Shape plans by (direction, script): compiling a plan costs more than shaping a short
+    /// string, so each combination is compiled once and shared.
+    plans: PlanCache,
 }
+
+type PlanKey = (rustybuzz::Direction, rustybuzz::Script);
+type PlanCache = std::sync::RwLock<Vec<(PlanKey, std::sync::Arc<rustybuzz::ShapePlan>)>>;
 
 #[derive(Clone, Copy)]
 struct Table {
@@ -156,6 +162,7 @@ impl Font {
             glyph_offsets,
             hmtx: (hmtx.offset, hmtx.len),
             number_of_h_metrics,
+            plans: PlanCache::default(),
             cell,
         })
     }
@@ -163,6 +170,28 @@ impl Font {
     /// The shaping face.
     pub fn face(&self) -> &rustybuzz::Face<'_> {
         &self.cell.borrow_dependent().0
+    }
+
+    /// Shapes a buffer (direction set, other properties guessed) with a cached plan.
+    pub fn shape(&self, mut buffer: rustybuzz::UnicodeBuffer) -> rustybuzz::GlyphBuffer {
+        buffer.guess_segment_properties();
+        let key = (buffer.direction(), buffer.script());
+        let cached = self
+            .plans
+            .read()
+            .ok()
+            .and_then(|plans| plans.iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone()));
+        let plan = match cached {
+            Some(plan) => plan,
+            None => {
+                let plan = std::sync::Arc::new(rustybuzz::ShapePlan::new(self.face(), key.0, Some(key.1), None, &[]));
+                if let Ok(mut plans) = self.plans.write() {
+                    plans.push((key, plan.clone()));
+                }
+                plan
+            }
+        };
+        rustybuzz::shape_with_plan(self.face(), &plan, buffer)
     }
 
     /// Whether the font has a glyph for `c`.

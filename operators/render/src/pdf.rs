@@ -327,12 +327,33 @@ impl Writer {
 }
 
 /// Deflates (zlib format) with the fastest level: certificates are small and speed
-/// matters more than the last bytes. zlib-rs is several times faster than miniz here.
+/// matters more than the last bytes. The compressor (zlib-rs, several times faster than
+/// miniz here) is kept per thread: allocating its ~300 KB of tables per stream cost more
+/// than compressing.
 pub fn deflate(data: &[u8]) -> Vec<u8> {
-    deflate_level(data, 1)
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<flate2::Compress> =
+            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::new(1), true));
+    }
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 128);
+        loop {
+            let consumed = c.total_in() as usize;
+            let status = c.compress_vec(&data[consumed.min(data.len())..], &mut out, flate2::FlushCompress::Finish);
+            match status {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => out.reserve(out.capacity().max(256)),
+                // Only on a corrupted stream state; fall back to the one-shot encoder.
+                Err(_) => return deflate_level(data, 1),
+            }
+        }
+        out
+    })
 }
 
-/// Deflates at a given level (0-9).
+/// Deflates at a given level (0-9) with a fresh encoder.
 pub fn deflate_level(data: &[u8], level: u32) -> Vec<u8> {
     use std::io::Write as _;
     let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
@@ -350,7 +371,7 @@ pub fn write_document(
     info: &DocInfo,
 ) -> Vec<u8> {
     let mut w = Writer {
-        out: Vec::with_capacity(160 * 1024),
+        out: Vec::with_capacity(120 * 1024),
         offsets: vec![0],
     };
     w.out.extend_from_slice(b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n");

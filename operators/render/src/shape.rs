@@ -156,8 +156,7 @@ fn shape_segment(fonts: &FontSet, font_id: FontId, text: &str, rtl: bool) -> Sha
     } else {
         rustybuzz::Direction::LeftToRight
     });
-    buf.guess_segment_properties();
-    let out = rustybuzz::shape(font.face(), &[], buf);
+    let out = font.shape(buf);
     let scale = 1000.0 / font.units_per_em;
     let infos = out.glyph_infos();
     let positions = out.glyph_positions();
