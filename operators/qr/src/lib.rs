@@ -6,11 +6,21 @@
 //! | EU DCC | `HC1:` + Base45 | alphanumeric | Q | 1-40 |
 //! | SMART Health Card | `shc:/` + digit pairs | byte + numeric | L | 1-22 |
 //!
-//! Build a [`QrPayload`], call [`QrPayload::to_qr`], then render with [`qr_png`], [`qr_svg`] or
-//! [`qr_matrix`] (module matrix for vector output such as PDF). Everything here is pure and
-//! `Send + Sync`, so batches can be rendered from rayon.
+//! Build a [`QrPayload`], call [`QrPayload::to_matrix`] (the symbol as a [`ModuleMatrix`], also
+//! what vector renderers such as PDF draw), then render with [`matrix_png`] or [`matrix_svg`]
+//! (or [`QrPayload::to_png`] / [`QrPayload::to_svg`] in one step). Renderers depend only on
+//! [`ModuleMatrix`], not on a QR library.
+//!
+//! Encoders: DIVOC ZIP and HC1 are one-segment symbols built by `fast_qr`; the SMART Health Card
+//! (byte + numeric segments) is built with `qrcode`'s bit and canvas modules plus a bit-parallel
+//! ISO mask scorer (`mask.rs`). [`QrPayload::to_qr`], [`qr_code_bytes`], [`qr_png`] and
+//! [`qr_svg`] keep the older `qrcode::QrCode` API working (several times slower to encode).
+//!
+//! Everything here is pure and `Send + Sync`, so batches can be rendered from rayon.
 
+mod encode;
 mod error;
+mod mask;
 mod payload;
 mod render;
 mod shc;
@@ -18,6 +28,8 @@ mod zip;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_matrix;
 
 pub use error::QrError;
 pub use payload::{
@@ -26,13 +38,23 @@ pub use payload::{
 };
 pub use qrcode::{EcLevel, QrCode, Version};
 pub use render::{
-    qr_matrix, qr_png, qr_svg, DarkRun, ModuleMatrix, MAX_PNG_SIDE, QUIET_ZONE_MODULES,
+    matrix_png, matrix_svg, qr_matrix, qr_png, qr_svg, DarkRun, ModuleMatrix, MAX_PNG_SIDE,
+    QUIET_ZONE_MODULES,
 };
 pub use shc::{shc_numeric_decode, shc_numeric_encode, SHC_PREFIX};
 pub use zip::{unzip_certificate, zip_certificate, ENTRY_NAME};
 
-/// A byte-mode QR code at error correction M for `payload`, smallest version that fits (the DIVOC
-/// native QR; same as `QrPayload::DivocZip(payload).to_qr()` without copying the bytes).
+/// The DIVOC native QR symbol for `payload`: byte mode, error correction M, smallest version
+/// (same as `QrPayload::DivocZip(payload).to_matrix()` without copying the bytes). Fast path.
+pub fn divoc_zip_matrix(payload: &[u8]) -> Result<ModuleMatrix, QrError> {
+    if payload.len() > MAX_QR_BYTES_M {
+        return Err(QrError::TooLarge(payload.len()));
+    }
+    encode::single_segment(payload, fast_qr::Mode::Byte, PayloadKind::DivocZip)
+}
+
+/// A byte-mode QR code at error correction M for `payload`, smallest version that fits, built by
+/// the `qrcode` crate (legacy API; prefer [`divoc_zip_matrix`], several times faster).
 pub fn qr_code_bytes(payload: &[u8]) -> Result<QrCode, QrError> {
     if payload.len() > MAX_QR_BYTES_M {
         return Err(QrError::TooLarge(payload.len()));
@@ -41,18 +63,13 @@ pub fn qr_code_bytes(payload: &[u8]) -> Result<QrCode, QrError> {
 }
 
 impl QrPayload {
-    /// Encodes and renders as PNG (see [`qr_png`]).
+    /// Encodes ([`QrPayload::to_matrix`]) and renders as PNG (see [`matrix_png`]).
     pub fn to_png(&self, scale: u32) -> Result<Vec<u8>, QrError> {
-        qr_png(&self.to_qr()?, scale)
+        matrix_png(&self.to_matrix()?, scale)
     }
 
-    /// Encodes and renders as SVG (see [`qr_svg`]).
+    /// Encodes ([`QrPayload::to_matrix`]) and renders as SVG (see [`matrix_svg`]).
     pub fn to_svg(&self) -> Result<String, QrError> {
-        Ok(qr_svg(&self.to_qr()?))
-    }
-
-    /// Encodes and returns the module matrix (see [`ModuleMatrix`]).
-    pub fn to_matrix(&self) -> Result<ModuleMatrix, QrError> {
-        Ok(qr_matrix(&self.to_qr()?))
+        Ok(matrix_svg(&self.to_matrix()?))
     }
 }

@@ -9,8 +9,9 @@ use std::fmt;
 use qrcode::bits::Bits;
 use qrcode::{EcLevel, QrCode, Version};
 
+use crate::encode;
 use crate::shc::{is_jws_char, shc_numeric_encode, SHC_PREFIX};
-use crate::QrError;
+use crate::{ModuleMatrix, QrError};
 
 /// Largest payload a byte-mode QR holds at error correction M (version 40).
 pub const MAX_QR_BYTES_M: usize = 2331;
@@ -145,7 +146,7 @@ impl Segment<'_> {
         4 + count_bits + data_bits
     }
 
-    fn push(&self, bits: &mut Bits) -> Result<(), qrcode::types::QrError> {
+    pub(crate) fn push(&self, bits: &mut Bits) -> Result<(), qrcode::types::QrError> {
         match *self {
             Segment::Byte(d) => bits.push_byte_data(d),
             Segment::Alphanumeric(d) => bits.push_alphanumeric_data(d),
@@ -260,8 +261,24 @@ impl QrPayload {
         }
     }
 
-    /// Encodes the payload as a QR code: the format's segments and error-correction level, the
-    /// smallest version that holds them.
+    /// The payload's symbol as a module matrix: the format's segments and error-correction
+    /// level, the smallest version that holds them. This is the fast path every renderer uses:
+    /// one-segment kinds (DIVOC ZIP, HC1) are built by `fast_qr`, the SMART Health Card by
+    /// `qrcode`'s building blocks with a bit-parallel mask choice.
+    pub fn to_matrix(&self) -> Result<ModuleMatrix, QrError> {
+        let segments = self.segments()?;
+        match segments[..] {
+            [Segment::Byte(data)] => encode::single_segment(data, fast_qr::Mode::Byte, self.kind()),
+            [Segment::Alphanumeric(data)] => {
+                encode::single_segment(data, fast_qr::Mode::Alphanumeric, self.kind())
+            }
+            _ => encode::multi_segment(&segments, self.kind()),
+        }
+    }
+
+    /// Encodes the payload with the `qrcode` crate alone (same segments, level and version as
+    /// [`QrPayload::to_matrix`], mask by qrcode's own scorer). Several times slower; kept for
+    /// callers that need a [`QrCode`] and as the benchmark baseline.
     pub fn to_qr(&self) -> Result<QrCode, QrError> {
         encode_segments(&self.segments()?, self.kind())
     }
@@ -343,7 +360,7 @@ fn shc_digits(text: &str) -> Result<&str, QrError> {
 }
 
 /// Smallest version in `1..=max_version` whose data capacity at `ec` holds all `segments`.
-fn smallest_version(segments: &[Segment<'_>], ec: EcLevel, max_version: i16) -> Option<i16> {
+pub(crate) fn smallest_version(segments: &[Segment<'_>], ec: EcLevel, max_version: i16) -> Option<i16> {
     (1..=max_version).find(|&v| {
         let needed: usize = segments.iter().map(|s| s.bit_len(v)).sum();
         Bits::new(Version::Normal(v))

@@ -54,29 +54,40 @@ impl ModuleMatrix {
         self.width + 2 * QUIET_ZONE_MODULES
     }
 
+    /// QR version (1-40) of a symbol this wide.
+    pub fn version(&self) -> usize {
+        self.width.saturating_sub(17) / 4
+    }
+
     /// Horizontal runs of dark modules, row by row: draw each as a rectangle at
     /// `(x + QUIET_ZONE_MODULES, y + QUIET_ZONE_MODULES)` of `len` × 1 modules.
     pub fn dark_runs(&self) -> impl Iterator<Item = DarkRun> + '_ {
+        (0..self.width).flat_map(move |y| self.dark_runs_in_row(y))
+    }
+
+    /// The dark runs of row `y` (none if `y` is outside the symbol).
+    pub fn dark_runs_in_row(&self, y: usize) -> impl Iterator<Item = DarkRun> + '_ {
         let width = self.width;
-        (0..width).flat_map(move |y| {
-            let row = &self.modules[y * width..(y + 1) * width];
-            let mut x = 0;
-            std::iter::from_fn(move || {
-                while x < width && !row[x] {
-                    x += 1;
-                }
-                if x == width {
-                    return None;
-                }
-                let start = x;
-                while x < width && row[x] {
-                    x += 1;
-                }
-                Some(DarkRun {
-                    x: start,
-                    y,
-                    len: x - start,
-                })
+        let row = self
+            .modules
+            .get(y * width..(y + 1) * width)
+            .unwrap_or_default();
+        let mut x = 0;
+        std::iter::from_fn(move || {
+            while x < row.len() && !row[x] {
+                x += 1;
+            }
+            if x == row.len() {
+                return None;
+            }
+            let start = x;
+            while x < row.len() && row[x] {
+                x += 1;
+            }
+            Some(DarkRun {
+                x: start,
+                y,
+                len: x - start,
             })
         })
     }
@@ -87,11 +98,26 @@ pub fn qr_matrix(code: &QrCode) -> ModuleMatrix {
     ModuleMatrix::from_code(code)
 }
 
-/// Renders a QR code as an 8-bit grayscale PNG (`scale` pixels per module, 4-module quiet zone).
-/// The image side may be at most [`MAX_PNG_SIDE`] pixels.
+/// Renders a `qrcode` symbol as PNG: [`matrix_png`] of its modules (kept for callers holding a
+/// [`QrCode`]).
 pub fn qr_png(code: &QrCode, scale: u32) -> Result<Vec<u8>, QrError> {
-    let modules = code.width();
-    let max_scale = MAX_PNG_SIDE / (modules + 2 * QUIET_ZONE_MODULES);
+    matrix_png(&ModuleMatrix::from_code(code), scale)
+}
+
+/// Renders a `qrcode` symbol as SVG: [`matrix_svg`] of its modules.
+pub fn qr_svg(code: &QrCode) -> String {
+    matrix_svg(&ModuleMatrix::from_code(code))
+}
+
+/// Renders a symbol as an 8-bit grayscale PNG (`scale` pixels per module, 4-module quiet zone,
+/// black on white). The image side may be at most [`MAX_PNG_SIDE`] pixels.
+///
+/// 8-bit grayscale because that is what `divoc verify` (pipeline/app/verify.rs) reads. Rows are
+/// written with the PNG `Up` filter: the `scale - 1` copies of each module row filter to zeros,
+/// which the fast deflate mode compresses almost for free.
+pub fn matrix_png(matrix: &ModuleMatrix, scale: u32) -> Result<Vec<u8>, QrError> {
+    let modules = matrix.width;
+    let max_scale = MAX_PNG_SIDE / matrix.side_with_quiet_zone();
     let scale = scale as usize;
     if scale == 0 || scale > max_scale {
         return Err(QrError::BadScale {
@@ -100,31 +126,29 @@ pub fn qr_png(code: &QrCode, scale: u32) -> Result<Vec<u8>, QrError> {
             max: max_scale as u32,
         });
     }
-    let side = (modules + 2 * QUIET_ZONE_MODULES) * scale;
-    let colors = code.to_colors();
+    let side = matrix.side_with_quiet_zone() * scale;
     let mut pixels = vec![255u8; side * side];
-    for (y, row_colors) in colors.chunks_exact(modules).enumerate() {
+    for y in 0..modules {
         // Paint one pixel row of this module row, then copy it down `scale - 1` times.
         let first = ((y + QUIET_ZONE_MODULES) * scale) * side;
         let row = &mut pixels[first..first + side];
-        for (x, _) in row_colors
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c == Color::Dark)
-        {
-            let start = (x + QUIET_ZONE_MODULES) * scale;
-            row[start..start + scale].fill(0);
+        for run in matrix.dark_runs_in_row(y) {
+            let start = (run.x + QUIET_ZONE_MODULES) * scale;
+            row[start..start + run.len * scale].fill(0);
         }
         for dy in 1..scale {
             pixels.copy_within(first..first + side, first + dy * side);
         }
     }
     let side = side as u32; // at most MAX_PNG_SIDE
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4096);
     {
         let mut enc = png::Encoder::new(&mut out, side, side);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        enc.set_filter(png::FilterType::Up);
+        enc.set_adaptive_filter(png::AdaptiveFilterType::NonAdaptive);
         let mut w = enc
             .write_header()
             .map_err(|e| QrError::Encode(e.to_string()))?;
@@ -134,9 +158,32 @@ pub fn qr_png(code: &QrCode, scale: u32) -> Result<Vec<u8>, QrError> {
     Ok(out)
 }
 
-/// Renders a QR code as SVG (at least 256 × 256 user units, 4-module quiet zone).
-pub fn qr_svg(code: &QrCode) -> String {
-    code.render::<qrcode::render::svg::Color>()
-        .min_dimensions(256, 256)
-        .build()
+/// Renders a symbol as SVG: a white square and one black `<path>` whose subpaths are the dark
+/// runs (`M x y h len v1 h-len z`), in module units through the `viewBox`, 4-module quiet zone.
+/// The `width`/`height` are at least 256 pixels, a whole number of pixels per module.
+pub fn matrix_svg(matrix: &ModuleMatrix) -> String {
+    use std::fmt::Write;
+    let side = matrix.side_with_quiet_zone();
+    let px = side * 256usize.div_ceil(side);
+    let mut svg = String::with_capacity(256 + matrix.width * matrix.width);
+    // `write!` to a String cannot fail.
+    let _ = write!(
+        svg,
+        "<?xml version=\"1.0\" standalone=\"yes\"?>\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{px}\" height=\"{px}\" \
+         viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/><path fill=\"#000\" d=\""
+    );
+    for run in matrix.dark_runs() {
+        let _ = write!(
+            svg,
+            "M{} {}h{}v1h-{}z",
+            run.x + QUIET_ZONE_MODULES,
+            run.y + QUIET_ZONE_MODULES,
+            run.len,
+            run.len
+        );
+    }
+    svg.push_str("\"/></svg>");
+    svg
 }

@@ -239,6 +239,8 @@ fn renderings_agree_with_the_symbol() {
 
     let svg = qr_svg(&code);
     assert!(svg.contains("<svg") && svg.ends_with("</svg>"));
+    assert_eq!(svg, matrix_svg(&m));
+    assert_eq!(png, matrix_png(&m, 3).unwrap());
 }
 
 #[test]
@@ -267,38 +269,33 @@ fn payload_types_are_send_and_sync() {
     check::<QrError>();
 }
 
-/// Dark modules drawn in an SVG from `qr_svg`, as (x, y) in modules of the whole image (quiet
-/// zone included), and the image side in pixels. Parses the `M x y h w v h ...` rectangles.
+/// Dark modules drawn in an SVG from `matrix_svg`, as (x, y) in modules of the whole image
+/// (quiet zone included), and the image side in pixels. Parses the `M x y h n v1 h-n z` runs of
+/// its one path, in viewBox (module) units.
 fn svg_modules(svg: &str, modules: usize) -> (usize, Vec<(usize, usize)>) {
-    let width: usize = svg
-        .split("width=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let attr = |name: &str| -> String {
+        svg.split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let width: usize = attr("width").parse().unwrap();
     let side = modules + 2 * QUIET_ZONE_MODULES;
     assert_eq!(width % side, 0, "whole pixels per module");
-    let unit = width / side;
-    let path = svg
-        .split(" d=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    assert_eq!(attr("viewBox"), format!("0 0 {side} {side}"));
+    assert_eq!(svg.matches("<path").count(), 1, "one path");
+    let path = attr("d");
     let mut dark = Vec::new();
-    for rect in path.split('M').filter(|r| !r.is_empty()) {
-        let nums: Vec<usize> = rect
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|n| !n.is_empty())
-            .map(|n| n.parse().unwrap())
-            .collect();
-        let [left, top, w, h, ..] = nums[..] else {
-            panic!("rect {rect:?}")
-        };
-        assert_eq!((w, h), (unit, unit));
-        dark.push((left / unit, top / unit));
+    for run in path.split('M').filter(|r| !r.is_empty()) {
+        let (xy, rest) = run.split_once('h').unwrap();
+        let (x, y) = xy.split_once(' ').unwrap();
+        let (len, back) = rest.split_once("v1h-").unwrap();
+        assert_eq!(back, format!("{len}z"), "run {run:?} closes on itself");
+        let (x, y, len): (usize, usize, usize) =
+            (x.parse().unwrap(), y.parse().unwrap(), len.parse().unwrap());
+        assert!(len >= 1 && x + len <= side - QUIET_ZONE_MODULES, "{run:?}");
+        dark.extend((x..x + len).map(|x| (x, y)));
     }
     (width, dark)
 }
@@ -306,9 +303,9 @@ fn svg_modules(svg: &str, modules: usize) -> (usize, Vec<(usize, usize)>) {
 #[test]
 fn svg_draws_the_symbol_inside_a_quiet_zone() {
     let payload = QrPayload::shc_from_jws(&jws_of_len(120)).unwrap();
-    let code = payload.to_qr().unwrap();
-    let m = qr_matrix(&code);
+    let m = payload.to_matrix().unwrap();
     let svg = payload.to_svg().unwrap();
+    assert_eq!(svg, matrix_svg(&m));
     assert!(svg.contains("<svg") && svg.ends_with("</svg>"));
     let (width_px, mut dark) = svg_modules(&svg, m.width);
     assert!(width_px >= 256, "{width_px}");
