@@ -49,7 +49,10 @@ struct Case {
 fn cases(name: &str, state: &str, n: u64) -> Vec<Case> {
     (0..n)
         .map(|i| {
-            let payload: String = format!("{{\"certificateId\":\"{i}\",\"pad\":\"{}\"}}", "x".repeat(700));
+            let payload: String = format!(
+                "{{\"certificateId\":\"{i}\",\"pad\":\"{}\"}}",
+                "x".repeat(700)
+            );
             Case {
                 doses: vec![credential(name, state, 1, i), credential(name, state, 2, i)],
                 qr: QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M).unwrap(),
@@ -68,7 +71,13 @@ fn bench(c: &mut Criterion) {
         single.bench_function(BenchmarkId::from_parameter(lang), |b| {
             b.iter(|| {
                 renderer
-                    .render(&RenderRequest { tenant: "default", language: Some(lang), doses: &case.doses, current: 1, qr: &case.qr })
+                    .render(&RenderRequest {
+                        tenant: "default",
+                        language: Some(lang),
+                        doses: &case.doses,
+                        current: 1,
+                        qr: &case.qr,
+                    })
                     .unwrap()
             })
         });
@@ -86,7 +95,13 @@ fn bench(c: &mut Criterion) {
                     .par_iter()
                     .map(|case| {
                         renderer
-                            .render(&RenderRequest { tenant: "default", language: None, doses: &case.doses, current: 1, qr: &case.qr })
+                            .render(&RenderRequest {
+                                tenant: "default",
+                                language: None,
+                                doses: &case.doses,
+                                current: 1,
+                                qr: &case.qr,
+                            })
                             .unwrap()
                             .len()
                     })

@@ -32,11 +32,25 @@ fn main() {
     let mut last = Vec::new();
     for _ in 0..n {
         last = renderer
-            .render(&RenderRequest { tenant: "default", language: Some(lang), doses: &doses, current: 0, qr: &qr })
+            .render(&RenderRequest {
+                tenant: "default",
+                language: Some(lang),
+                doses: &doses,
+                current: 0,
+                qr: &qr,
+            })
             .unwrap();
         bytes += last.len();
     }
-    std::fs::write(std::env::temp_dir().join(format!("profile-{lang}.pdf")), &last).unwrap();
+    std::fs::write(
+        std::env::temp_dir().join(format!("profile-{lang}.pdf")),
+        &last,
+    )
+    .unwrap();
     let secs = start.elapsed().as_secs_f64();
-    println!("{lang}: {n} PDFs in {secs:.3} s = {:.0} PDFs/s, {} bytes each", n as f64 / secs, bytes / n);
+    println!(
+        "{lang}: {n} PDFs in {secs:.3} s = {:.0} PDFs/s, {} bytes each",
+        n as f64 / secs,
+        bytes / n
+    );
 }

@@ -97,8 +97,10 @@ impl Font {
         let head = find(b"head").ok_or_else(|| bad("no head table"))?;
         let hhea = find(b"hhea").ok_or_else(|| bad("no hhea table"))?;
         let maxp = find(b"maxp").ok_or_else(|| bad("no maxp table"))?;
-        let loca = find(b"loca").ok_or_else(|| bad("no loca table (only TrueType outlines are supported)"))?;
-        let glyf = find(b"glyf").ok_or_else(|| bad("no glyf table (only TrueType outlines are supported)"))?;
+        let loca = find(b"loca")
+            .ok_or_else(|| bad("no loca table (only TrueType outlines are supported)"))?;
+        let glyf = find(b"glyf")
+            .ok_or_else(|| bad("no glyf table (only TrueType outlines are supported)"))?;
         let hmtx = find(b"hmtx").ok_or_else(|| bad("no hmtx table"))?;
         let num_glyphs = be16(&data, maxp.offset + 4).ok_or_else(|| bad("short maxp"))? as usize;
         let long_loca = be16(&data, head.offset + 50).ok_or_else(|| bad("short head"))? == 1;
@@ -176,15 +178,22 @@ impl Font {
     pub fn shape(&self, mut buffer: rustybuzz::UnicodeBuffer) -> rustybuzz::GlyphBuffer {
         buffer.guess_segment_properties();
         let key = (buffer.direction(), buffer.script());
-        let cached = self
-            .plans
-            .read()
-            .ok()
-            .and_then(|plans| plans.iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone()));
+        let cached = self.plans.read().ok().and_then(|plans| {
+            plans
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, p)| p.clone())
+        });
         let plan = match cached {
             Some(plan) => plan,
             None => {
-                let plan = std::sync::Arc::new(rustybuzz::ShapePlan::new(self.face(), key.0, Some(key.1), None, &[]));
+                let plan = std::sync::Arc::new(rustybuzz::ShapePlan::new(
+                    self.face(),
+                    key.0,
+                    Some(key.1),
+                    None,
+                    &[],
+                ));
                 if let Ok(mut plans) = self.plans.write() {
                     plans.push((key, plan.clone()));
                 }
@@ -276,7 +285,8 @@ impl Font {
         }
         for g in nhm..count {
             // Trailing glyphs share the last advance and store only their lsb.
-            let at = usize::from(self.number_of_h_metrics) * 4 + (g - usize::from(self.number_of_h_metrics)) * 2;
+            let at = usize::from(self.number_of_h_metrics) * 4
+                + (g - usize::from(self.number_of_h_metrics)) * 2;
             let lsb = if g < usize::from(self.number_of_h_metrics) {
                 hmtx_src.get(g * 4 + 2..g * 4 + 4)
             } else {
@@ -398,10 +408,7 @@ fn composite_components(g: &[u8]) -> Vec<u16> {
         return out;
     }
     let mut at = 10;
-    loop {
-        let (Some(flags), Some(gid)) = (be16(g, at), be16(g, at + 2)) else {
-            break;
-        };
+    while let (Some(flags), Some(gid)) = (be16(g, at), be16(g, at + 2)) {
         out.push(gid);
         at += 4;
         at += if flags & 0x0001 != 0 { 4 } else { 2 };

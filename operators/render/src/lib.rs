@@ -144,11 +144,15 @@ impl Renderer {
                 message: "no tenant directories".into(),
             });
         }
-        for (state, lang) in std::iter::once((&"default".to_string(), &languages.default)).chain(languages.states.iter()) {
+        for (state, lang) in std::iter::once((&"default".to_string(), &languages.default))
+            .chain(languages.states.iter())
+        {
             if !tenants.values().any(|t| t.templates.contains_key(lang)) {
                 return Err(RenderError::Config {
                     path: languages_path,
-                    message: format!("{state:?} maps to language {lang:?}, which no tenant has a template for"),
+                    message: format!(
+                        "{state:?} maps to language {lang:?}, which no tenant has a template for"
+                    ),
                 });
             }
         }
@@ -194,12 +198,19 @@ impl Renderer {
 
     /// Renders and also reports missing glyphs and the language used.
     pub fn render_with_report(&self, req: &RenderRequest) -> Result<Rendered, RenderError> {
-        let tenant = self.tenants.get(req.tenant).ok_or_else(|| RenderError::UnknownTenant {
-            tenant: req.tenant.to_string(),
-            available: list(self.tenants.keys()),
-        })?;
+        let tenant = self
+            .tenants
+            .get(req.tenant)
+            .ok_or_else(|| RenderError::UnknownTenant {
+                tenant: req.tenant.to_string(),
+                available: list(self.tenants.keys()),
+            })?;
         let cred = req.doses.get(req.current).ok_or_else(|| {
-            RenderError::Request(format!("current = {} but only {} doses were given", req.current, req.doses.len()))
+            RenderError::Request(format!(
+                "current = {} but only {} doses were given",
+                req.current,
+                req.doses.len()
+            ))
         })?;
         let language = match req.language {
             Some(l) => l,
@@ -212,11 +223,15 @@ impl Renderer {
                 self.language_for_state(state)
             }
         };
-        let template = tenant.templates.get(language).ok_or_else(|| RenderError::UnknownLanguage {
-            tenant: req.tenant.to_string(),
-            language: language.to_string(),
-            available: list(tenant.templates.keys()),
-        })?;
+        let template =
+            tenant
+                .templates
+                .get(language)
+                .ok_or_else(|| RenderError::UnknownLanguage {
+                    tenant: req.tenant.to_string(),
+                    language: language.to_string(),
+                    available: list(tenant.templates.keys()),
+                })?;
         let text = page::certificate_text(template, req.doses, req.current)
             .ok_or_else(|| RenderError::Request("the current credential has no evidence".into()))?;
         let mut painter = page::Painter::new(self, tenant, template);
@@ -229,7 +244,13 @@ impl Renderer {
             page: (tenant.layout.page.width, tenant.layout.page.height),
         };
         let images = [&tenant.images[0], &tenant.images[1]];
-        let pdf = pdf::write_document(painter.content, &self.fonts.fonts, &template.label_fonts, &images, &info);
+        let pdf = pdf::write_document(
+            painter.content,
+            &self.fonts.fonts,
+            &template.label_fonts,
+            &images,
+            &info,
+        );
         Ok(Rendered {
             pdf,
             missing_glyphs: missing,
@@ -251,10 +272,33 @@ fn creation_date(iso: &str) -> String {
 
 fn all_labels(l: &Labels) -> [&str; 27] {
     [
-        &l.title, &l.subtitle, &l.beneficiary_details, &l.vaccination_details, &l.name, &l.age, &l.gender,
-        &l.identity, &l.beneficiary_id, &l.vaccine, &l.date, &l.batch, &l.manufacturer, &l.dose, &l.dose_of,
-        &l.facility, &l.vaccinator, &l.certificate_id, &l.history, &l.history_dose, &l.history_vaccine,
-        &l.history_date, &l.history_batch, &l.history_facility, &l.scan_qr, &l.signatory, &l.footer,
+        &l.title,
+        &l.subtitle,
+        &l.beneficiary_details,
+        &l.vaccination_details,
+        &l.name,
+        &l.age,
+        &l.gender,
+        &l.identity,
+        &l.beneficiary_id,
+        &l.vaccine,
+        &l.date,
+        &l.batch,
+        &l.manufacturer,
+        &l.dose,
+        &l.dose_of,
+        &l.facility,
+        &l.vaccinator,
+        &l.certificate_id,
+        &l.history,
+        &l.history_dose,
+        &l.history_vaccine,
+        &l.history_date,
+        &l.history_batch,
+        &l.history_facility,
+        &l.scan_qr,
+        &l.signatory,
+        &l.footer,
     ]
 }
 
@@ -277,7 +321,10 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
     })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.file_stem().is_some_and(|s| s != "layout"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml")
+                && p.file_stem().is_some_and(|s| s != "layout")
+        })
         .collect();
     paths.sort();
     let mut templates = BTreeMap::new();
@@ -287,21 +334,33 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
         if stem != config.language {
             return Err(RenderError::Config {
                 path,
-                message: format!("language {:?} does not match the file name", config.language),
+                message: format!(
+                    "language {:?} does not match the file name",
+                    config.language
+                ),
             });
         }
-        let primary = fonts.families.iter().position(|f| *f == config.font_family).ok_or_else(|| RenderError::Config {
-            path: path.clone(),
-            message: format!(
-                "font_family {:?} is not in fonts/fonts.toml (have: {})",
-                config.font_family,
-                list(fonts.families.iter())
-            ),
-        })?;
+        let primary = fonts
+            .families
+            .iter()
+            .position(|f| *f == config.font_family)
+            .ok_or_else(|| RenderError::Config {
+                path: path.clone(),
+                message: format!(
+                    "font_family {:?} is not in fonts/fonts.toml (have: {})",
+                    config.font_family,
+                    list(fonts.families.iter())
+                ),
+            })?;
         let rtl = config.direction == Direction::Rtl;
         let mut shaped: [HashMap<String, ShapedLine>; 2] = [HashMap::new(), HashMap::new()];
         for (slot, weight) in shaped.iter_mut().zip([Weight::Regular, Weight::Bold]) {
-            let style = ShapeStyle { primary, weight, rtl, fallback: true };
+            let style = ShapeStyle {
+                primary,
+                weight,
+                rtl,
+                fallback: true,
+            };
             for label in all_labels(&config.labels) {
                 slot.insert(label.to_string(), shape_line(fonts, label, style));
             }
@@ -313,7 +372,11 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
                 for g in &run.glyphs {
                     let text = glyphs.entry(g.gid).or_default();
                     if text.is_empty() && g.text.1 > g.text.0 {
-                        text.push_str(run.text.get(g.text.0 as usize..g.text.1 as usize).unwrap_or(""));
+                        text.push_str(
+                            run.text
+                                .get(g.text.0 as usize..g.text.1 as usize)
+                                .unwrap_or(""),
+                        );
                     }
                 }
             }
@@ -324,7 +387,13 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
             .collect();
         templates.insert(
             config.language.clone(),
-            Template { config, primary, rtl, shaped, label_fonts },
+            Template {
+                config,
+                primary,
+                rtl,
+                shaped,
+                label_fonts,
+            },
         );
     }
     Ok(Tenant {
@@ -349,7 +418,9 @@ fn load_png(path: &Path) -> Result<PreparedImage, RenderError> {
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let frame = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| bad(e.to_string()))?;
     let pixels = &buf[..frame.buffer_size()];
     let (channels, has_alpha, gray) = match frame.color_type {
         png::ColorType::Rgb => (3, false, false),
@@ -384,15 +455,24 @@ mod tests {
 
     #[test]
     fn masks_all_but_last_four_and_strips_did_prefix() {
-        assert_eq!(mask_identity("did:in.gov.uidai.aadhaar:123456781234"), "XXXXXXXX1234");
+        assert_eq!(
+            mask_identity("did:in.gov.uidai.aadhaar:123456781234"),
+            "XXXXXXXX1234"
+        );
         assert_eq!(mask_identity("AB12"), "AB12");
         assert_eq!(mask_identity("did:x:"), "");
     }
 
     #[test]
     fn formats_dates_and_passes_through_garbage() {
-        let months: Vec<String> = ["Jan", "Feb", "Mar", "Apr", "May"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(format_date("2021-05-03T10:00:00Z", "{dd} {month} {yyyy}", &months), "03 May 2021");
+        let months: Vec<String> = ["Jan", "Feb", "Mar", "Apr", "May"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            format_date("2021-05-03T10:00:00Z", "{dd} {month} {yyyy}", &months),
+            "03 May 2021"
+        );
         assert_eq!(format_date("2021-13-03", "{dd} {month}", &months), "03 13");
         assert_eq!(format_date("soon", "{dd}", &months), "soon");
     }

@@ -77,8 +77,16 @@ fn dose_number(e: &Evidence) -> u32 {
 /// as given.
 pub fn format_date(raw: &str, pattern: &str, months: &[String]) -> String {
     let b = raw.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r.clone()).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    if !(digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-') && digits(8..10)) {
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    if !(digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10))
+    {
         return raw.to_string();
     }
     let month_index = raw[5..7].parse::<usize>().unwrap_or(0);
@@ -98,12 +106,22 @@ fn opt(s: &Option<String>) -> String {
 }
 
 /// Collects the printed strings for dose `current` of `doses`.
-pub fn certificate_text(template: &Template, doses: &[VaccinationCredential], current: usize) -> Option<CertificateText> {
+pub fn certificate_text(
+    template: &Template,
+    doses: &[VaccinationCredential],
+    current: usize,
+) -> Option<CertificateText> {
     let cfg = &template.config;
     let cred = doses.get(current)?;
     let ev = cred.evidence.first()?;
     let subject = &cred.credential_subject;
-    let date = |e: &Evidence| format_date(e.date.as_deref().unwrap_or(""), &cfg.date_format, &cfg.months);
+    let date = |e: &Evidence| {
+        format_date(
+            e.date.as_deref().unwrap_or(""),
+            &cfg.date_format,
+            &cfg.months,
+        )
+    };
     let facility = ev.facility.as_ref().map_or(String::new(), |f| {
         let mut parts = vec![opt(&f.name)];
         if let Some(a) = &f.address {
@@ -116,7 +134,8 @@ pub fn certificate_text(template: &Template, doses: &[VaccinationCredential], cu
     let gender = opt(&subject.gender);
     let mut rows: Vec<&Evidence> = doses.iter().filter_map(|c| c.evidence.first()).collect();
     rows.sort_by(|a, b| {
-        (dose_number(a), a.date.as_deref().unwrap_or("")).cmp(&(dose_number(b), b.date.as_deref().unwrap_or("")))
+        (dose_number(a), a.date.as_deref().unwrap_or(""))
+            .cmp(&(dose_number(b), b.date.as_deref().unwrap_or("")))
     });
     Some(CertificateText {
         name: opt(&subject.name),
@@ -213,7 +232,17 @@ impl<'r> Painter<'r> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn text(&mut self, text: &str, weight: Weight, size: f32, x: f32, width: f32, y: f32, align: Align, color: [f32; 3]) {
+    fn text(
+        &mut self,
+        text: &str,
+        weight: Weight,
+        size: f32,
+        x: f32,
+        width: f32,
+        y: f32,
+        align: Align,
+        color: [f32; 3],
+    ) {
         if text.is_empty() {
             return;
         }
@@ -235,7 +264,14 @@ impl<'r> Painter<'r> {
             (Align::Start, true) => left + width - w,
         };
         self.content.fill_color(color);
-        self.content.runs(&self.renderer.fonts.fonts, &line.runs, start, y, size, label_font);
+        self.content.runs(
+            &self.renderer.fonts.fonts,
+            &line.runs,
+            start,
+            y,
+            size,
+            label_font,
+        );
     }
 
     fn bar(&mut self, x: f32, y: f32, w: f32, h: f32, color: [f32; 3]) {
@@ -254,12 +290,36 @@ impl<'r> Painter<'r> {
 
         // Header.
         let logo = &layout.logo;
-        self.content.image(0, self.mx(logo.x, logo.width), logo.y, logo.width, logo.height);
+        self.content.image(
+            0,
+            self.mx(logo.x, logo.width),
+            logo.y,
+            logo.width,
+            logo.height,
+        );
         let title = layout.title;
         let margin = layout.details.x;
         let inner = page_w - 2.0 * margin;
-        self.text(&labels.title, Weight::Bold, title.size, margin + logo.width + 10.0, inner - 2.0 * (logo.width + 10.0), title.y, Align::Center, colors.primary);
-        self.text(&labels.subtitle, Weight::Regular, title.subtitle_size, margin + logo.width + 10.0, inner - 2.0 * (logo.width + 10.0), title.subtitle_y, Align::Center, colors.muted);
+        self.text(
+            &labels.title,
+            Weight::Bold,
+            title.size,
+            margin + logo.width + 10.0,
+            inner - 2.0 * (logo.width + 10.0),
+            title.y,
+            Align::Center,
+            colors.primary,
+        );
+        self.text(
+            &labels.subtitle,
+            Weight::Regular,
+            title.subtitle_size,
+            margin + logo.width + 10.0,
+            inner - 2.0 * (logo.width + 10.0),
+            title.subtitle_y,
+            Align::Center,
+            colors.muted,
+        );
         self.bar(margin, title.rule_y, inner, 1.5, colors.primary);
 
         // Details.
@@ -283,12 +343,42 @@ impl<'r> Painter<'r> {
             (&labels.vaccinator, &t.vaccinator),
             (&labels.certificate_id, &t.certificate_id),
         ];
-        for (heading, rows) in [(&labels.beneficiary_details, &rows_a[..]), (&labels.vaccination_details, &rows_b[..])] {
-            self.text(heading, Weight::Bold, d.heading_size, d.x, d.label_width + d.value_width, y, Align::Start, colors.primary);
+        for (heading, rows) in [
+            (&labels.beneficiary_details, &rows_a[..]),
+            (&labels.vaccination_details, &rows_b[..]),
+        ] {
+            self.text(
+                heading,
+                Weight::Bold,
+                d.heading_size,
+                d.x,
+                d.label_width + d.value_width,
+                y,
+                Align::Start,
+                colors.primary,
+            );
             y -= d.row_height;
             for (label, value) in rows {
-                self.text(label, Weight::Regular, d.label_size, d.x, d.label_width - 8.0, y, Align::Start, colors.muted);
-                self.text(value, Weight::Bold, d.value_size, value_x, d.value_width, y, Align::Start, colors.text);
+                self.text(
+                    label,
+                    Weight::Regular,
+                    d.label_size,
+                    d.x,
+                    d.label_width - 8.0,
+                    y,
+                    Align::Start,
+                    colors.muted,
+                );
+                self.text(
+                    value,
+                    Weight::Bold,
+                    d.value_size,
+                    value_x,
+                    d.value_width,
+                    y,
+                    Align::Start,
+                    colors.text,
+                );
                 y -= d.row_height;
             }
             y -= d.row_height * 0.3;
@@ -320,14 +410,38 @@ impl<'r> Painter<'r> {
             }
         }
         self.content.end_grid_fill();
-        self.text(&labels.scan_qr, Weight::Regular, q.caption_size, q.x, q.size, q.y - q.caption_size, Align::Center, colors.muted);
+        self.text(
+            &labels.scan_qr,
+            Weight::Regular,
+            q.caption_size,
+            q.x,
+            q.size,
+            q.y - q.caption_size,
+            Align::Center,
+            colors.muted,
+        );
 
         // History table.
         let h = &layout.history;
         let total: f32 = h.columns.iter().sum();
-        self.text(&labels.history, Weight::Bold, d.heading_size, h.x, total, h.top, Align::Start, colors.primary);
+        self.text(
+            &labels.history,
+            Weight::Bold,
+            d.heading_size,
+            h.x,
+            total,
+            h.top,
+            Align::Start,
+            colors.primary,
+        );
         let header_y = h.top - h.row_height;
-        self.bar(h.x, header_y - h.row_height * 0.35, total, h.row_height, colors.header_background);
+        self.bar(
+            h.x,
+            header_y - h.row_height * 0.35,
+            total,
+            h.row_height,
+            colors.header_background,
+        );
         let headers = [
             labels.history_dose.as_str(),
             labels.history_vaccine.as_str(),
@@ -343,12 +457,30 @@ impl<'r> Painter<'r> {
             acc += w;
         }
         for (i, head) in headers.iter().enumerate() {
-            self.text(head, Weight::Bold, h.size, cell_x[i] + 4.0, columns[i] - 8.0, header_y, Align::Start, colors.primary);
+            self.text(
+                head,
+                Weight::Bold,
+                h.size,
+                cell_x[i] + 4.0,
+                columns[i] - 8.0,
+                header_y,
+                Align::Start,
+                colors.primary,
+            );
         }
         let mut row_y = header_y - h.row_height;
         for row in &t.history {
             for (i, cell) in row.iter().enumerate() {
-                self.text(cell, Weight::Regular, h.size, cell_x[i] + 4.0, columns[i] - 8.0, row_y, Align::Start, colors.text);
+                self.text(
+                    cell,
+                    Weight::Regular,
+                    h.size,
+                    cell_x[i] + 4.0,
+                    columns[i] - 8.0,
+                    row_y,
+                    Align::Start,
+                    colors.text,
+                );
             }
             self.bar(h.x, row_y - h.row_height * 0.35, total, 0.5, colors.muted);
             row_y -= h.row_height;
@@ -356,9 +488,28 @@ impl<'r> Painter<'r> {
 
         // Signature and footer.
         let s = &layout.signature;
-        self.content.image(1, self.mx(s.x, s.width), s.y, s.width, s.height);
-        self.text(&labels.signatory, Weight::Regular, layout.footer.size + 1.0, s.x - 20.0, s.width + 40.0, s.y - 12.0, Align::Center, colors.muted);
+        self.content
+            .image(1, self.mx(s.x, s.width), s.y, s.width, s.height);
+        self.text(
+            &labels.signatory,
+            Weight::Regular,
+            layout.footer.size + 1.0,
+            s.x - 20.0,
+            s.width + 40.0,
+            s.y - 12.0,
+            Align::Center,
+            colors.muted,
+        );
         self.bar(margin, layout.footer.y + 14.0, inner, 0.75, colors.primary);
-        self.text(&labels.footer, Weight::Regular, layout.footer.size, margin, inner, layout.footer.y, Align::Center, colors.muted);
+        self.text(
+            &labels.footer,
+            Weight::Regular,
+            layout.footer.size,
+            margin,
+            inner,
+            layout.footer.y,
+            Align::Center,
+            colors.muted,
+        );
     }
 }

@@ -149,7 +149,15 @@ impl Content {
     /// glyphs so extractors still see word gaps where they are.
     /// `label_font` selects the template's prepared label subset (`/S<id>`, built at load
     /// from the same shaped labels) instead of the per-document subset (`/F<id>`).
-    pub fn runs(&mut self, fonts: &[Font], runs: &[ShapedRun], x: f32, y: f32, size: f32, label_font: bool) {
+    pub fn runs(
+        &mut self,
+        fonts: &[Font],
+        runs: &[ShapedRun],
+        x: f32,
+        y: f32,
+        size: f32,
+        label_font: bool,
+    ) {
         let mut pen = x;
         self.ops.extend_from_slice(b"BT\n");
         for run in runs {
@@ -187,7 +195,12 @@ impl Content {
                 if space {
                     self.show(font, run, segment, size, &mut rise, label_font);
                 } else {
-                    let from = segment.iter().filter(|g| g.text.1 > g.text.0).map(|g| g.text.0).min().unwrap_or(0);
+                    let from = segment
+                        .iter()
+                        .filter(|g| g.text.1 > g.text.0)
+                        .map(|g| g.text.0)
+                        .min()
+                        .unwrap_or(0);
                     let to = segment.iter().map(|g| g.text.1).max().unwrap_or(0);
                     let word = run.text.get(from as usize..to as usize).unwrap_or("");
                     self.ops.extend_from_slice(b"/Span <</ActualText ");
@@ -216,7 +229,15 @@ impl Content {
 
     /// One `TJ` (split where the text rise changes) placing glyphs exactly as shaped:
     /// offsets and advances that differ from the font's own widths become adjustments.
-    fn show(&mut self, font: &Font, run: &ShapedRun, glyphs: &[Glyph], size: f32, rise: &mut f32, label_font: bool) {
+    fn show(
+        &mut self,
+        font: &Font,
+        run: &ShapedRun,
+        glyphs: &[Glyph],
+        size: f32,
+        rise: &mut f32,
+        label_font: bool,
+    ) {
         let mut scratch = BTreeMap::new();
         let used = if label_font {
             &mut scratch
@@ -311,7 +332,7 @@ impl Writer {
             self.offsets.resize(id + 1, 0);
         }
         self.offsets[id] = self.out.len();
-        let _ = write!(self.out, "{id} 0 obj\n");
+        let _ = writeln!(self.out, "{id} 0 obj");
     }
 
     fn stream(&mut self, id: usize, dict_extra: &str, data: &[u8]) {
@@ -341,7 +362,11 @@ pub fn deflate(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len() / 2 + 128);
         loop {
             let consumed = c.total_in() as usize;
-            let status = c.compress_vec(&data[consumed.min(data.len())..], &mut out, flate2::FlushCompress::Finish);
+            let status = c.compress_vec(
+                &data[consumed.min(data.len())..],
+                &mut out,
+                flate2::FlushCompress::Finish,
+            );
             match status {
                 Ok(flate2::Status::StreamEnd) => break,
                 Ok(_) => out.reserve(out.capacity().max(256)),
@@ -356,7 +381,10 @@ pub fn deflate(data: &[u8]) -> Vec<u8> {
 /// Deflates at a given level (0-9) with a fresh encoder.
 pub fn deflate_level(data: &[u8], level: u32) -> Vec<u8> {
     use std::io::Write as _;
-    let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(level),
+    );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
@@ -403,11 +431,14 @@ pub fn write_document(
     }
 
     w.begin(1);
-    w.out.extend_from_slice(b"<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    w.out
+        .extend_from_slice(b"<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
     w.begin(2);
-    w.out.extend_from_slice(b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n");
+    w.out
+        .extend_from_slice(b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n");
     w.begin(3);
-    w.out.extend_from_slice(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 ");
+    w.out
+        .extend_from_slice(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 ");
     num(&mut w.out, info.page.0);
     w.out.push(b' ');
     num(&mut w.out, info.page.1);
@@ -419,13 +450,19 @@ pub fn write_document(
     for (i, obj) in image_refs.iter().enumerate() {
         let _ = write!(w.out, " /Im{i} {obj} 0 R");
     }
-    w.out.extend_from_slice(b" >> >> /Contents 4 0 R >>\nendobj\n");
+    w.out
+        .extend_from_slice(b" >> >> /Contents 4 0 R >>\nendobj\n");
     let compressed = deflate(&content.ops);
     w.stream(4, "", &compressed);
     w.begin(5);
-    w.out.extend_from_slice(b"<< /Producer (divoc-render) /Title ");
+    w.out
+        .extend_from_slice(b"<< /Producer (divoc-render) /Title ");
     utf16_hex(&mut w.out, info.title);
-    let _ = write!(w.out, " /CreationDate ({}) >>\nendobj\n", info.creation_date);
+    let _ = write!(
+        w.out,
+        " /CreationDate ({}) >>\nendobj\n",
+        info.creation_date
+    );
 
     for (_, f, obj) in &font_refs {
         write_font(&mut w, f, *obj);
@@ -463,7 +500,7 @@ pub fn write_document(
     let count = w.offsets.len();
     let _ = write!(w.out, "xref\n0 {count}\n0000000000 65535 f \n");
     for off in &w.offsets[1..] {
-        let _ = write!(w.out, "{off:010} 00000 n \n");
+        let _ = writeln!(w.out, "{off:010} 00000 n ");
     }
     // The document id is a hash of the content, so equal input gives equal bytes.
     let id_a = fnv1a(&compressed, 0xcbf2_9ce4_8422_2325);
@@ -476,7 +513,9 @@ pub fn write_document(
 }
 
 fn fnv1a(data: &[u8], seed: u64) -> u64 {
-    data.iter().fold(seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3))
+    data.iter().fold(seed, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// Six capital letters derived from the glyph set: the subset tag PDF requires.

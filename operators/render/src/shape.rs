@@ -81,7 +81,11 @@ pub fn shape_line(fonts: &FontSet, text: &str, style: ShapeStyle) -> ShapedLine 
     if text.is_empty() {
         return line;
     }
-    let base = if style.rtl { Level::rtl() } else { Level::ltr() };
+    let base = if style.rtl {
+        Level::rtl()
+    } else {
+        Level::ltr()
+    };
     let bidi = BidiInfo::new(text, Some(base));
     for para in &bidi.paragraphs {
         let (levels, runs) = bidi.visual_runs(para, para.range.clone());

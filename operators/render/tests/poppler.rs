@@ -32,13 +32,20 @@ fn normalize(s: &str) -> String {
         .chars()
         .filter(|c| !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
         .collect();
-    let words: Vec<String> = visible.nfc().collect::<String>().split_whitespace().map(str::to_string).collect();
+    let words: Vec<String> = visible
+        .nfc()
+        .collect::<String>()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     // pdftotext -layout drops the space where right-to-left text meets digits or Latin
     // (a poppler reordering quirk), so such boundaries compare without the space.
     let mut out = String::new();
     for w in words {
         let joins = match (out.chars().last(), w.chars().next()) {
-            (Some(a), Some(b)) => is_rtl(a) != is_rtl(b) && (a.is_alphanumeric() && b.is_alphanumeric()),
+            (Some(a), Some(b)) => {
+                is_rtl(a) != is_rtl(b) && (a.is_alphanumeric() && b.is_alphanumeric())
+            }
             _ => true,
         };
         if !joins {
@@ -62,8 +69,14 @@ fn work_dir(name: &str) -> PathBuf {
 fn render(r: &Renderer, lang: &str, name: &str) -> Vec<u8> {
     let doses = doses(name, "Kerala");
     let qr = qr();
-    r.render(&RenderRequest { tenant: "default", language: Some(lang), doses: &doses, current: 0, qr: &qr })
-        .unwrap()
+    r.render(&RenderRequest {
+        tenant: "default",
+        language: Some(lang),
+        doses: &doses,
+        current: 0,
+        qr: &qr,
+    })
+    .unwrap()
 }
 
 /// Renders page 1 at `dpi` and returns the PNG path.
@@ -71,7 +84,14 @@ fn rasterize(pdf: &Path, dpi: u32) -> PathBuf {
     let prefix = pdf.with_extension("");
     tool(
         "pdftoppm",
-        &["-r", &dpi.to_string(), "-png", "-singlefile", pdf.to_str().unwrap(), prefix.to_str().unwrap()],
+        &[
+            "-r",
+            &dpi.to_string(),
+            "-png",
+            "-singlefile",
+            pdf.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
     );
     prefix.with_extension("png")
 }
@@ -86,7 +106,13 @@ fn load_gray(path: &Path) -> (usize, usize, Vec<u8>) {
     let channels = info.color_type.samples();
     let gray = buf[..info.buffer_size()]
         .chunks_exact(channels)
-        .map(|p| if channels >= 3 { ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8 } else { p[0] })
+        .map(|p| {
+            if channels >= 3 {
+                ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8
+            } else {
+                p[0]
+            }
+        })
         .collect();
     (info.width as usize, info.height as usize, gray)
 }
@@ -116,7 +142,12 @@ fn notdef_boxes(width: usize, height: usize, gray: &[u8]) -> Vec<(usize, usize, 
             y0 = y0.min(y);
             x1 = x1.max(x);
             y1 = y1.max(y);
-            let neighbours = [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)];
+            let neighbours = [
+                (x.wrapping_sub(1), y),
+                (x + 1, y),
+                (x, y.wrapping_sub(1)),
+                (x, y + 1),
+            ];
             for (nx, ny) in neighbours {
                 if nx < width && ny < height && label[ny * width + nx] == 0 && dark(nx, ny) {
                     label[ny * width + nx] = next;
@@ -175,7 +206,10 @@ fn every_language_extracts_renders_and_scans() {
         wanted.push("281740953215".to_string());
         wanted.push("XXXXXXXX5678".to_string());
         for w in wanted {
-            assert!(text.contains(&normalize(&w)), "{lang}: {w:?} not in extracted text:\n{text}");
+            assert!(
+                text.contains(&normalize(&w)),
+                "{lang}: {w:?} not in extracted text:\n{text}"
+            );
         }
 
         let fonts = String::from_utf8(tool("pdffonts", &[pdf.to_str().unwrap()]).stdout).unwrap();
@@ -186,10 +220,16 @@ fn every_language_extracts_renders_and_scans() {
             let (font_name, flags) = (cols[0], &cols[cols.len() - 5..cols.len() - 2]);
             let tag = font_name.split('+').next().unwrap();
             assert!(
-                font_name.contains('+') && tag.len() == 6 && tag.chars().all(|c| c.is_ascii_uppercase()),
+                font_name.contains('+')
+                    && tag.len() == 6
+                    && tag.chars().all(|c| c.is_ascii_uppercase()),
                 "{lang}: font {font_name} has no subset tag"
             );
-            assert_eq!(flags, ["yes", "yes", "yes"], "{lang}: emb/sub/uni not all yes: {row}");
+            assert_eq!(
+                flags,
+                ["yes", "yes", "yes"],
+                "{lang}: emb/sub/uni not all yes: {row}"
+            );
         }
 
         let png = rasterize(&pdf, 100);
@@ -199,7 +239,11 @@ fn every_language_extracts_renders_and_scans() {
         std::fs::copy(&png, pages.join(format!("certificate-{lang}.png"))).unwrap();
 
         let scanned = tool("zbarimg", &["--raw", "-q", png.to_str().unwrap()]).stdout;
-        assert_eq!(String::from_utf8(scanned).unwrap().trim_end_matches('\n'), qr_payload(), "{lang}: QR");
+        assert_eq!(
+            String::from_utf8(scanned).unwrap().trim_end_matches('\n'),
+            qr_payload(),
+            "{lang}: QR"
+        );
     }
 }
 
@@ -214,5 +258,8 @@ fn notdef_detector_flags_a_font_without_the_glyphs() {
     let png = rasterize(&pdf, 100);
     let (w, h, gray) = load_gray(&png);
     let boxes = notdef_boxes(w, h, &gray);
-    assert!(boxes.len() >= 3, "detector missed the .notdef boxes: {boxes:?}");
+    assert!(
+        boxes.len() >= 3,
+        "detector missed the .notdef boxes: {boxes:?}"
+    );
 }

@@ -22,19 +22,37 @@ fn unknown_tenant_and_language_list_what_exists() {
     let doses = doses("Ananya", "Kerala");
     let qr = qr();
     let err = r
-        .render(&RenderRequest { tenant: "acme", language: None, doses: &doses, current: 0, qr: &qr })
+        .render(&RenderRequest {
+            tenant: "acme",
+            language: None,
+            doses: &doses,
+            current: 0,
+            qr: &qr,
+        })
         .unwrap_err();
     assert!(matches!(err, RenderError::UnknownTenant { .. }));
     assert!(err.to_string().contains("default"), "{err}");
     let err = r
-        .render(&RenderRequest { tenant: "default", language: Some("fr"), doses: &doses, current: 0, qr: &qr })
+        .render(&RenderRequest {
+            tenant: "default",
+            language: Some("fr"),
+            doses: &doses,
+            current: 0,
+            qr: &qr,
+        })
         .unwrap_err();
     let msg = err.to_string();
     for lang in ["bn", "en", "hi", "ta", "ur"] {
         assert!(msg.contains(lang), "{msg}");
     }
     let err = r
-        .render(&RenderRequest { tenant: "default", language: None, doses: &doses, current: 5, qr: &qr })
+        .render(&RenderRequest {
+            tenant: "default",
+            language: None,
+            doses: &doses,
+            current: 5,
+            qr: &qr,
+        })
         .unwrap_err();
     assert!(matches!(err, RenderError::Request(_)));
 }
@@ -45,7 +63,13 @@ fn state_picks_the_template_when_no_language_is_given() {
     let qr = qr();
     let doses = doses("முத்துலட்சுமி", "Tamil Nadu");
     let out = r
-        .render_with_report(&RenderRequest { tenant: "default", language: None, doses: &doses, current: 0, qr: &qr })
+        .render_with_report(&RenderRequest {
+            tenant: "default",
+            language: None,
+            doses: &doses,
+            current: 0,
+            qr: &qr,
+        })
         .unwrap();
     assert_eq!(out.language, "ta");
 }
@@ -58,9 +82,18 @@ fn every_name_in_every_language_shapes_without_notdef() {
         for (_, name) in NAMES {
             let doses = doses(name, "Kerala");
             let out = r
-                .render_with_report(&RenderRequest { tenant: "default", language: Some(lang), doses: &doses, current: 0, qr: &qr })
+                .render_with_report(&RenderRequest {
+                    tenant: "default",
+                    language: Some(lang),
+                    doses: &doses,
+                    current: 0,
+                    qr: &qr,
+                })
                 .unwrap();
-            assert_eq!(out.missing_glyphs, 0, "{name} on the {lang} certificate has .notdef glyphs");
+            assert_eq!(
+                out.missing_glyphs, 0,
+                "{name} on the {lang} certificate has .notdef glyphs"
+            );
             assert!(out.pdf.starts_with(b"%PDF-1.7"));
         }
     }
@@ -73,7 +106,13 @@ fn without_fallback_a_foreign_script_name_is_reported_missing() {
     let qr = qr();
     let doses = doses("முத்துலட்சுமி", "Kerala");
     let out = r
-        .render_with_report(&RenderRequest { tenant: "default", language: Some("en"), doses: &doses, current: 0, qr: &qr })
+        .render_with_report(&RenderRequest {
+            tenant: "default",
+            language: Some("en"),
+            doses: &doses,
+            current: 0,
+            qr: &qr,
+        })
         .unwrap();
     assert!(out.missing_glyphs > 0);
 }
@@ -84,7 +123,13 @@ fn output_is_deterministic_and_depends_on_input() {
     let qr = qr();
     let a = doses("Ananya Kshatriya", "Kerala");
     let b = doses("Ananya Kshatriyaa", "Kerala");
-    let req = |d| RenderRequest { tenant: "default", language: Some("en"), doses: d, current: 0, qr: &qr };
+    let req = |d| RenderRequest {
+        tenant: "default",
+        language: Some("en"),
+        doses: d,
+        current: 0,
+        qr: &qr,
+    };
     let first = r.render(&req(&a)).unwrap();
     let again = r.render(&req(&a)).unwrap();
     let other = r.render(&req(&b)).unwrap();

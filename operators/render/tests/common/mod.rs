@@ -18,7 +18,13 @@ pub fn renderer() -> Renderer {
 }
 
 /// A credential for one dose.
-pub fn credential(name: &str, state: &str, dose: u32, certificate_id: &str, date: &str) -> VaccinationCredential {
+pub fn credential(
+    name: &str,
+    state: &str,
+    dose: u32,
+    certificate_id: &str,
+    date: &str,
+) -> VaccinationCredential {
     let v = serde_json::json!({
         "@context": ["https://www.w3.org/2018/credentials/v1", "https://cowin.gov.in/credentials/vaccination/v1"],
         "type": ["VerifiableCredential", "ProofOfVaccinationCredential"],
