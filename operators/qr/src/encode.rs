@@ -1,14 +1,15 @@
-//! The fast encoders behind [`crate::QrPayload::to_matrix`]:
+//! The fast encoder behind [`crate::QrPayload::to_matrix`], for every kind: `qrcode`'s bit,
+//! error-correction and canvas modules build the symbol from our segments (so mode, level and
+//! version are exactly what [`crate::QrPayload::segments`] and [`PayloadKind`] prescribe), and
+//! the mask is chosen by [`crate::mask`] instead of `qrcode`'s `apply_best_mask`, which is ~95%
+//! of `qrcode`'s encode time.
 //!
-//! - one-segment symbols (DIVOC ZIP bytes at M, HC1 alphanumeric at Q) by `fast_qr`, with mode
-//!   and level forced so its automatic choices (mode from the content, level Q) never apply;
-//! - the SMART Health Card byte + numeric symbol (which `fast_qr` cannot mix) by `qrcode`'s bit,
-//!   error-correction and canvas modules, with the mask chosen by [`crate::mask`] instead of
-//!   `qrcode`'s slow `apply_best_mask`.
+//! Measured alternative: `fast_qr` (one mode per symbol, so no SHC) was 3-4x slower than this for
+//! the DIVOC ZIP (v25) and HC1 (v19) symbols; `benches/qr.rs` keeps it as a comparison.
 
 use qrcode::bits::Bits;
 use qrcode::canvas::{Canvas, MaskPattern, Module};
-use qrcode::{EcLevel, Version};
+use qrcode::Version;
 
 use crate::mask::UnmaskedSymbol;
 use crate::payload::{smallest_version, PayloadKind, Segment};
@@ -26,41 +27,9 @@ pub(crate) const MASK_PATTERNS: [MaskPattern; 8] = [
     MaskPattern::Meadow,
 ];
 
-/// One-segment symbol by `fast_qr`: `data` in `mode` at `kind`'s level, smallest version.
-/// `data` must already be validated for `mode` (fast_qr does not check the character set).
-pub(crate) fn single_segment(
-    data: &[u8],
-    mode: fast_qr::Mode,
-    kind: PayloadKind,
-) -> Result<ModuleMatrix, QrError> {
-    let ecl = match kind.ec_level() {
-        EcLevel::L => fast_qr::ECL::L,
-        EcLevel::M => fast_qr::ECL::M,
-        EcLevel::Q => fast_qr::ECL::Q,
-        EcLevel::H => fast_qr::ECL::H,
-    };
-    let code = fast_qr::QRBuilder::new(data)
-        .mode(mode)
-        .ecl(ecl)
-        .build()
-        .map_err(|e| QrError::Encode(format!("fast_qr: {e}")))?;
-    let width = code.size;
-    let modules = code
-        .data
-        .get(..width * width)
-        .ok_or_else(|| QrError::Encode(format!("fast_qr returned a {width}-module symbol")))?
-        .iter()
-        .map(|m| m.value())
-        .collect();
-    Ok(ModuleMatrix { width, modules })
-}
-
-/// Multi-segment symbol by `qrcode`'s building blocks at `kind`'s level, smallest allowed
-/// version, mask chosen by the bit-parallel penalty scorer.
-pub(crate) fn multi_segment(
-    segments: &[Segment<'_>],
-    kind: PayloadKind,
-) -> Result<ModuleMatrix, QrError> {
+/// The symbol of already validated `segments` at `kind`'s level, smallest allowed version, mask
+/// chosen by the bit-parallel penalty scorer.
+pub(crate) fn symbol(segments: &[Segment<'_>], kind: PayloadKind) -> Result<ModuleMatrix, QrError> {
     let ec = kind.ec_level();
     let version = smallest_version(segments, ec, kind.max_version()).ok_or_else(|| {
         QrError::Encode(format!(
@@ -88,7 +57,7 @@ pub(crate) fn multi_segment(
         (m.is_dark(), !matches!(m, Module::Masked(_)))
     }) {
         Some(symbol) => MASK_PATTERNS[symbol.best_mask()],
-        // Wider than the scorer's lines (above version 25; SHC stops at 22): qrcode's choice.
+        // Wider than any QR symbol: unreachable, but qrcode's own choice is still correct.
         None => return Ok(from_colors(width, canvas.apply_best_mask().into_colors())),
     };
     canvas.apply_mask(pattern);

@@ -1,5 +1,5 @@
 //! Choosing the data mask of a symbol quickly: the ISO/IEC 18004 penalty rules (section 7.8.3)
-//! evaluated with bit-parallel operations on one `u128` per row and per column.
+//! evaluated with bit-parallel operations on one 192-bit [`Line`] per row and per column.
 //!
 //! `qrcode`'s own `Canvas::apply_best_mask` clones the canvas eight times and scores each copy
 //! module by module, which is ~95% of its encode time. Here the unmasked symbol is read once into
@@ -9,15 +9,96 @@
 //! (not drawn yet when masks are compared) count as masked data modules, as `fast_qr` does too.
 //! Any mask is decodable; the penalty only steers away from patterns that confuse scanners.
 
+use std::ops::{BitAnd, BitXor, Not, Shl, Shr};
 use std::sync::OnceLock;
 
 /// Light modules kept left of each line: the first quiet-zone modules, so rule 3 also finds a
 /// finder-like pattern that touches the symbol edge (the quiet zone supplies its light side).
 const PAD: usize = 4;
 
-/// Widest symbol the `u128` lines hold: 128 bits minus the quiet zone on both sides (version 22,
-/// 105 modules, the SMART Health Card limit, fits).
-pub(crate) const MAX_WIDTH: usize = 128 - 2 * PAD;
+/// Widest symbol a [`Line`] holds: 192 bits minus the quiet zone on both sides (version 40 has
+/// 177 modules).
+pub(crate) const MAX_WIDTH: usize = Line::BITS - 2 * PAD;
+
+/// A row or column of modules as a 192-bit set (bit `PAD + i` = module `i`), with just the
+/// operations the penalty rules need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Line([u64; 3]);
+
+impl Line {
+    const BITS: usize = 192;
+
+    /// Bits `from..to` set.
+    fn range(from: usize, to: usize) -> Line {
+        let mut l = Line::default();
+        for bit in from..to {
+            l.set(bit);
+        }
+        l
+    }
+
+    fn set(&mut self, bit: usize) {
+        self.0[bit / 64] |= 1 << (bit % 64);
+    }
+
+    #[cfg(test)]
+    fn get(self, bit: usize) -> bool {
+        self.0[bit / 64] >> (bit % 64) & 1 == 1
+    }
+
+    fn count_ones(self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+}
+
+impl BitAnd for Line {
+    type Output = Line;
+    fn bitand(self, o: Line) -> Line {
+        Line([self.0[0] & o.0[0], self.0[1] & o.0[1], self.0[2] & o.0[2]])
+    }
+}
+
+impl BitXor for Line {
+    type Output = Line;
+    fn bitxor(self, o: Line) -> Line {
+        Line([self.0[0] ^ o.0[0], self.0[1] ^ o.0[1], self.0[2] ^ o.0[2]])
+    }
+}
+
+impl Not for Line {
+    type Output = Line;
+    fn not(self) -> Line {
+        Line([!self.0[0], !self.0[1], !self.0[2]])
+    }
+}
+
+/// Towards bit 0 by `k` (1 to 63) bits: bit `i` of the result is bit `i + k`.
+impl Shr<u32> for Line {
+    type Output = Line;
+    fn shr(self, k: u32) -> Line {
+        debug_assert!((1..64).contains(&k));
+        let w = self.0;
+        Line([
+            w[0] >> k | w[1] << (64 - k),
+            w[1] >> k | w[2] << (64 - k),
+            w[2] >> k,
+        ])
+    }
+}
+
+/// Away from bit 0 by `k` (1 to 63) bits: bit `i + k` of the result is bit `i`.
+impl Shl<u32> for Line {
+    type Output = Line;
+    fn shl(self, k: u32) -> Line {
+        debug_assert!((1..64).contains(&k));
+        let w = self.0;
+        Line([
+            w[0] << k,
+            w[1] << k | w[0] >> (64 - k),
+            w[2] << k | w[1] >> (64 - k),
+        ])
+    }
+}
 
 /// Mask patterns repeat every 12 rows and every 12 columns (periods 2, 3, 4 and 6).
 const PERIOD: usize = 12;
@@ -40,25 +121,25 @@ fn mask_inverts(mask: usize, x: usize, y: usize) -> bool {
 /// Per mask: `rows[y % 12]` has bit `PAD + x` set where the mask inverts `(x, y)`; `cols[x % 12]`
 /// has bit `PAD + y` set likewise.
 struct PatternTable {
-    rows: [[u128; PERIOD]; 8],
-    cols: [[u128; PERIOD]; 8],
+    rows: [[Line; PERIOD]; 8],
+    cols: [[Line; PERIOD]; 8],
 }
 
 fn patterns() -> &'static PatternTable {
     static TABLE: OnceLock<PatternTable> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = PatternTable {
-            rows: [[0; PERIOD]; 8],
-            cols: [[0; PERIOD]; 8],
+            rows: [[Line::default(); PERIOD]; 8],
+            cols: [[Line::default(); PERIOD]; 8],
         };
         for mask in 0..8 {
             for phase in 0..PERIOD {
                 for i in 0..MAX_WIDTH {
                     if mask_inverts(mask, i, phase) {
-                        t.rows[mask][phase] |= 1 << (PAD + i);
+                        t.rows[mask][phase].set(PAD + i);
                     }
                     if mask_inverts(mask, phase, i) {
-                        t.cols[mask][phase] |= 1 << (PAD + i);
+                        t.cols[mask][phase].set(PAD + i);
                     }
                 }
             }
@@ -71,36 +152,46 @@ fn patterns() -> &'static PatternTable {
 /// `j`. `dark` holds the colors before masking, `maskable` the modules a mask applies to.
 pub(crate) struct UnmaskedSymbol {
     width: usize,
-    dark_rows: Vec<u128>,
-    maskable_rows: Vec<u128>,
-    dark_cols: Vec<u128>,
-    maskable_cols: Vec<u128>,
+    dark_rows: Vec<Line>,
+    maskable_rows: Vec<Line>,
+    dark_cols: Vec<Line>,
+    maskable_cols: Vec<Line>,
+    /// The symbol's modules (`PAD..PAD + width`).
+    inside: Line,
+    /// Where rule 3's 11-module windows may start: in the left quiet zone up to where they end
+    /// in the right one.
+    windows: Line,
 }
 
 impl UnmaskedSymbol {
     /// Reads a `width` × `width` symbol through `module(x, y) -> (dark, maskable)`. `None` if the
     /// symbol is wider than [`MAX_WIDTH`].
-    pub(crate) fn read(width: usize, module: impl Fn(usize, usize) -> (bool, bool)) -> Option<Self> {
+    pub(crate) fn read(
+        width: usize,
+        module: impl Fn(usize, usize) -> (bool, bool),
+    ) -> Option<Self> {
         if width > MAX_WIDTH {
             return None;
         }
         let mut s = UnmaskedSymbol {
             width,
-            dark_rows: vec![0; width],
-            maskable_rows: vec![0; width],
-            dark_cols: vec![0; width],
-            maskable_cols: vec![0; width],
+            dark_rows: vec![Line::default(); width],
+            maskable_rows: vec![Line::default(); width],
+            dark_cols: vec![Line::default(); width],
+            maskable_cols: vec![Line::default(); width],
+            inside: Line::range(PAD, PAD + width),
+            windows: Line::range(0, (width + 2 * PAD).saturating_sub(10)),
         };
         for y in 0..width {
             for x in 0..width {
                 let (dark, maskable) = module(x, y);
                 if dark {
-                    s.dark_rows[y] |= 1 << (PAD + x);
-                    s.dark_cols[x] |= 1 << (PAD + y);
+                    s.dark_rows[y].set(PAD + x);
+                    s.dark_cols[x].set(PAD + y);
                 }
                 if maskable {
-                    s.maskable_rows[y] |= 1 << (PAD + x);
-                    s.maskable_cols[x] |= 1 << (PAD + y);
+                    s.maskable_rows[y].set(PAD + x);
+                    s.maskable_cols[x].set(PAD + y);
                 }
             }
         }
@@ -111,16 +202,12 @@ impl UnmaskedSymbol {
     pub(crate) fn penalty(&self, mask: usize) -> u32 {
         let t = patterns();
         let w = self.width;
-        let inside: u128 = ((1u128 << w) - 1) << PAD;
-        // Rule 3 windows are 11 modules; they may start in the left quiet zone and end in the
-        // right one.
-        let windows: u128 = (1u128 << (w + 2 * PAD - 10)) - 1;
+        let (inside, windows) = (self.inside, self.windows);
         let mut total = 0;
         let mut dark_modules = 0;
-        let mut previous_row = 0u128;
+        let mut previous_row = Line::default();
         for y in 0..w {
-            let row =
-                self.dark_rows[y] ^ (t.rows[mask][y % PERIOD] & self.maskable_rows[y]);
+            let row = self.dark_rows[y] ^ (t.rows[mask][y % PERIOD] & self.maskable_rows[y]);
             total += line_penalty(row, inside, windows);
             if y > 0 {
                 total += 3 * same_color_blocks(previous_row, row, inside);
@@ -129,8 +216,7 @@ impl UnmaskedSymbol {
             previous_row = row;
         }
         for x in 0..w {
-            let col =
-                self.dark_cols[x] ^ (t.cols[mask][x % PERIOD] & self.maskable_cols[x]);
+            let col = self.dark_cols[x] ^ (t.cols[mask][x % PERIOD] & self.maskable_cols[x]);
             total += line_penalty(col, inside, windows);
         }
         total + balance_penalty(dark_modules, (w * w) as u32)
@@ -141,26 +227,24 @@ impl UnmaskedSymbol {
     pub(crate) fn masked_is_dark(&self, mask: usize, x: usize, y: usize) -> bool {
         let row = self.dark_rows[y] ^ (patterns().rows[mask][y % PERIOD] & self.maskable_rows[y]);
         let col = self.dark_cols[x] ^ (patterns().cols[mask][x % PERIOD] & self.maskable_cols[x]);
-        let (by_row, by_col) = (row >> (PAD + x) & 1 == 1, col >> (PAD + y) & 1 == 1);
+        let (by_row, by_col) = (row.get(PAD + x), col.get(PAD + y));
         assert_eq!(by_row, by_col, "row and column views of ({x}, {y}) agree");
         by_row
     }
 
     /// The mask (0-7) with the lowest penalty; the lowest number on a tie.
     pub(crate) fn best_mask(&self) -> usize {
-        (0..8)
-            .min_by_key(|&mask| self.penalty(mask))
-            .unwrap_or(0)
+        (0..8).min_by_key(|&mask| self.penalty(mask)).unwrap_or(0)
     }
 }
 
 /// Rules 1 and 3 for one row or column.
-fn line_penalty(line: u128, inside: u128, windows: u128) -> u32 {
+fn line_penalty(line: Line, inside: Line, windows: Line) -> u32 {
     run_penalty(line & inside) + run_penalty(!line & inside) + 40 * finder_like(line, windows)
 }
 
 /// Rule 1 for the set bits of `v`: each run of `5 + i` modules costs `3 + i`.
-fn run_penalty(v: u128) -> u32 {
+fn run_penalty(v: Line) -> u32 {
     // Bit i of `fives` is set when bits i..i+4 all are: a run of length L sets L - 4 such bits.
     let fives = v & (v >> 1) & (v >> 2) & (v >> 3) & (v >> 4);
     let runs = (fives & !(fives << 1)).count_ones();
@@ -170,23 +254,23 @@ fn run_penalty(v: u128) -> u32 {
 
 /// Rule 3: windows `dark light dark dark dark light dark` with 4 light modules after
 /// (`10111010000`) or before (`00001011101`) it. Outside the symbol everything is light.
-fn finder_like(line: u128, windows: u128) -> u32 {
+fn finder_like(line: Line, windows: Line) -> u32 {
     const AFTER: [bool; 11] = [
         true, false, true, true, true, false, true, false, false, false, false,
     ];
     let mut after = windows;
     let mut before = windows;
     for (k, &dark) in AFTER.iter().enumerate() {
-        let at = line >> k;
-        after &= if dark { at } else { !at };
+        let at = if k == 0 { line } else { line >> k as u32 };
+        after = after & if dark { at } else { !at };
         // The mirror image: module k of `00001011101` is module 10 - k of `10111010000`.
-        before &= if AFTER[10 - k] { at } else { !at };
+        before = before & if AFTER[10 - k] { at } else { !at };
     }
     after.count_ones() + before.count_ones()
 }
 
 /// Rule 2: 2 × 2 blocks of one color with their top row in `upper`.
-fn same_color_blocks(upper: u128, lower: u128, inside: u128) -> u32 {
+fn same_color_blocks(upper: Line, lower: Line, inside: Line) -> u32 {
     let vertical_same = !(upper ^ lower);
     let horizontal_same = !(upper ^ (upper >> 1));
     (vertical_same & (vertical_same >> 1) & horizontal_same & inside & (inside >> 1)).count_ones()

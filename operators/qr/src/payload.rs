@@ -262,18 +262,10 @@ impl QrPayload {
     }
 
     /// The payload's symbol as a module matrix: the format's segments and error-correction
-    /// level, the smallest version that holds them. This is the fast path every renderer uses:
-    /// one-segment kinds (DIVOC ZIP, HC1) are built by `fast_qr`, the SMART Health Card by
-    /// `qrcode`'s building blocks with a bit-parallel mask choice.
+    /// level, the smallest version that holds them. This is the fast path every renderer uses
+    /// (`qrcode`'s building blocks with a bit-parallel mask choice, see `encode.rs`).
     pub fn to_matrix(&self) -> Result<ModuleMatrix, QrError> {
-        let segments = self.segments()?;
-        match segments[..] {
-            [Segment::Byte(data)] => encode::single_segment(data, fast_qr::Mode::Byte, self.kind()),
-            [Segment::Alphanumeric(data)] => {
-                encode::single_segment(data, fast_qr::Mode::Alphanumeric, self.kind())
-            }
-            _ => encode::multi_segment(&segments, self.kind()),
-        }
+        encode::symbol(&self.segments()?, self.kind())
     }
 
     /// Encodes the payload with the `qrcode` crate alone (same segments, level and version as
@@ -360,7 +352,11 @@ fn shc_digits(text: &str) -> Result<&str, QrError> {
 }
 
 /// Smallest version in `1..=max_version` whose data capacity at `ec` holds all `segments`.
-pub(crate) fn smallest_version(segments: &[Segment<'_>], ec: EcLevel, max_version: i16) -> Option<i16> {
+pub(crate) fn smallest_version(
+    segments: &[Segment<'_>],
+    ec: EcLevel,
+    max_version: i16,
+) -> Option<i16> {
     (1..=max_version).find(|&v| {
         let needed: usize = segments.iter().map(|s| s.bit_len(v)).sum();
         Bits::new(Version::Normal(v))
