@@ -6,7 +6,7 @@
 //!
 //! `CARGO_TARGET_DIR=/tmp/target-render cargo bench -p divoc-render --features printpdf-compare --bench printpdf_compare`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use printpdf::{
@@ -28,7 +28,7 @@ struct Face {
     parsed: ParsedFont,
 }
 
-fn load(dir: &PathBuf, file: &str) -> Face {
+fn load(dir: &Path, file: &str) -> Face {
     let bytes = std::fs::read(dir.join(file)).unwrap();
     let parsed = ParsedFont::from_bytes(&bytes, 0, &mut Vec::new()).unwrap();
     Face { bytes, parsed }

@@ -248,6 +248,8 @@ pub struct QrBox {
     pub size: f32,
     /// Caption size.
     pub caption_size: f32,
+    /// Width of the caption line under the QR (starts at `x`).
+    pub caption_width: f32,
 }
 
 /// The dose history table.

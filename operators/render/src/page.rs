@@ -415,9 +415,9 @@ impl<'r> Painter<'r> {
             Weight::Regular,
             q.caption_size,
             q.x,
-            q.size,
+            q.caption_width,
             q.y - q.caption_size,
-            Align::Center,
+            Align::Start,
             colors.muted,
         );
 
