@@ -136,3 +136,18 @@ fn output_is_deterministic_and_depends_on_input() {
     assert_eq!(first, again);
     assert_ne!(first, other);
 }
+
+#[test]
+fn hostile_text_renders_without_panicking_and_reports_missing_glyphs() {
+    let r = renderer();
+    let qr = qr();
+    let nasty = "😀\u{0}\u{202E}\u{FFFF}\u{0301}क्\u{200D}ष\u{200C}ि محمد\u{0651}\u{0651}\u{0651} ".repeat(20);
+    let doses = doses(&nasty, "Tamil Nadu");
+    for lang in ["en", "ur", "ta"] {
+        let out = r
+            .render_with_report(&RenderRequest { tenant: "default", language: Some(lang), doses: &doses, current: 1, qr: &qr })
+            .unwrap();
+        assert!(out.missing_glyphs > 0, "the emoji has no glyph in any font and must be reported");
+        assert!(out.pdf.ends_with(b"%%EOF\n"));
+    }
+}
