@@ -246,7 +246,8 @@ fn line_penalty(line: Line, inside: Line, windows: Line) -> u32 {
 /// Rule 1 for the set bits of `v`: each run of `5 + i` modules costs `3 + i`.
 fn run_penalty(v: Line) -> u32 {
     // Bit i of `fives` is set when bits i..i+4 all are: a run of length L sets L - 4 such bits.
-    let fives = v & (v >> 1) & (v >> 2) & (v >> 3) & (v >> 4);
+    let pairs = v & (v >> 1);
+    let fives = pairs & (pairs >> 2) & (v >> 4);
     let runs = (fives & !(fives << 1)).count_ones();
     // Sum over runs of (3 + L - 5) = (L - 4) + 2.
     fives.count_ones() + 2 * runs
@@ -255,17 +256,14 @@ fn run_penalty(v: Line) -> u32 {
 /// Rule 3: windows `dark light dark dark dark light dark` with 4 light modules after
 /// (`10111010000`) or before (`00001011101`) it. Outside the symbol everything is light.
 fn finder_like(line: Line, windows: Line) -> u32 {
-    const AFTER: [bool; 11] = [
-        true, false, true, true, true, false, true, false, false, false, false,
-    ];
-    let mut after = windows;
-    let mut before = windows;
-    for (k, &dark) in AFTER.iter().enumerate() {
-        let at = if k == 0 { line } else { line >> k as u32 };
-        after = after & if dark { at } else { !at };
-        // The mirror image: module k of `00001011101` is module 10 - k of `10111010000`.
-        before = before & if AFTER[10 - k] { at } else { !at };
-    }
+    let (d, l) = (line, !line);
+    // Bit i: modules i..i+6 are `1011101`.
+    let core = d & (l >> 1) & (d >> 2) & (d >> 3) & (d >> 4) & (l >> 5) & (d >> 6);
+    // Bit i: modules i..i+3 are light.
+    let light_pairs = l & (l >> 1);
+    let four_light = light_pairs & (light_pairs >> 2);
+    let after = core & (four_light >> 7) & windows;
+    let before = four_light & (core >> 4) & windows;
     after.count_ones() + before.count_ones()
 }
 

@@ -174,16 +174,34 @@ pub fn matrix_svg(matrix: &ModuleMatrix) -> String {
          viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\">\
          <rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/><path fill=\"#000\" d=\""
     );
+    // Numbers pushed by hand: `write!` per run was most of the SVG time.
     for run in matrix.dark_runs() {
-        let _ = write!(
-            svg,
-            "M{} {}h{}v1h-{}z",
-            run.x + QUIET_ZONE_MODULES,
-            run.y + QUIET_ZONE_MODULES,
-            run.len,
-            run.len
-        );
+        svg.push('M');
+        push_decimal(&mut svg, run.x + QUIET_ZONE_MODULES);
+        svg.push(' ');
+        push_decimal(&mut svg, run.y + QUIET_ZONE_MODULES);
+        svg.push('h');
+        push_decimal(&mut svg, run.len);
+        svg.push_str("v1h-");
+        push_decimal(&mut svg, run.len);
+        svg.push('z');
     }
     svg.push_str("\"/></svg>");
     svg
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
