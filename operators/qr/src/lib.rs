@@ -23,6 +23,7 @@ mod encode;
 mod error;
 mod mask;
 mod payload;
+mod png_writer;
 mod render;
 mod shc;
 mod zip;

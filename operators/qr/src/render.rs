@@ -112,9 +112,9 @@ pub fn qr_svg(code: &QrCode) -> String {
 /// Renders a symbol as an 8-bit grayscale PNG (`scale` pixels per module, 4-module quiet zone,
 /// black on white). The image side may be at most [`MAX_PNG_SIDE`] pixels.
 ///
-/// 8-bit grayscale because that is what `divoc verify` (pipeline/app/verify.rs) reads. Rows are
-/// written with the PNG `Up` filter: the `scale - 1` copies of each module row filter to zeros,
-/// which the fast deflate mode compresses almost for free.
+/// 8-bit grayscale because that is what `divoc verify` (pipeline/app/verify.rs) reads. Written
+/// by a QR-specific PNG writer (`png_writer.rs`) that emits runs and repeated rows straight into
+/// the deflate stream instead of compressing every pixel.
 pub fn matrix_png(matrix: &ModuleMatrix, scale: u32) -> Result<Vec<u8>, QrError> {
     let modules = matrix.width;
     let max_scale = MAX_PNG_SIDE / matrix.side_with_quiet_zone();
@@ -126,36 +126,7 @@ pub fn matrix_png(matrix: &ModuleMatrix, scale: u32) -> Result<Vec<u8>, QrError>
             max: max_scale as u32,
         });
     }
-    let side = matrix.side_with_quiet_zone() * scale;
-    let mut pixels = vec![255u8; side * side];
-    for y in 0..modules {
-        // Paint one pixel row of this module row, then copy it down `scale - 1` times.
-        let first = ((y + QUIET_ZONE_MODULES) * scale) * side;
-        let row = &mut pixels[first..first + side];
-        for run in matrix.dark_runs_in_row(y) {
-            let start = (run.x + QUIET_ZONE_MODULES) * scale;
-            row[start..start + run.len * scale].fill(0);
-        }
-        for dy in 1..scale {
-            pixels.copy_within(first..first + side, first + dy * side);
-        }
-    }
-    let side = side as u32; // at most MAX_PNG_SIDE
-    let mut out = Vec::with_capacity(4096);
-    {
-        let mut enc = png::Encoder::new(&mut out, side, side);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        enc.set_filter(png::FilterType::Up);
-        enc.set_adaptive_filter(png::AdaptiveFilterType::NonAdaptive);
-        let mut w = enc
-            .write_header()
-            .map_err(|e| QrError::Encode(e.to_string()))?;
-        w.write_image_data(&pixels)
-            .map_err(|e| QrError::Encode(e.to_string()))?;
-    }
-    Ok(out)
+    Ok(crate::png_writer::write_png(matrix, scale))
 }
 
 /// Renders a symbol as SVG: a white square and one black `<path>` whose subpaths are the dark

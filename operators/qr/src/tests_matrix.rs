@@ -331,3 +331,57 @@ fn mask_numbers_match_qrcode_patterns() {
     let (meta, _) = grid.get_raw_data().unwrap();
     assert_eq!(usize::from(meta.mask), symbol.best_mask());
 }
+
+/// Splits a PNG into chunks, checking each CRC: (type, data).
+fn png_chunks(png: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let mut at = 8;
+    let mut chunks = Vec::new();
+    while at < png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        let body = &png[at + 4..at + 8 + len];
+        let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
+        assert_eq!(crc32fast::hash(body), crc, "chunk CRC");
+        chunks.push((body[..4].try_into().unwrap(), body[4..].to_vec()));
+        at += 12 + len;
+    }
+    chunks
+}
+
+#[test]
+fn png_stream_checks_out_with_an_independent_inflater() {
+    // miniz_oxide's zlib decoder verifies the Adler-32 trailer (png's decoder skips it).
+    let payloads = [
+        QrPayload::Hcert("HC1:ABC".into()),
+        QrPayload::DivocZip(noise(961, 3)),
+        QrPayload::shc_from_jws("eyJhbGciOiJFUzI1NiJ9.abc").unwrap(),
+    ];
+    for payload in payloads {
+        let m = payload.to_matrix().unwrap();
+        for scale in [1, 2, 3, 4, 7, 10] {
+            let png = matrix_png(&m, scale).unwrap();
+            let chunks = png_chunks(&png);
+            let kinds: Vec<&[u8]> = chunks.iter().map(|c| &c.0[..]).collect();
+            assert_eq!(kinds, [&b"IHDR"[..], b"IDAT", b"IEND"]);
+            let side = m.side_with_quiet_zone() * scale as usize;
+            let ihdr = &chunks[0].1;
+            assert_eq!(&ihdr[..4], (side as u32).to_be_bytes());
+            assert_eq!(&ihdr[4..8], (side as u32).to_be_bytes());
+            assert_eq!(&ihdr[8..], [8, 0, 0, 0, 0], "8-bit grayscale, no interlace");
+            let raw = miniz_oxide::inflate::decompress_to_vec_zlib(&chunks[1].1).unwrap();
+            let mut bad_adler = chunks[1].1.clone();
+            *bad_adler.last_mut().unwrap() ^= 1;
+            assert!(miniz_oxide::inflate::decompress_to_vec_zlib(&bad_adler).is_err());
+            assert_eq!(raw.len(), side * (side + 1));
+            for (py, row) in raw.chunks_exact(side + 1).enumerate() {
+                assert_eq!(row[0], 0, "filter type None");
+                for (px, &value) in row[1..].iter().enumerate() {
+                    let (x, y) = (px / scale as usize, py / scale as usize);
+                    let q = QUIET_ZONE_MODULES;
+                    let dark = x >= q && y >= q && m.is_dark(x - q, y - q);
+                    assert_eq!(value, if dark { 0 } else { 255 }, "pixel ({px}, {py})");
+                }
+            }
+        }
+    }
+}
