@@ -366,7 +366,12 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
             }
         }
         let mut label_glyphs: BTreeMap<usize, BTreeMap<u16, String>> = BTreeMap::new();
-        for line in shaped.iter().flat_map(HashMap::values) {
+        // Visit labels in file order, not HashMap order: the first text seen for a glyph
+        // goes into ToUnicode, and the bytes must not change between processes.
+        let ordered = shaped
+            .iter()
+            .flat_map(|cache| all_labels(&config.labels).into_iter().filter_map(move |l| cache.get(l)));
+        for line in ordered {
             for run in &line.runs {
                 let glyphs = label_glyphs.entry(run.font).or_default();
                 for g in &run.glyphs {

@@ -151,3 +151,14 @@ fn hostile_text_renders_without_panicking_and_reports_missing_glyphs() {
         assert!(out.pdf.ends_with(b"%%EOF\n"));
     }
 }
+
+#[test]
+fn separately_loaded_renderers_write_identical_bytes() {
+    // Two loads stand in for two processes: nothing may depend on hash or load order.
+    let qr = qr();
+    let doses = doses("सौम्या மீனா محمد", "Delhi");
+    let req = RenderRequest { tenant: "default", language: None, doses: &doses, current: 0, qr: &qr };
+    let a = renderer().render(&req).unwrap();
+    let b = renderer().render(&req).unwrap();
+    assert_eq!(a, b);
+}
