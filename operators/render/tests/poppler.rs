@@ -281,15 +281,25 @@ fn names_in_any_script_extract_on_every_template() {
                 // word inside a right-to-left line (the Bengali nukta) to the start of the
                 // word; the page itself is right (the pixel check below). Compare without
                 // marks in that one situation.
-                let strip = |s: &str| s.chars().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).collect::<String>();
+                let strip = |s: &str| {
+                    s.chars()
+                        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+                        .collect::<String>()
+                };
                 text = strip(&text);
                 wanted = strip(&wanted);
             }
-            assert!(text.contains(&wanted), "{lang} certificate, {script} name {name:?} not in:\n{text}");
+            assert!(
+                text.contains(&wanted),
+                "{lang} certificate, {script} name {name:?} not in:\n{text}"
+            );
             let png = rasterize(&pdf, 100);
             let (w, h, gray) = load_gray(&png);
             let boxes = notdef_boxes(w, h, &gray);
-            assert!(boxes.is_empty(), "{lang} certificate, {script} name: .notdef boxes at {boxes:?}");
+            assert!(
+                boxes.is_empty(),
+                "{lang} certificate, {script} name: .notdef boxes at {boxes:?}"
+            );
         }
     }
 }

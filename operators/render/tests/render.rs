@@ -141,13 +141,23 @@ fn output_is_deterministic_and_depends_on_input() {
 fn hostile_text_renders_without_panicking_and_reports_missing_glyphs() {
     let r = renderer();
     let qr = qr();
-    let nasty = "😀\u{0}\u{202E}\u{FFFF}\u{0301}क्\u{200D}ष\u{200C}ि محمد\u{0651}\u{0651}\u{0651} ".repeat(20);
+    let nasty = "😀\u{0}\u{202E}\u{FFFF}\u{0301}क्\u{200D}ष\u{200C}ि محمد\u{0651}\u{0651}\u{0651} "
+        .repeat(20);
     let doses = doses(&nasty, "Tamil Nadu");
     for lang in ["en", "ur", "ta"] {
         let out = r
-            .render_with_report(&RenderRequest { tenant: "default", language: Some(lang), doses: &doses, current: 1, qr: &qr })
+            .render_with_report(&RenderRequest {
+                tenant: "default",
+                language: Some(lang),
+                doses: &doses,
+                current: 1,
+                qr: &qr,
+            })
             .unwrap();
-        assert!(out.missing_glyphs > 0, "the emoji has no glyph in any font and must be reported");
+        assert!(
+            out.missing_glyphs > 0,
+            "the emoji has no glyph in any font and must be reported"
+        );
         assert!(out.pdf.ends_with(b"%%EOF\n"));
     }
 }
@@ -157,7 +167,13 @@ fn separately_loaded_renderers_write_identical_bytes() {
     // Two loads stand in for two processes: nothing may depend on hash or load order.
     let qr = qr();
     let doses = doses("सौम्या மீனா محمد", "Delhi");
-    let req = RenderRequest { tenant: "default", language: None, doses: &doses, current: 0, qr: &qr };
+    let req = RenderRequest {
+        tenant: "default",
+        language: None,
+        doses: &doses,
+        current: 0,
+        qr: &qr,
+    };
     let a = renderer().render(&req).unwrap();
     let b = renderer().render(&req).unwrap();
     assert_eq!(a, b);
