@@ -26,6 +26,7 @@
 //! (see `pdf::Content::runs`); left-to-right words carry logical order.
 
 mod config;
+mod embed;
 mod error;
 mod fonts;
 mod page;
@@ -43,8 +44,9 @@ pub use error::RenderError;
 pub use page::{format_date, mask_identity};
 
 use config::{load_toml, parse_color, FontsConfig, Labels};
+use embed::PreparedFont;
 use fonts::{Font, Weight};
-use pdf::{DocInfo, PreparedFont, PreparedImage};
+use pdf::{DocInfo, PreparedImage};
 use shape::{shape_line, FontSet, ShapeStyle, ShapedLine};
 
 /// One certificate to print.
@@ -403,7 +405,7 @@ fn load_tenant(config_dir: &Path, dir: &Path, fonts: &FontSet) -> Result<Tenant,
         }
         let label_fonts = label_glyphs
             .iter()
-            .map(|(&id, glyphs)| (id, pdf::prepare_font(&fonts.fonts[id], glyphs)))
+            .map(|(&id, glyphs)| (id, embed::prepare_font(&fonts.fonts[id], glyphs)))
             .collect();
         templates.insert(
             config.language.clone(),
