@@ -70,7 +70,11 @@ const ADLER_MOD: u64 = 65521;
 
 impl ZlibWriter {
     fn new(side: usize) -> Self {
-        let mut bits = BitWriter::default();
+        let mut bits = BitWriter {
+            // Typically ~40 bytes per pixel column; avoids regrowing in the loop.
+            out: Vec::with_capacity(side * 48),
+            ..BitWriter::default()
+        };
         bits.out.extend_from_slice(&[0x78, 0x01]); // deflate, 32 KiB window, no dictionary
         bits.put(1, 1); // BFINAL
         bits.put(1, 2); // BTYPE = 01, fixed Huffman codes
@@ -93,12 +97,7 @@ impl ZlibWriter {
         let (mut sum, mut weighted) = (0u64, 0u64);
         let mut at = 1; // position in the raw row (0 is the filter byte, which adds nothing)
         for &(value, len) in runs.iter().filter(|r| r.1 > 0) {
-            self.bits.literal(value);
-            match len - 1 {
-                0 => {}
-                n @ 1..=2 => (0..n).for_each(|_| self.bits.literal(value)),
-                n => self.bits.copy(n, 1),
-            }
+            self.bits.run(value, len);
             // Adler-32 terms of the run: sum of bytes, and sum of byte × (row_len - position).
             let (v, c, p) = (u64::from(value), len as u64, at as u64);
             sum += v * c;
@@ -152,29 +151,128 @@ const DISTANCE_EXTRA: [u32; 30] = [
     13,
 ];
 
+/// A code already in stream bit order: `bits` (LSB first) and how many.
+#[derive(Clone, Copy, Default)]
+struct Code {
+    bits: u32,
+    len: u32,
+}
+
+impl Code {
+    /// `self` then `next`.
+    fn then(self, next: Code) -> Code {
+        Code {
+            bits: self.bits | next.bits << self.len,
+            len: self.len + next.len,
+        }
+    }
+}
+
+/// Per run length 1-258 (in bytes): literal + distance-1 copy of the rest, for a dark (0) and
+/// a light (255) run; `len` 0 marks lengths that need more than one 27-bit code.
+struct RunCodes {
+    dark: [Code; 259],
+    light: [Code; 259],
+}
+
+fn run_codes() -> &'static RunCodes {
+    static TABLE: std::sync::OnceLock<RunCodes> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = RunCodes {
+            dark: [Code::default(); 259],
+            light: [Code::default(); 259],
+        };
+        for (value, table) in [(DARK, &mut t.dark), (LIGHT, &mut t.light)] {
+            let literal = literal_code(value);
+            table[1] = literal;
+            table[2] = literal.then(literal);
+            table[3] = literal.then(literal).then(literal);
+            for (len, code) in table.iter_mut().enumerate().skip(4) {
+                *code = literal.then(match_code(len - 1, 1));
+            }
+        }
+        t
+    })
+}
+
+fn huffman_code(code: u32, len: u32) -> Code {
+    Code {
+        bits: code.reverse_bits() >> (32 - len),
+        len,
+    }
+}
+
+/// A literal byte in the fixed code: 0-143 are 8 bits from 0x30, 144-255 9 bits from 0x190.
+fn literal_code(byte: u8) -> Code {
+    let v = u32::from(byte);
+    if v < 144 {
+        huffman_code(0x30 + v, 8)
+    } else {
+        huffman_code(0x190 + v - 144, 9)
+    }
+}
+
+/// One match of `len` (3-258) bytes at `distance` (1-32768): length code, its extra bits,
+/// distance code, its extra bits (at most 8 + 5 + 5 + 13 = 31 bits).
+fn match_code(len: usize, distance: usize) -> Code {
+    let i = LENGTH_BASE.partition_point(|&b| usize::from(b) <= len) - 1;
+    let symbol = 257 + i as u32;
+    // Length symbols 256-279 are 7 bits from 0, 280-287 8 bits from 0xC0.
+    let length = if symbol < 280 {
+        huffman_code(symbol - 256, 7)
+    } else {
+        huffman_code(0xC0 + symbol - 280, 8)
+    };
+    let d = DISTANCE_BASE.partition_point(|&b| usize::from(b) <= distance) - 1;
+    length
+        .then(Code {
+            bits: (len - usize::from(LENGTH_BASE[i])) as u32,
+            len: LENGTH_EXTRA[i],
+        })
+        .then(huffman_code(d as u32, 5))
+        .then(Code {
+            bits: (distance - usize::from(DISTANCE_BASE[d])) as u32,
+            len: DISTANCE_EXTRA[d],
+        })
+}
+
 impl BitWriter {
     fn put(&mut self, value: u32, count: u32) {
         self.acc |= u64::from(value) << self.pending;
         self.pending += count;
-        while self.pending >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.pending -= 8;
+        if self.pending >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.pending -= 32;
+        }
+    }
+
+    fn code(&mut self, c: Code) {
+        self.put(c.bits, c.len);
+    }
+
+    /// `len` bytes of `value` (0 or 255): a literal, then a distance-1 copy of the rest.
+    fn run(&mut self, value: u8, len: usize) {
+        let table = if value == DARK {
+            &run_codes().dark
+        } else {
+            &run_codes().light
+        };
+        match table.get(len) {
+            Some(&c) => self.code(c),
+            None => {
+                self.literal(value);
+                self.copy(len - 1, 1);
+            }
         }
     }
 
     fn huffman(&mut self, code: u32, len: u32) {
-        self.put(code.reverse_bits() >> (32 - len), len);
+        self.code(huffman_code(code, len));
     }
 
-    /// A literal byte in the fixed code: 0-143 are 8 bits from 0x30, 144-255 9 bits from 0x190.
     fn literal(&mut self, byte: u8) {
-        let v = u32::from(byte);
-        if v < 144 {
-            self.huffman(0x30 + v, 8);
-        } else {
-            self.huffman(0x190 + v - 144, 9);
-        }
+        self.code(literal_code(byte));
     }
 
     /// Copies `len` (at least 3) bytes from `distance` (1 to 32768) back, in matches of at most
@@ -194,26 +292,19 @@ impl BitWriter {
     }
 
     fn one_match(&mut self, len: usize, distance: usize) {
-        let i = LENGTH_BASE.partition_point(|&b| usize::from(b) <= len) - 1;
-        let symbol = 257 + i as u32;
-        // Length symbols 256-279 are 7 bits from 0, 280-287 8 bits from 0xC0.
-        if symbol < 280 {
-            self.huffman(symbol - 256, 7);
-        } else {
-            self.huffman(0xC0 + symbol - 280, 8);
+        let c = match_code(len, distance);
+        // Up to 31 bits: in two parts so `put` never holds more than 63.
+        self.put(c.bits & 0xffff, c.len.min(16));
+        if c.len > 16 {
+            self.put(c.bits >> 16, c.len - 16);
         }
-        self.put((len - usize::from(LENGTH_BASE[i])) as u32, LENGTH_EXTRA[i]);
-        let d = DISTANCE_BASE.partition_point(|&b| usize::from(b) <= distance) - 1;
-        self.huffman(d as u32, 5);
-        self.put(
-            (distance - usize::from(DISTANCE_BASE[d])) as u32,
-            DISTANCE_EXTRA[d],
-        );
     }
 
     fn finish(mut self) -> Vec<u8> {
-        if self.pending > 0 {
+        while self.pending > 0 {
             self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.pending = self.pending.saturating_sub(8);
         }
         self.out
     }
