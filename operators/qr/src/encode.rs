@@ -11,7 +11,7 @@ use qrcode::bits::Bits;
 use qrcode::canvas::{Canvas, MaskPattern, Module};
 use qrcode::Version;
 
-use crate::mask::UnmaskedSymbol;
+use crate::mask::{Line, UnmaskedSymbol};
 use crate::payload::{smallest_version, PayloadKind, Segment};
 use crate::{ModuleMatrix, QrError};
 
@@ -51,12 +51,18 @@ pub(crate) fn symbol(segments: &[Segment<'_>], kind: PayloadKind) -> Result<Modu
     canvas.draw_data(&data, &ec_codewords);
 
     let width = version.width() as usize;
-    let pattern = match UnmaskedSymbol::read(width, |x, y| {
+    let module = |x: usize, y: usize| {
         let m = canvas.get(x as i16, y as i16);
         // Empty modules are the format information, drawn with the mask.
         (m.is_dark(), !matches!(m, Module::Masked(_)))
-    }) {
-        Some(symbol) => MASK_PATTERNS[symbol.best_mask()],
+    };
+    // `u128` lines are faster; versions above 25 need the wider `Line`.
+    let best = match UnmaskedSymbol::<u128>::read(width, module) {
+        Some(symbol) => Some(symbol.best_mask()),
+        None => UnmaskedSymbol::<Line>::read(width, module).map(|s| s.best_mask()),
+    };
+    let pattern = match best {
+        Some(mask) => MASK_PATTERNS[mask],
         // Wider than any QR symbol: unreachable, but qrcode's own choice is still correct.
         None => return Ok(from_colors(width, canvas.apply_best_mask().into_colors())),
     };

@@ -1,5 +1,6 @@
 //! Choosing the data mask of a symbol quickly: the ISO/IEC 18004 penalty rules (section 7.8.3)
-//! evaluated with bit-parallel operations on one 192-bit [`Line`] per row and per column.
+//! evaluated with bit-parallel operations on one bit set per row and per column: a `u128` up to
+//! version 25 (117 modules), a 192-bit [`Line`] above.
 //!
 //! `qrcode`'s own `Canvas::apply_best_mask` clones the canvas eight times and scores each copy
 //! module by module, which is ~95% of its encode time. Here the unmasked symbol is read once into
@@ -16,38 +17,73 @@ use std::sync::OnceLock;
 /// finder-like pattern that touches the symbol edge (the quiet zone supplies its light side).
 const PAD: usize = 4;
 
-/// Widest symbol a [`Line`] holds: 192 bits minus the quiet zone on both sides (version 40 has
-/// 177 modules).
-pub(crate) const MAX_WIDTH: usize = Line::BITS - 2 * PAD;
-
-/// A row or column of modules as a 192-bit set (bit `PAD + i` = module `i`), with just the
-/// operations the penalty rules need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Line([u64; 3]);
-
-impl Line {
-    const BITS: usize = 192;
+/// A row or column of modules as a bit set (bit `PAD + i` = module `i`), with just the
+/// operations the penalty rules need. Shifts take 1 to 63 bits.
+pub(crate) trait Bits:
+    Copy
+    + Default
+    + BitAnd<Output = Self>
+    + BitXor<Output = Self>
+    + Not<Output = Self>
+    + Shr<u32, Output = Self>
+    + Shl<u32, Output = Self>
+{
+    /// Capacity in bits.
+    const BITS: usize;
+    /// Widest symbol a line holds, quiet zone on both sides included.
+    const MAX_WIDTH: usize = Self::BITS - 2 * PAD;
+    fn ones(self) -> u32;
+    fn set(&mut self, bit: usize);
+    /// The low `Self::BITS` bits of `line`.
+    fn from_line(line: Line) -> Self;
+    #[cfg(test)]
+    fn get(self, bit: usize) -> bool;
 
     /// Bits `from..to` set.
-    fn range(from: usize, to: usize) -> Line {
-        let mut l = Line::default();
+    fn range(from: usize, to: usize) -> Self {
+        let mut l = Self::default();
         for bit in from..to {
             l.set(bit);
         }
         l
     }
+}
 
+impl Bits for u128 {
+    const BITS: usize = 128;
+    fn ones(self) -> u32 {
+        self.count_ones()
+    }
+    fn set(&mut self, bit: usize) {
+        *self |= 1 << bit;
+    }
+    fn from_line(line: Line) -> Self {
+        u128::from(line.0[0]) | u128::from(line.0[1]) << 64
+    }
+    #[cfg(test)]
+    fn get(self, bit: usize) -> bool {
+        self >> bit & 1 == 1
+    }
+}
+
+/// 192 bits: every QR symbol (version 40 has 177 modules) plus its quiet zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Line([u64; 3]);
+
+impl Bits for Line {
+    const BITS: usize = 192;
+    fn ones(self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
     fn set(&mut self, bit: usize) {
         self.0[bit / 64] |= 1 << (bit % 64);
     }
-
+    fn from_line(line: Line) -> Self {
+        line
+    }
     #[cfg(test)]
     fn get(self, bit: usize) -> bool {
         self.0[bit / 64] >> (bit % 64) & 1 == 1
-    }
-
-    fn count_ones(self) -> u32 {
-        self.0.iter().map(|w| w.count_ones()).sum()
     }
 }
 
@@ -134,7 +170,7 @@ fn patterns() -> &'static PatternTable {
         };
         for mask in 0..8 {
             for phase in 0..PERIOD {
-                for i in 0..MAX_WIDTH {
+                for i in 0..Line::MAX_WIDTH {
                     if mask_inverts(mask, i, phase) {
                         t.rows[mask][phase].set(PAD + i);
                     }
@@ -150,37 +186,43 @@ fn patterns() -> &'static PatternTable {
 
 /// An unmasked symbol as bit lines: bit `PAD + i` of line `j` is module `i` of row (or column)
 /// `j`. `dark` holds the colors before masking, `maskable` the modules a mask applies to.
-pub(crate) struct UnmaskedSymbol {
+pub(crate) struct UnmaskedSymbol<L: Bits> {
     width: usize,
-    dark_rows: Vec<Line>,
-    maskable_rows: Vec<Line>,
-    dark_cols: Vec<Line>,
-    maskable_cols: Vec<Line>,
+    dark_rows: Vec<L>,
+    maskable_rows: Vec<L>,
+    dark_cols: Vec<L>,
+    maskable_cols: Vec<L>,
     /// The symbol's modules (`PAD..PAD + width`).
-    inside: Line,
+    inside: L,
     /// Where rule 3's 11-module windows may start: in the left quiet zone up to where they end
     /// in the right one.
-    windows: Line,
+    windows: L,
+    /// [`patterns`] as `L`.
+    row_patterns: [[L; PERIOD]; 8],
+    col_patterns: [[L; PERIOD]; 8],
 }
 
-impl UnmaskedSymbol {
+impl<L: Bits> UnmaskedSymbol<L> {
     /// Reads a `width` × `width` symbol through `module(x, y) -> (dark, maskable)`. `None` if the
-    /// symbol is wider than [`MAX_WIDTH`].
+    /// symbol is wider than `L::MAX_WIDTH`.
     pub(crate) fn read(
         width: usize,
         module: impl Fn(usize, usize) -> (bool, bool),
     ) -> Option<Self> {
-        if width > MAX_WIDTH {
+        if width > L::MAX_WIDTH {
             return None;
         }
+        let t = patterns();
         let mut s = UnmaskedSymbol {
             width,
-            dark_rows: vec![Line::default(); width],
-            maskable_rows: vec![Line::default(); width],
-            dark_cols: vec![Line::default(); width],
-            maskable_cols: vec![Line::default(); width],
-            inside: Line::range(PAD, PAD + width),
-            windows: Line::range(0, (width + 2 * PAD).saturating_sub(10)),
+            dark_rows: vec![L::default(); width],
+            maskable_rows: vec![L::default(); width],
+            dark_cols: vec![L::default(); width],
+            maskable_cols: vec![L::default(); width],
+            inside: L::range(PAD, PAD + width),
+            windows: L::range(0, (width + 2 * PAD).saturating_sub(10)),
+            row_patterns: t.rows.map(|phases| phases.map(L::from_line)),
+            col_patterns: t.cols.map(|phases| phases.map(L::from_line)),
         };
         for y in 0..width {
             for x in 0..width {
@@ -200,23 +242,24 @@ impl UnmaskedSymbol {
 
     /// The ISO penalty of the symbol under mask `mask` (0-7).
     pub(crate) fn penalty(&self, mask: usize) -> u32 {
-        let t = patterns();
         let w = self.width;
         let (inside, windows) = (self.inside, self.windows);
         let mut total = 0;
         let mut dark_modules = 0;
-        let mut previous_row = Line::default();
+        let mut previous_row = L::default();
         for y in 0..w {
-            let row = self.dark_rows[y] ^ (t.rows[mask][y % PERIOD] & self.maskable_rows[y]);
+            let row =
+                self.dark_rows[y] ^ (self.row_patterns[mask][y % PERIOD] & self.maskable_rows[y]);
             total += line_penalty(row, inside, windows);
             if y > 0 {
                 total += 3 * same_color_blocks(previous_row, row, inside);
             }
-            dark_modules += row.count_ones();
+            dark_modules += row.ones();
             previous_row = row;
         }
         for x in 0..w {
-            let col = self.dark_cols[x] ^ (t.cols[mask][x % PERIOD] & self.maskable_cols[x]);
+            let col =
+                self.dark_cols[x] ^ (self.col_patterns[mask][x % PERIOD] & self.maskable_cols[x]);
             total += line_penalty(col, inside, windows);
         }
         total + balance_penalty(dark_modules, (w * w) as u32)
@@ -225,8 +268,8 @@ impl UnmaskedSymbol {
     /// Whether module `(x, y)` is dark under mask `mask` (for tests against other maskers).
     #[cfg(test)]
     pub(crate) fn masked_is_dark(&self, mask: usize, x: usize, y: usize) -> bool {
-        let row = self.dark_rows[y] ^ (patterns().rows[mask][y % PERIOD] & self.maskable_rows[y]);
-        let col = self.dark_cols[x] ^ (patterns().cols[mask][x % PERIOD] & self.maskable_cols[x]);
+        let row = self.dark_rows[y] ^ (self.row_patterns[mask][y % PERIOD] & self.maskable_rows[y]);
+        let col = self.dark_cols[x] ^ (self.col_patterns[mask][x % PERIOD] & self.maskable_cols[x]);
         let (by_row, by_col) = (row.get(PAD + x), col.get(PAD + y));
         assert_eq!(by_row, by_col, "row and column views of ({x}, {y}) agree");
         by_row
@@ -239,23 +282,23 @@ impl UnmaskedSymbol {
 }
 
 /// Rules 1 and 3 for one row or column.
-fn line_penalty(line: Line, inside: Line, windows: Line) -> u32 {
+fn line_penalty<L: Bits>(line: L, inside: L, windows: L) -> u32 {
     run_penalty(line & inside) + run_penalty(!line & inside) + 40 * finder_like(line, windows)
 }
 
 /// Rule 1 for the set bits of `v`: each run of `5 + i` modules costs `3 + i`.
-fn run_penalty(v: Line) -> u32 {
+fn run_penalty<L: Bits>(v: L) -> u32 {
     // Bit i of `fives` is set when bits i..i+4 all are: a run of length L sets L - 4 such bits.
     let pairs = v & (v >> 1);
     let fives = pairs & (pairs >> 2) & (v >> 4);
-    let runs = (fives & !(fives << 1)).count_ones();
+    let runs = (fives & !(fives << 1)).ones();
     // Sum over runs of (3 + L - 5) = (L - 4) + 2.
-    fives.count_ones() + 2 * runs
+    fives.ones() + 2 * runs
 }
 
 /// Rule 3: windows `dark light dark dark dark light dark` with 4 light modules after
 /// (`10111010000`) or before (`00001011101`) it. Outside the symbol everything is light.
-fn finder_like(line: Line, windows: Line) -> u32 {
+fn finder_like<L: Bits>(line: L, windows: L) -> u32 {
     let (d, l) = (line, !line);
     // Bit i: modules i..i+6 are `1011101`.
     let core = d & (l >> 1) & (d >> 2) & (d >> 3) & (d >> 4) & (l >> 5) & (d >> 6);
@@ -264,14 +307,14 @@ fn finder_like(line: Line, windows: Line) -> u32 {
     let four_light = light_pairs & (light_pairs >> 2);
     let after = core & (four_light >> 7) & windows;
     let before = four_light & (core >> 4) & windows;
-    after.count_ones() + before.count_ones()
+    after.ones() + before.ones()
 }
 
 /// Rule 2: 2 × 2 blocks of one color with their top row in `upper`.
-fn same_color_blocks(upper: Line, lower: Line, inside: Line) -> u32 {
+fn same_color_blocks<L: Bits>(upper: L, lower: L, inside: L) -> u32 {
     let vertical_same = !(upper ^ lower);
     let horizontal_same = !(upper ^ (upper >> 1));
-    (vertical_same & (vertical_same >> 1) & horizontal_same & inside & (inside >> 1)).count_ones()
+    (vertical_same & (vertical_same >> 1) & horizontal_same & inside & (inside >> 1)).ones()
 }
 
 /// Rule 4: 10 points per full 5% the dark share is away from 50%.

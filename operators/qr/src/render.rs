@@ -46,7 +46,7 @@ impl ModuleMatrix {
 
     /// Whether the module at column `x`, row `y` is dark (`false` outside the symbol).
     pub fn is_dark(&self, x: usize, y: usize) -> bool {
-        x < self.width && y < self.width && self.modules[y * self.width + x]
+        x < self.width && y < self.width && self.modules.get(y * self.width + x) == Some(&true)
     }
 
     /// Side length including the quiet zone on both sides, in modules.

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::encode::MASK_PATTERNS;
-use crate::mask::UnmaskedSymbol;
+use crate::mask::{Line, UnmaskedSymbol};
 use crate::payload::smallest_version;
 
 /// What rqrr reads from a module matrix.
@@ -258,7 +258,7 @@ fn plain_penalty(m: &[bool], w: usize) -> u32 {
 
 #[test]
 fn mask_scorer_matches_the_plain_iso_rules() {
-    for (case, width) in [21, 25, 57, 105, 121, 177].into_iter().enumerate() {
+    for (case, width) in [21, 25, 57, 117, 121, 177].into_iter().enumerate() {
         let dark = noise(width * width, 7 + case as u64);
         let maskable = noise(width * width, 99 + case as u64);
         // Mostly dark or mostly light in some cases, so rule 4 and long runs are exercised.
@@ -267,7 +267,9 @@ fn mask_scorer_matches_the_plain_iso_rules() {
             let i = y * width + x;
             (dark[i] < bias, maskable[i] < 200)
         };
-        let symbol = UnmaskedSymbol::read(width, module).unwrap();
+        let wide = UnmaskedSymbol::<Line>::read(width, module).unwrap();
+        let narrow = UnmaskedSymbol::<u128>::read(width, module);
+        assert_eq!(narrow.is_some(), width <= 120);
         for mask in 0..8 {
             let masked: Vec<bool> = (0..width * width)
                 .map(|i| {
@@ -276,14 +278,18 @@ fn mask_scorer_matches_the_plain_iso_rules() {
                     d ^ (maskable && iso_mask(mask, y, x))
                 })
                 .collect();
-            assert_eq!(
-                symbol.penalty(mask),
-                plain_penalty(&masked, width),
-                "width {width}, mask {mask}"
-            );
+            let expected = plain_penalty(&masked, width);
+            assert_eq!(wide.penalty(mask), expected, "width {width}, mask {mask}");
+            if let Some(narrow) = &narrow {
+                assert_eq!(
+                    narrow.penalty(mask),
+                    expected,
+                    "u128, width {width}, mask {mask}"
+                );
+            }
         }
     }
-    assert!(UnmaskedSymbol::read(185, |_, _| (false, false)).is_none());
+    assert!(UnmaskedSymbol::<Line>::read(185, |_, _| (false, false)).is_none());
 }
 
 #[test]
@@ -304,7 +310,7 @@ fn mask_numbers_match_qrcode_patterns() {
     canvas.draw_data(&data, &ec);
     let width = version.width() as usize;
     let unmasked = |x: usize, y: usize| canvas.get(x as i16, y as i16);
-    let symbol = UnmaskedSymbol::read(width, |x, y| {
+    let symbol = UnmaskedSymbol::<u128>::read(width, |x, y| {
         let m = unmasked(x, y);
         (m.is_dark(), !matches!(m, qrcode::canvas::Module::Masked(_)))
     })
