@@ -170,6 +170,11 @@ pub fn certificate_text(
     })
 }
 
+/// Top of the signature block (image plus nothing above it).
+fn s_top(layout: &crate::LayoutConfig) -> f32 {
+    layout.signature.y + layout.signature.height
+}
+
 /// Horizontal placement of a line inside its box (in reading direction).
 #[derive(Clone, Copy)]
 enum Align {
@@ -468,13 +473,21 @@ impl<'r> Painter<'r> {
                 colors.primary,
             );
         }
-        let mut row_y = header_y - h.row_height;
-        for row in &t.history {
+        // Many doses (boosters) must not run into the QR and signature below: squeeze the
+        // rows into the space left instead.
+        let floor = (q.y + q.size).max(s_top(layout)) + 6.0;
+        let room = (header_y - h.row_height * 0.35 - floor).max(0.0);
+        let rows = t.history.len().max(1) as f32;
+        let row_height = h.row_height.min(room / rows);
+        let row_size = h.size * (row_height / h.row_height).max(0.3);
+        let first_row_y = header_y - h.row_height;
+        for (n, row) in t.history.iter().enumerate() {
+            let row_y = first_row_y - row_height * n as f32;
             for (i, cell) in row.iter().enumerate() {
                 self.text(
                     cell,
                     Weight::Regular,
-                    h.size,
+                    row_size,
                     cell_x[i] + 4.0,
                     columns[i] - 8.0,
                     row_y,
@@ -482,8 +495,7 @@ impl<'r> Painter<'r> {
                     colors.text,
                 );
             }
-            self.bar(h.x, row_y - h.row_height * 0.35, total, 0.5, colors.muted);
-            row_y -= h.row_height;
+            self.bar(h.x, row_y - row_height * 0.35, total, 0.5, colors.muted);
         }
 
         // Signature and footer.

@@ -303,3 +303,51 @@ fn names_in_any_script_extract_on_every_template() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs poppler-utils/zbar-tools; tests/run-all.sh installs them"]
+fn six_doses_fit_above_the_qr_and_all_extract() {
+    let r = renderer();
+    let dir = work_dir("boosters");
+    let doses: Vec<_> = (1..=6)
+        .map(|d| {
+            credential(
+                "Ananya Kshatriya",
+                "Kerala",
+                d,
+                &format!("28174095320{d}"),
+                &format!("2021-0{d}-1{d}"),
+            )
+        })
+        .collect();
+    let qr = qr();
+    let pdf = dir.join("six.pdf");
+    let bytes = r
+        .render(&RenderRequest {
+            tenant: "default",
+            language: Some("en"),
+            doses: &doses,
+            current: 5,
+            qr: &qr,
+        })
+        .unwrap();
+    std::fs::write(&pdf, bytes).unwrap();
+    let text = normalize(
+        &String::from_utf8(tool("pdftotext", &["-layout", pdf.to_str().unwrap(), "-"]).stdout)
+            .unwrap(),
+    );
+    for d in 1..=6 {
+        let row = format!("{d} COVISHIELD 1{d} ");
+        assert!(
+            text.contains(&row) && text.contains(&format!("4121Z0{d}5")),
+            "dose {d} row missing:\n{text}"
+        );
+    }
+    let png = rasterize(&pdf, 100);
+    std::fs::copy(&png, "/tmp/render-pages/certificate-en-six-doses.png").unwrap();
+    let scanned = tool("zbarimg", &["--raw", "-q", png.to_str().unwrap()]).stdout;
+    assert_eq!(
+        String::from_utf8(scanned).unwrap().trim_end_matches('\n'),
+        qr_payload()
+    );
+}
