@@ -12,7 +12,9 @@ fn main() {
     let lang = args.get(1).map_or("en", String::as_str);
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let config = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
+    let loading = std::time::Instant::now();
     let renderer = Renderer::load(&config).unwrap();
+    println!("Renderer::load: {:.1} ms", loading.elapsed().as_secs_f64() * 1000.0);
     let v = serde_json::json!({
         "@context": ["https://www.w3.org/2018/credentials/v1", "https://cowin.gov.in/credentials/vaccination/v1"],
         "type": ["VerifiableCredential", "ProofOfVaccinationCredential"],
