@@ -1,7 +1,8 @@
 //! Every payload kind, rendered as PNG, decoded by independent readers back to the exact payload:
 //! rqrr (a Rust decoder from another project) always, and ZBar's `zbarimg` (C) when ignored tests
 //! run. The DIVOC ZIP is also unzipped by Python's `zipfile`, the shc:/ digits decoded by a
-//! Python transcription of the SHC spec (`tests/interop/qr_payloads.py`).
+//! Python transcription of the SHC spec (`tests/interop/qr_payloads.py`). SVGs are painted by
+//! that script from Python's XML parse and read by zbarimg.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -171,4 +172,25 @@ fn zbarimg_reads_the_legacy_qr_code_bytes_entry_point() {
     .unwrap();
     assert_eq!(zbar(&png, true), zip);
     std::fs::remove_file(&png).unwrap();
+}
+
+#[test]
+#[ignore = "needs zbarimg; tests/run-all.sh installs it"]
+fn svg_images_decode_with_zbarimg_to_the_exact_payload() {
+    // Python's XML parser reads the SVG and paints its path (qr_payloads.py svg-to-png), so the
+    // check covers what the SVG draws, not our matrix.
+    let dir = std::env::temp_dir().join(format!("divoc-qr-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, payload) in payloads() {
+        let svg = dir.join(format!("{name}.svg"));
+        let png = dir.join(format!("{name}.png"));
+        std::fs::write(&svg, payload.to_svg().unwrap()).unwrap();
+        python(&["svg-to-png", svg.to_str().unwrap(), png.to_str().unwrap()]);
+        assert_eq!(
+            zbar(&png, name == "divoc"),
+            payload.as_bytes(),
+            "{name}: zbarimg reads the SVG's drawing back to the payload"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
