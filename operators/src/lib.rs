@@ -7,6 +7,7 @@ pub mod keys;
 pub mod publish;
 pub mod qr;
 pub mod qr_payload;
+pub mod render;
 pub mod sign;
 pub mod validate;
 

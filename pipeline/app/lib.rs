@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod demo;
+pub mod download;
+pub mod keys;
 pub mod serve;
 pub mod verify;
 
@@ -24,6 +26,7 @@ pub fn registry() -> Registry {
         entry::<divoc_operators::dedupe::DedupeConfig>(),
         entry::<divoc_operators::sign::SignConfig>(),
         entry::<divoc_operators::qr_payload::QrPayloadConfig>(),
+        entry::<divoc_operators::render::RenderConfig>(),
         entry::<divoc_operators::publish::PublishConfig>(),
     ])
 }

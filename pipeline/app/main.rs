@@ -35,6 +35,32 @@ enum KeysAction {
         #[arg(long, default_value = "did:web:divoc.example")]
         issuer: String,
     },
+    /// Create a P-256 EU DCC document signer key with a self-signed DSC (testing) or a CSR for
+    /// your country's CSCA (`--csr`).
+    Dsc {
+        /// Private key file (PKCS#8 PEM, mode 0600, never overwritten).
+        #[arg(long, default_value = "data/keys/dsc-key.pem")]
+        key_out: PathBuf,
+        /// Certificate (or, with --csr, request) file (PEM).
+        #[arg(long, default_value = "data/keys/dsc.pem")]
+        out: PathBuf,
+        /// Subject common name.
+        #[arg(long, default_value = "DIVOC DSC")]
+        common_name: String,
+        /// ISO 3166-1 alpha-2 country of the issuer.
+        #[arg(long, default_value = "IN")]
+        country: String,
+        #[arg(long, default_value_t = 365)]
+        validity_days: u32,
+        /// Write a PKCS#10 request instead of a self-signed certificate.
+        #[arg(long)]
+        csr: bool,
+    },
+    /// Create a P-256 SMART Health Card issuer key (private JWK, mode 0600) and print its JWKS.
+    Shc {
+        #[arg(long, default_value = "data/keys/shc-issuer.jwk.json")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +142,15 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Serve certificate downloads (PDF, QR, credential, EU DCC, SMART Health Card, FHIR, DDCC)
+    /// from the published certificates until SIGINT/SIGTERM.
+    Serve {
+        #[arg(long, default_value = "config/serve.toml")]
+        config: PathBuf,
+        /// Override a key of the serve file, e.g. --set listen=127.0.0.1:9000 (repeatable).
+        #[arg(long = "set")]
+        sets: Vec<String>,
     },
     /// Verify a signed certificate offline: credential JSON, a DIVOC QR payload (ZIP) file, or a QR image (PNG).
     Verify {
@@ -281,6 +316,33 @@ fn main() -> Result<()> {
                 "controller document:\n{}",
                 serde_json::to_string_pretty(&key.controller_doc())?
             );
+        }
+        Command::Keys {
+            action:
+                KeysAction::Dsc {
+                    key_out,
+                    out,
+                    common_name,
+                    country,
+                    validity_days,
+                    csr,
+                },
+        } => divoc::keys::create_dsc(&key_out, &out, &common_name, &country, validity_days, csr)?,
+        Command::Keys {
+            action: KeysAction::Shc { out },
+        } => divoc::keys::create_shc_key(&out)?,
+        Command::Serve { config, sets } => {
+            let plan = divoc::download::ServePlan::load(&config, &sets)?;
+            let server = divoc::download::start(&plan, &rt)?;
+            println!(
+                "serving certificate downloads on http://{} (Ctrl-C to stop)",
+                server.addr
+            );
+            let stop = divoc::stop_on_signals(&rt);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            server.stop(&rt)?;
         }
         Command::Verify { file, key } => {
             let outcome = divoc::verify::verify_file(&file, &key)?;

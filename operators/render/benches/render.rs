@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use divoc_credential::VaccinationCredential;
+use divoc_qr::{ModuleMatrix, QrPayload};
 use divoc_render::{RenderRequest, Renderer};
-use qrcode::{EcLevel, QrCode};
 use rayon::prelude::*;
 
 const NAMES: [(&str, &str, &str); 5] = [
@@ -43,19 +43,23 @@ fn credential(name: &str, state: &str, dose: u32, id: u64) -> VaccinationCredent
 
 struct Case {
     doses: Vec<VaccinationCredential>,
-    qr: QrCode,
+    qr: ModuleMatrix,
 }
 
 fn cases(name: &str, state: &str, n: u64) -> Vec<Case> {
     (0..n)
         .map(|i| {
-            let payload: String = format!(
-                "{{\"certificateId\":\"{i}\",\"pad\":\"{}\"}}",
-                "x".repeat(700)
-            );
+            // A realistic ~800-byte DIVOC ZIP (a version-25-ish QR): varied text, not a
+            // run of one character that DEFLATE would shrink to nothing.
+            let pad: String = (0..90u64)
+                .map(|k| format!("{:x}-", (i * 131 + k).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+                .collect();
+            let payload = format!("{{\"certificateId\":\"{i}\",\"pad\":\"{pad}\"}}");
             Case {
                 doses: vec![credential(name, state, 1, i), credential(name, state, 2, i)],
-                qr: QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M).unwrap(),
+                qr: QrPayload::DivocZip(divoc_qr::zip_certificate(payload.as_bytes()))
+                    .to_matrix()
+                    .unwrap(),
             }
         })
         .collect()

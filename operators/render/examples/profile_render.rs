@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use divoc_credential::VaccinationCredential;
+use divoc_qr::QrPayload;
 use divoc_render::{RenderRequest, Renderer};
-use qrcode::{EcLevel, QrCode};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -14,7 +14,10 @@ fn main() {
     let config = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"));
     let loading = std::time::Instant::now();
     let renderer = Renderer::load(&config).unwrap();
-    println!("Renderer::load: {:.1} ms", loading.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "Renderer::load: {:.1} ms",
+        loading.elapsed().as_secs_f64() * 1000.0
+    );
     let v = serde_json::json!({
         "@context": ["https://www.w3.org/2018/credentials/v1", "https://cowin.gov.in/credentials/vaccination/v1"],
         "type": ["VerifiableCredential", "ProofOfVaccinationCredential"],
@@ -28,7 +31,9 @@ fn main() {
         "nonTransferable": "true"
     });
     let doses = vec![VaccinationCredential::from_json(&v).unwrap()];
-    let qr = QrCode::with_error_correction_level("x".repeat(750).as_bytes(), EcLevel::M).unwrap();
+    let qr = QrPayload::DivocZip(divoc_qr::zip_certificate("x".repeat(1400).as_bytes()))
+        .to_matrix()
+        .unwrap();
     let start = std::time::Instant::now();
     let mut bytes = 0;
     let mut last = Vec::new();

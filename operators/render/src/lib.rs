@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use divoc_credential::VaccinationCredential;
-use qrcode::QrCode;
+use divoc_qr::ModuleMatrix;
 
 pub use config::{Direction, LanguagesConfig, LayoutConfig, TemplateConfig};
 pub use error::RenderError;
@@ -60,7 +60,7 @@ pub struct RenderRequest<'a> {
     /// Index in `doses` of the certificate being printed.
     pub current: usize,
     /// The certificate's QR code.
-    pub qr: &'a QrCode,
+    pub qr: &'a ModuleMatrix,
 }
 
 /// A rendered PDF and what shaping reported.
@@ -186,6 +186,31 @@ impl Renderer {
     }
 
     /// Tenants and their languages.
+    /// Whether `tenant` has its own templates.
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains_key(tenant)
+    }
+
+    /// Checks that `tenant` has a template in `language` (an error lists what exists).
+    pub fn check_language(&self, tenant: &str, language: &str) -> Result<(), RenderError> {
+        let t = self
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| RenderError::UnknownTenant {
+                tenant: tenant.to_owned(),
+                available: list(self.tenants.keys()),
+            })?;
+        if t.templates.contains_key(language) {
+            Ok(())
+        } else {
+            Err(RenderError::UnknownLanguage {
+                tenant: tenant.to_owned(),
+                language: language.to_owned(),
+                available: list(t.templates.keys()),
+            })
+        }
+    }
+
     pub fn tenants(&self) -> BTreeMap<&str, Vec<&str>> {
         self.tenants
             .iter()

@@ -2,7 +2,7 @@
 
 use divoc_credential::credential::{Dose, Evidence};
 use divoc_credential::VaccinationCredential;
-use qrcode::{Color, QrCode};
+use divoc_qr::ModuleMatrix;
 
 use crate::config::Labels;
 use crate::fonts::Weight;
@@ -287,7 +287,7 @@ impl<'r> Painter<'r> {
     }
 
     /// Draws the whole certificate.
-    pub fn certificate(&mut self, t: &CertificateText, qr: &QrCode) {
+    pub fn certificate(&mut self, t: &CertificateText, qr: &ModuleMatrix) {
         let layout = &self.tenant.layout;
         let colors = self.tenant.colors;
         let labels: &Labels = &self.template.config.labels;
@@ -391,28 +391,14 @@ impl<'r> Painter<'r> {
 
         // QR: one rectangle per run of dark modules in a row.
         let q = layout.qr;
-        let width = qr.width();
-        let colors_qr = qr.to_colors();
+        let width = qr.width;
         let module = q.size / (width as f32 + 8.0);
         let qx = self.mx(q.x, q.size) + 4.0 * module;
         let qy = q.y + 4.0 * module;
         self.content.fill_color([0.0, 0.0, 0.0]);
         self.content.begin_grid(qx, qy, module);
-        for row in 0..width {
-            let cells = &colors_qr[row * width..(row + 1) * width];
-            let y = width - 1 - row;
-            let mut col = 0;
-            while col < width {
-                if cells[col] == Color::Dark {
-                    let start = col;
-                    while col < width && cells[col] == Color::Dark {
-                        col += 1;
-                    }
-                    self.content.grid_rect(start, y, col - start, 1);
-                } else {
-                    col += 1;
-                }
-            }
+        for run in qr.dark_runs() {
+            self.content.grid_rect(run.x, width - 1 - run.y, run.len, 1);
         }
         self.content.end_grid_fill();
         self.text(

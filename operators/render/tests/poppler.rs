@@ -81,7 +81,12 @@ fn render(r: &Renderer, lang: &str, name: &str) -> Vec<u8> {
 
 /// Renders page 1 at `dpi` and returns the PNG path.
 fn rasterize(pdf: &Path, dpi: u32) -> PathBuf {
-    let prefix = pdf.with_extension("");
+    rasterize_as(pdf, dpi, "")
+}
+
+fn rasterize_as(pdf: &Path, dpi: u32, suffix: &str) -> PathBuf {
+    let stem = pdf.with_extension("");
+    let prefix = PathBuf::from(format!("{}{suffix}", stem.display()));
     tool(
         "pdftoppm",
         &[
@@ -238,11 +243,22 @@ fn every_language_extracts_renders_and_scans() {
         assert!(boxes.is_empty(), "{lang}: .notdef boxes at {boxes:?}");
         std::fs::copy(&png, pages.join(format!("certificate-{lang}.png"))).unwrap();
 
-        let scanned = tool("zbarimg", &["--raw", "-q", png.to_str().unwrap()]).stdout;
-        assert_eq!(
-            String::from_utf8(scanned).unwrap().trim_end_matches('\n'),
-            qr_payload(),
-            "{lang}: QR"
+        // Scanned as a phone camera sees a print: 200 dpi.
+        let scan = rasterize_as(&pdf, 200, "scan");
+        let scanned = tool(
+            "zbarimg",
+            &[
+                "--raw",
+                "-q",
+                "--oneshot",
+                "-Sbinary",
+                scan.to_str().unwrap(),
+            ],
+        )
+        .stdout;
+        assert!(
+            scanned == qr_payload(),
+            "{lang}: QR does not scan to the exact DIVOC ZIP payload"
         );
     }
 }
@@ -345,9 +361,20 @@ fn six_doses_fit_above_the_qr_and_all_extract() {
     }
     let png = rasterize(&pdf, 100);
     std::fs::copy(&png, "/tmp/render-pages/certificate-en-six-doses.png").unwrap();
-    let scanned = tool("zbarimg", &["--raw", "-q", png.to_str().unwrap()]).stdout;
-    assert_eq!(
-        String::from_utf8(scanned).unwrap().trim_end_matches('\n'),
-        qr_payload()
+    let scan = rasterize_as(&pdf, 200, "scan");
+    let scanned = tool(
+        "zbarimg",
+        &[
+            "--raw",
+            "-q",
+            "--oneshot",
+            "-Sbinary",
+            scan.to_str().unwrap(),
+        ],
+    )
+    .stdout;
+    assert!(
+        scanned == qr_payload(),
+        "six doses: QR does not scan to the exact payload"
     );
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use divoc_credential::VaccinationCredential;
+use divoc_qr::{ModuleMatrix, QrPayload};
 use divoc_render::Renderer;
-use qrcode::{EcLevel, QrCode};
 
 /// The shipped config directory.
 pub fn config_dir() -> PathBuf {
@@ -70,19 +70,23 @@ pub fn doses(name: &str, state: &str) -> Vec<VaccinationCredential> {
     ]
 }
 
-/// A QR payload of realistic size (DIVOC puts ~700-900 bytes in it).
-pub fn qr_payload() -> String {
+/// A real DIVOC QR payload: the ZIP of a signed-credential-sized JSON document (DIVOC's are
+/// ~700-1000 bytes).
+pub fn qr_payload() -> Vec<u8> {
     let mut s = String::from("{\"certificateId\":\"281740953215\",\"demo\":\"");
-    while s.len() < 700 {
-        s.push_str("divoc-render-qr-check-");
+    let mut i = 0u64;
+    while s.len() < 1400 {
+        // Varied text so DEFLATE leaves a realistic ~800-byte archive.
+        s.push_str(&format!("{:x}-", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        i += 1;
     }
     s.push_str("\"}");
-    s
+    divoc_qr::zip_certificate(s.as_bytes())
 }
 
-/// The QR of [`qr_payload`], byte mode, ECC M like DIVOC.
-pub fn qr() -> QrCode {
-    QrCode::with_error_correction_level(qr_payload().as_bytes(), EcLevel::M).unwrap()
+/// The QR of [`qr_payload`]: byte mode, ECC M, as DIVOC prints it.
+pub fn qr() -> ModuleMatrix {
+    QrPayload::DivocZip(qr_payload()).to_matrix().unwrap()
 }
 
 /// Recipient names in every script, with the language whose template they suit.

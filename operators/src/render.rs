@@ -1,0 +1,263 @@
+//! `render`: a printable PDF certificate per signed credential, written to the object store.
+//!
+//! Rows pass through unchanged plus a `pdf_key` column naming the object
+//! (`<prefix>/tenant=<t>/<certificate id>.pdf`). PDFs are rendered on rayon over the batch and
+//! written at once without per-file fsync; at the epoch barrier every file of the epoch is
+//! fsynced before the checkpoint commits. Rendering is deterministic (no clock, content-hashed
+//! document id), so a replay rewrites byte-identical objects under the same keys.
+//!
+//! The dose history printed is what this batch holds for the beneficiary (the certificate itself
+//! plus its other doses in the same batch); the download API prints the full history from the
+//! store. A row whose PDF cannot be rendered keeps flowing (the certificate is valid) with a null
+//! `pdf_key`, counted in the log by reason, so no certificate is lost to a rendering problem.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use divoc_credential::VaccinationCredential;
+use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
+use divoc_pipeline::operator::{EpochOutput, Operator, Processed};
+use divoc_pipeline::parquet_out::sanitize_partition_value;
+use divoc_pipeline::schema;
+use divoc_pipeline::storage::Storage;
+use divoc_pipeline::EngineError;
+use divoc_render::{RenderRequest, Renderer};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::qr_payload::QR_PAYLOAD;
+use crate::sign::CREDENTIAL;
+
+/// Column naming the PDF object of each row (null when rendering failed).
+pub const PDF_KEY: &str = "pdf_key";
+
+/// Options of a `render` node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    /// Directory holding `fonts/`, `templates/<tenant>/`, `languages.toml` and `assets/`
+    /// (relative to the pipeline file; the shipped `config/` directory by default).
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
+    /// Print every certificate in this language; by default the recipient's state chooses.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Template tenant for tenants without their own templates directory.
+    #[serde(default = "default_template_tenant")]
+    pub fallback_template: String,
+    /// Key prefix of the PDFs.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_templates() -> PathBuf {
+    PathBuf::from(".")
+}
+fn default_template_tenant() -> String {
+    "default".into()
+}
+fn default_prefix() -> String {
+    "certificates/pdf".into()
+}
+
+impl Component for RenderConfig {
+    const KIND: &'static str = "render";
+    const ROLE: Role = Role::Operator;
+    const ABOUT: &'static str =
+        "renders a PDF certificate per signed credential into the object store (needs sign and qr_payload upstream)";
+
+    fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
+        let dir = ctx.resolve(&self.templates);
+        if !dir.join("templates").is_dir() || !dir.join("fonts").is_dir() {
+            return Err(ConfigIssue::new(
+                "templates",
+                format!("{} has no templates/ and fonts/ directories", dir.display()),
+                "point it at the shipped config/ directory (templates = \".\" from config/*.toml)",
+            ));
+        }
+        let p = &self.prefix;
+        if p.is_empty() || p.starts_with('/') || p.ends_with('/') || p.contains("..") {
+            return Err(ConfigIssue::new(
+                "prefix",
+                format!("{p:?} is not a clean relative key prefix"),
+                "use e.g. prefix = \"certificates/pdf\"",
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
+        let dir = ctx.resolve(&self.templates);
+        let renderer = Renderer::load(&dir)
+            .map_err(|e| EngineError::Config(format!("render templates {}: {e}", dir.display())))?;
+        if let Some(lang) = &self.language {
+            renderer
+                .check_language(&self.fallback_template, lang)
+                .map_err(|e| EngineError::Config(format!("render.language: {e}")))?;
+        }
+        Ok(BuiltNode::Operator(Box::new(Render {
+            renderer: Arc::new(renderer),
+            storage: ctx.storage.clone(),
+            cfg: self,
+            pending: Vec::new(),
+        })))
+    }
+}
+
+pub struct Render {
+    renderer: Arc<Renderer>,
+    storage: Storage,
+    cfg: RenderConfig,
+    /// Keys written since the last barrier, fsynced there.
+    pending: Vec<String>,
+}
+
+struct Row {
+    tenant: String,
+    pre: String,
+    certificate_id: String,
+    credential: Option<VaccinationCredential>,
+    qr: Vec<u8>,
+}
+
+impl Render {
+    fn template_tenant<'a>(&'a self, tenant: &'a str) -> &'a str {
+        if self.renderer.has_tenant(tenant) {
+            tenant
+        } else {
+            &self.cfg.fallback_template
+        }
+    }
+
+    fn render_row(&self, row: &Row, history: &[&VaccinationCredential]) -> Result<Vec<u8>, String> {
+        let cred = row
+            .credential
+            .as_ref()
+            .ok_or_else(|| "credential is not a DIVOC credential".to_owned())?;
+        let matrix = divoc_qr::QrPayload::DivocZip(row.qr.clone())
+            .to_matrix()
+            .map_err(|e| e.to_string())?;
+        let mut doses: Vec<VaccinationCredential> = history.iter().map(|c| (*c).clone()).collect();
+        let current = doses.iter().position(|c| c == cred).unwrap_or_else(|| {
+            doses.push(cred.clone());
+            doses.len() - 1
+        });
+        let rendered = self
+            .renderer
+            .render(&RenderRequest {
+                tenant: self.template_tenant(&row.tenant),
+                language: self.cfg.language.as_deref(),
+                doses: &doses,
+                current,
+                qr: &matrix,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(rendered)
+    }
+}
+
+impl Operator for Render {
+    fn process(&mut self, batch: RecordBatch, _stage: &str) -> Result<Processed, EngineError> {
+        let text = |name: &str| -> Result<&arrow::array::StringArray, EngineError> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| {
+                    EngineError::Schema(format!(
+                        "render needs Utf8 column {name} (put sign and qr_payload before it)"
+                    ))
+                })
+        };
+        let tenant = text(schema::TENANT)?;
+        let pre = text(schema::PRE_ENROLLMENT_CODE)?;
+        let ids = text(schema::CERTIFICATE_ID)?;
+        let creds = text(CREDENTIAL)?;
+        let qr = batch
+            .column_by_name(QR_PAYLOAD)
+            .and_then(|c| c.as_binary_opt::<i32>())
+            .ok_or_else(|| EngineError::Schema("render needs the qr_payload column".into()))?;
+        let rows: Vec<Row> = (0..batch.num_rows())
+            .into_par_iter()
+            .map(|i| Row {
+                tenant: tenant.value(i).to_owned(),
+                pre: pre.value(i).to_owned(),
+                certificate_id: ids.value(i).to_owned(),
+                credential: serde_json::from_str(creds.value(i))
+                    .ok()
+                    .and_then(|v| VaccinationCredential::from_json(&v).ok()),
+                qr: qr.value(i).to_vec(),
+            })
+            .collect();
+        let mut history: HashMap<(&str, &str), Vec<&VaccinationCredential>> = HashMap::new();
+        for r in &rows {
+            if let Some(c) = &r.credential {
+                history.entry((&r.tenant, &r.pre)).or_default().push(c);
+            }
+        }
+        let outcomes: Vec<Result<(String, Bytes), String>> = rows
+            .par_iter()
+            .map(|r| {
+                let doses = history
+                    .get(&(r.tenant.as_str(), r.pre.as_str()))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let pdf = self.render_row(r, doses)?;
+                let key = format!(
+                    "{}/tenant={}/{}.pdf",
+                    self.cfg.prefix,
+                    sanitize_partition_value(&r.tenant),
+                    sanitize_partition_value(&r.certificate_id)
+                );
+                Ok((key, Bytes::from(pdf)))
+            })
+            .collect();
+        let mut keys = StringBuilder::with_capacity(rows.len(), rows.len() * 48);
+        let mut writes = Vec::with_capacity(rows.len());
+        let mut failures: HashMap<String, u64> = HashMap::new();
+        for o in outcomes {
+            match o {
+                Ok((key, pdf)) => {
+                    keys.append_value(&key);
+                    writes.push((key, pdf));
+                }
+                Err(reason) => {
+                    keys.append_null();
+                    *failures.entry(reason).or_default() += 1;
+                }
+            }
+        }
+        for (reason, n) in failures {
+            tracing::warn!(count = n, %reason, "render: PDFs not rendered; certificates pass on without pdf_key");
+        }
+        self.pending.extend(writes.iter().map(|(k, _)| k.clone()));
+        self.storage.put_many_unsynced(writes)?;
+        let output = append_column(&batch, Arc::new(keys.finish()))?;
+        Ok(Processed {
+            output,
+            dead_letters: None,
+        })
+    }
+
+    fn on_barrier(&mut self, _epoch: u64) -> Result<EpochOutput, EngineError> {
+        let keys = std::mem::take(&mut self.pending);
+        self.storage.sync_keys(&keys)?;
+        Ok(EpochOutput {
+            objects: Vec::new(),
+            rows: keys.len() as u64,
+        })
+    }
+}
+
+fn append_column(batch: &RecordBatch, column: Arc<dyn Array>) -> Result<RecordBatch, EngineError> {
+    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(PDF_KEY, DataType::Utf8, true)));
+    let mut columns = batch.columns().to_vec();
+    columns.push(column);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| EngineError::Schema(format!("render output: {e}")))
+}

@@ -1,0 +1,333 @@
+//! HTTP handlers of the download API.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::events::DownloadEvent;
+use super::formats::{Format, FormatError, FormatQuery};
+use super::index::StoredCertificate;
+use super::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/certificate/api/v1/dsc.pem", get(dsc))
+        .route("/certificate/api/certificatePDF/{code}", get(pdf_by_code))
+        .route("/certificate/api/v1/certificates", get(list_by_code))
+        .route(
+            "/certificate/api/v1/certificates/{id}/{format}",
+            get(download),
+        )
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }),
+    )
+        .into_response()
+}
+
+/// Constant-time comparison, so response timing does not reveal how much of a token matched.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(error(
+            401,
+            "UNAUTHORIZED",
+            "missing Authorization: Bearer <token>",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    state
+        .tokens
+        .iter()
+        .find(|(t, _)| same_secret(t, token))
+        .map(|(_, tenant)| tenant.clone())
+        .ok_or_else(|| error(401, "UNAUTHORIZED", "unknown bearer token"))
+}
+
+fn query_or_error(q: Result<Query<FormatQuery>, QueryRejection>) -> Result<FormatQuery, Response> {
+    q.map(|Query(q)| q).map_err(|e| {
+        error(
+            400,
+            "BAD_QUERY",
+            format!(
+                "{}; accepted parameters: language, fn, fnt, gn, gnt, dob",
+                e.body_text()
+            ),
+        )
+    })
+}
+
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    match &state.jwks {
+        Some(j) => ([(header::CONTENT_TYPE, "application/json")], j.clone()).into_response(),
+        None => error(
+            404,
+            "SHC_NOT_CONFIGURED",
+            "this server issues no SMART Health Cards",
+        ),
+    }
+}
+
+async fn dsc(State(state): State<Arc<AppState>>) -> Response {
+    match &state.dsc_pem {
+        Some(p) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            p.clone(),
+        )
+            .into_response(),
+        None => error(404, "DCC_NOT_CONFIGURED", "this server issues no EU DCCs"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(rename = "preEnrollmentCode")]
+    pre_enrollment_code: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    certificate_id: String,
+    dose: i64,
+    links: Vec<String>,
+}
+
+async fn list_by_code(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let tenant = match tenant_of(&state, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Ok(Query(q)) = q else {
+        return error(400, "BAD_QUERY", "pass ?preEnrollmentCode=<code>");
+    };
+    let doses = match state.index.read() {
+        Ok(i) => i.doses(&tenant, &q.pre_enrollment_code),
+        Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
+    };
+    if doses.is_empty() {
+        return error(
+            404,
+            "NOT_FOUND",
+            "no certificate for this preEnrollmentCode",
+        );
+    }
+    let listed: Vec<Listed> = doses
+        .iter()
+        .map(|d| Listed {
+            certificate_id: d.certificate_id.clone(),
+            dose: d.dose,
+            links: Format::ALL
+                .iter()
+                .map(|(n, _)| format!("/certificate/api/v1/certificates/{}/{n}", d.certificate_id))
+                .collect(),
+        })
+        .collect();
+    Json(listed).into_response()
+}
+
+async fn pdf_by_code(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    q: Result<Query<FormatQuery>, QueryRejection>,
+) -> Response {
+    let tenant = match tenant_of(&state, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let query = match query_or_error(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let doses = match state.index.read() {
+        Ok(i) => i.doses(&tenant, &code),
+        Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
+    };
+    // The latest dose's certificate, with the full history printed on it.
+    let Some(cert) = doses.last().cloned() else {
+        record(&state, &tenant, None, Format::Pdf, &query, 404, 0);
+        return error(
+            404,
+            "NOT_FOUND",
+            "no certificate for this preEnrollmentCode",
+        );
+    };
+    serve_format(state, tenant, cert, doses, Format::Pdf, query).await
+}
+
+async fn download(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((id, format)): Path<(String, String)>,
+    q: Result<Query<FormatQuery>, QueryRejection>,
+) -> Response {
+    let tenant = match tenant_of(&state, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let query = match query_or_error(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let Some(fmt) = Format::parse(&format) else {
+        let names: Vec<&str> = Format::ALL.iter().map(|(n, _)| *n).collect();
+        return error(
+            404,
+            "UNKNOWN_FORMAT",
+            format!("unknown format {format:?}; use one of {}", names.join(", ")),
+        );
+    };
+    let (cert, doses) = match state.index.read() {
+        Ok(i) => match i.by_id(&id) {
+            // Another tenant's certificate is as absent as a missing one.
+            Some(c) if c.tenant == tenant => {
+                let d = i.doses(&tenant, &c.pre_enrollment_code);
+                (c, d)
+            }
+            _ => {
+                drop(i);
+                record(&state, &tenant, None, fmt, &query, 404, 0);
+                return error(404, "NOT_FOUND", "no such certificate");
+            }
+        },
+        Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
+    };
+    serve_format(state, tenant, cert, doses, fmt, query).await
+}
+
+async fn serve_format(
+    state: Arc<AppState>,
+    tenant: String,
+    cert: Arc<StoredCertificate>,
+    doses: Vec<Arc<StoredCertificate>>,
+    fmt: Format,
+    query: FormatQuery,
+) -> Response {
+    let worker = state.clone();
+    let q = query.clone();
+    let c = cert.clone();
+    let now = chrono::Utc::now().timestamp();
+    // Rendering and signing are CPU work: keep them off the I/O threads.
+    let produced =
+        tokio::task::spawn_blocking(move || worker.formats.produce(fmt, &c, &doses, &q, now)).await;
+    let result = match produced {
+        Ok(r) => r,
+        Err(_) => Err(FormatError {
+            status: 500,
+            code: "FORMAT_FAILED",
+            message: "the format worker stopped".into(),
+        }),
+    };
+    match result {
+        Ok((body, language)) => {
+            record(
+                &state,
+                &tenant,
+                Some(&cert.certificate_id),
+                fmt,
+                &FormatQuery {
+                    language: language.clone().or(query.language.clone()),
+                    ..Default::default()
+                },
+                200,
+                body.len() as u64,
+            );
+            let mut resp = body.into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(fmt.content_type()),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "inline; filename=\"{}.{}\"",
+                cert.certificate_id,
+                fmt.name()
+            )) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            if let Some(l) = language.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                h.insert(header::CONTENT_LANGUAGE, l);
+            }
+            resp
+        }
+        Err(e) => {
+            record(
+                &state,
+                &tenant,
+                Some(&cert.certificate_id),
+                fmt,
+                &query,
+                e.status,
+                0,
+            );
+            error(e.status, e.code, e.message)
+        }
+    }
+}
+
+fn record(
+    state: &AppState,
+    tenant: &str,
+    certificate_id: Option<&str>,
+    fmt: Format,
+    query: &FormatQuery,
+    status: u16,
+    bytes: u64,
+) {
+    state.log.record(DownloadEvent {
+        time_ms: chrono::Utc::now().timestamp_millis(),
+        tenant: tenant.to_owned(),
+        certificate_id: certificate_id.map(str::to_owned),
+        format: fmt.name().to_owned(),
+        language: query.language.clone(),
+        status,
+        bytes,
+    });
+}
