@@ -163,6 +163,15 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
             }
         }
     }
+    let config_dir = opts.config.parent().unwrap_or(Path::new("."));
+    if let Err(e) = crate::demo_formats::write_samples(
+        config_dir,
+        &dir.join("out").display().to_string(),
+        &storage,
+        &dir.join("sample"),
+    ) {
+        println!("\ninternational formats skipped: {e:#}");
+    }
     println!("\noutput:");
     println!(
         "  accepted events (Parquet): {}/accepted/tenant=<t>/date=<d>/part-<epoch>.parquet",

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod demo_formats;
 pub mod download;
 pub mod keys;
 pub mod serve;

@@ -185,3 +185,14 @@ impl CertificateIndex {
         self.by_id.extend(newer.by_id);
     }
 }
+
+impl CertificateIndex {
+    /// A certificate of the beneficiary with the most doses (ties: smallest id), for samples.
+    pub fn most_doses(&self) -> Option<Arc<StoredCertificate>> {
+        let (key, _) = self
+            .by_beneficiary
+            .iter()
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))?;
+        self.doses(&key.0, &key.1).last().cloned()
+    }
+}
