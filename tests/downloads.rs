@@ -1,0 +1,1136 @@
+//! Certificate downloads end to end, checked by independent tools:
+//! - `divoc keys` writes private keys with mode 0600 and never overwrites them;
+//! - the `render` node publishes one PDF per certificate (poppler's pdftotext reads the id), and a
+//!   replay in a fresh directory with the same key and input writes byte-identical PDFs;
+//! - `divoc serve` answers every format from the published store: PDFs in five languages
+//!   (pdftotext, pdffonts), QR images (zbarimg), the signed credential, EU DCC (pycose via
+//!   tests/interop/verify_dcc.py), SMART Health Cards (jwcrypto via verify_shc.py), FHIR/DDCC
+//!   bundles (fhir.resources via validate_fhir.py); bearer tokens isolate tenants;
+//! - SIGTERM stops it cleanly and every download answer is in the analytics Parquet, without names.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int64Type, UInt16Type};
+use common::*;
+
+const TOOLS: &str =
+    "needs poppler-utils, zbar-tools, pycose, jwcrypto; tests/run-all.sh installs them";
+const DEFAULT_TOKEN: &str = "tenant-default-token-0001";
+const OTHER_TOKEN: &str = "tenant-other-token-000002";
+const LANGUAGES: [&str; 4] = ["hi", "ta", "bn", "ur"];
+
+// ---------------------------------------------------------------------------------------------
+// External tools: each one fails the test loudly when it is missing.
+
+fn tool(name: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name} ({e}); {TOOLS}"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn python(script: &str, args: &[&Path]) -> String {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/interop").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {TOOLS}"));
+    assert!(
+        out.status.success(),
+        "{script} failed (missing Python module? {TOOLS}):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pdf_text(pdf: &Path) -> String {
+    normalize(
+        &String::from_utf8(tool("pdftotext", &["-layout", pdf.to_str().unwrap(), "-"])).unwrap(),
+    )
+}
+
+/// Whitespace-collapsed text without bidi controls; poppler drops the space where right-to-left
+/// text meets digits or Latin, so such boundaries compare without it.
+fn normalize(s: &str) -> String {
+    let is_rtl = |c: char| matches!(c, '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}');
+    let visible: String = s
+        .chars()
+        .filter(|c| !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .collect();
+    let mut out = String::new();
+    for w in visible.split_whitespace() {
+        let joins = match (out.chars().last(), w.chars().next()) {
+            (Some(a), Some(b)) => {
+                is_rtl(a) != is_rtl(b) && a.is_alphanumeric() && b.is_alphanumeric()
+            }
+            _ => true,
+        };
+        if !joins {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// Every font of the PDF is embedded and subset (pdffonts' emb/sub columns).
+fn assert_fonts_embedded_subset(pdf: &Path) {
+    let fonts = String::from_utf8(tool("pdffonts", &[pdf.to_str().unwrap()])).unwrap();
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!rows.is_empty(), "{}: no fonts\n{fonts}", pdf.display());
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!(cols.len() >= 7, "unexpected pdffonts row {row:?}");
+        let (name, emb_sub) = (cols[0], &cols[cols.len() - 5..cols.len() - 3]);
+        assert!(name.contains('+'), "font {name} has no subset tag: {row}");
+        assert_eq!(emb_sub, ["yes", "yes"], "font not embedded+subset: {row}");
+    }
+}
+
+fn zbar(png: &Path) -> Vec<u8> {
+    tool(
+        "zbarimg",
+        &[
+            "--raw",
+            "-q",
+            "--oneshot",
+            "-Sbinary",
+            png.to_str().unwrap(),
+        ],
+    )
+}
+
+fn zbar_text(png: &Path) -> String {
+    String::from_utf8(tool(
+        "zbarimg",
+        &["--raw", "-q", "--oneshot", png.to_str().unwrap()],
+    ))
+    .unwrap()
+    .trim_end()
+    .to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario set-up: keys, pipeline, published rows.
+
+fn run_ok(args: &[&str]) -> String {
+    let out = divoc(args);
+    assert!(
+        out.status.success(),
+        "divoc {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// issuer, DSC and SHC keys under `dir/keys`; asserts they are private and never overwritten.
+fn create_keys(dir: &Path) {
+    let keys = dir.join("keys");
+    let (issuer, dsc_key, dsc, shc) = (
+        keys.join("issuer.json"),
+        keys.join("dsc-key.pem"),
+        keys.join("dsc.pem"),
+        keys.join("shc.jwk.json"),
+    );
+    run_ok(&[
+        "keys",
+        "generate",
+        "--out",
+        &p(&issuer),
+        "--issuer",
+        "https://issuer.test",
+    ]);
+    run_ok(&["keys", "dsc", "--key-out", &p(&dsc_key), "--out", &p(&dsc)]);
+    let shc_out = run_ok(&["keys", "shc", "--out", &p(&shc)]);
+    for private in [&issuer, &dsc_key, &shc] {
+        assert_eq!(
+            mode(private),
+            0o600,
+            "{} must be mode 0600",
+            private.display()
+        );
+    }
+    let secret = std::fs::read(&shc).unwrap();
+    assert!(
+        !shc_out.contains(&String::from_utf8_lossy(&secret).to_string()),
+        "keys shc must not print the private JWK"
+    );
+    let before: Vec<Vec<u8>> = [&dsc_key, &dsc, &shc]
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    let again = divoc(&["keys", "dsc", "--key-out", &p(&dsc_key), "--out", &p(&dsc)]);
+    assert!(
+        !again.status.success(),
+        "keys dsc over existing files must fail"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "names the reason: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // Only the certificate exists at a new key path: still refused (no half-overwritten pair).
+    let again = divoc(&[
+        "keys",
+        "dsc",
+        "--key-out",
+        &p(&keys.join("new-key.pem")),
+        "--out",
+        &p(&dsc),
+    ]);
+    assert!(
+        !again.status.success(),
+        "keys dsc over an existing certificate must fail"
+    );
+    assert!(
+        !keys.join("new-key.pem").exists(),
+        "a refused keys dsc writes nothing"
+    );
+    let again = divoc(&["keys", "shc", "--out", &p(&shc)]);
+    assert!(
+        !again.status.success(),
+        "keys shc over an existing key must fail"
+    );
+    let after: Vec<Vec<u8>> = [&dsc_key, &dsc, &shc]
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert_eq!(
+        before, after,
+        "refused key commands leave the files untouched"
+    );
+}
+
+fn write_pipeline(dir: &Path) -> PathBuf {
+    let config = repo().join("config");
+    let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let text = format!(
+        r#"[pipeline]
+batch_size = 4096
+linger_ms = 20
+checkpoint_interval_ms = 2000
+
+[storage]
+url = {out}
+state_dir = {state}
+
+[metrics]
+listen = ""
+
+[nodes.input]
+kind = "file_source"
+path = {input}
+tenant = "default"
+
+[nodes.validate]
+kind = "validate"
+catalogue = {catalogue}
+
+[nodes.dedupe]
+kind = "dedupe"
+id_namespace = 1
+
+[nodes.sign]
+kind = "sign"
+key_file = {key}
+catalogue = {catalogue}
+
+[nodes.qr_payload]
+kind = "qr_payload"
+
+[nodes.render]
+kind = "render"
+templates = {templates}
+
+[nodes.publish]
+kind = "publish"
+prefix = "accepted"
+
+[[edges]]
+from = "input"
+to = "validate"
+
+[[edges]]
+from = "validate"
+to = "dedupe"
+
+[[edges]]
+from = "dedupe"
+to = "sign"
+
+[[edges]]
+from = "sign"
+to = "qr_payload"
+
+[[edges]]
+from = "qr_payload"
+to = "render"
+
+[[edges]]
+from = "render"
+to = "publish"
+"#,
+        out = q(&dir.join("out")),
+        state = q(&dir.join("state")),
+        input = q(&dir.join("input")),
+        catalogue = q(&config.join("vaccines.toml")),
+        key = q(&dir.join("keys/issuer.json")),
+        templates = q(&config),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One published certificate, as the pipeline wrote it.
+#[derive(Debug, Clone)]
+struct Published {
+    tenant: String,
+    id: String,
+    pre: String,
+    dose: i64,
+    name: String,
+    credential: String,
+    qr: Vec<u8>,
+    pdf_key: Option<String>,
+}
+
+fn published(dir: &Path) -> Vec<Published> {
+    let batches = read_output(&dir.join("out"), "accepted");
+    let mut rows = Vec::new();
+    for b in &batches {
+        let s = |n: &str| {
+            b.column_by_name(n)
+                .unwrap_or_else(|| panic!("no column {n}"))
+                .as_string::<i32>()
+                .clone()
+        };
+        let (tenant, id, pre, name, cred, pdf) = (
+            s("tenant"),
+            s("certificate_id"),
+            s("pre_enrollment_code"),
+            s("recipient_name"),
+            s("credential"),
+            s("pdf_key"),
+        );
+        let dose = b
+            .column_by_name("dose")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let qr = b
+            .column_by_name("qr_payload")
+            .unwrap()
+            .as_binary::<i32>()
+            .clone();
+        for i in 0..b.num_rows() {
+            rows.push(Published {
+                tenant: tenant.value(i).to_owned(),
+                id: id.value(i).to_owned(),
+                pre: pre.value(i).to_owned(),
+                dose: dose.value(i),
+                name: name.value(i).to_owned(),
+                credential: cred.value(i).to_owned(),
+                qr: qr.value(i).to_vec(),
+                pdf_key: (!pdf.is_null(i)).then(|| pdf.value(i).to_owned()),
+            });
+        }
+    }
+    rows
+}
+
+/// Generates the input, creates the keys (or copies `issuer_from`'s issuer key and input, keeping
+/// the input's mtime: it is the ingest time the validator and the credentials are dated by) and
+/// runs the render pipeline; returns the run summary.
+fn pipeline_in(dir: &Path, from: Option<&Path>) -> String {
+    let input = dir.join("input/e.ndjson");
+    std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+    match from {
+        None => {
+            let summary = gen(&input, 300, 9, 0.0, 0.0);
+            assert_eq!(gen_counts(&summary), (300, 300, 0, 0), "{summary}");
+            create_keys(dir);
+        }
+        Some(src) => {
+            std::fs::create_dir_all(dir.join("keys")).unwrap();
+            std::fs::copy(src.join("keys/issuer.json"), dir.join("keys/issuer.json")).unwrap();
+            let original = src.join("input/e.ndjson");
+            std::fs::copy(&original, &input).unwrap();
+            let mtime = std::fs::metadata(&original).unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&input)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+        }
+    }
+    let config = write_pipeline(dir);
+    let out = divoc(&["run", "--config", &p(&config)]);
+    assert!(
+        out.status.success(),
+        "divoc run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn summary_count(summary: &str, label: &str) -> Option<u64> {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+fn pdf_objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let root = dir.join("out");
+    let mut found = BTreeMap::new();
+    let mut stack = vec![root.join("certificates")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "pdf") {
+                let key = path.strip_prefix(&root).unwrap().display().to_string();
+                found.insert(key, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+#[ignore = "needs poppler-utils, zbar-tools, pycose, jwcrypto; tests/run-all.sh installs them"]
+fn rendered_pdfs_are_published_and_replay_byte_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    let summary = pipeline_in(&first, None);
+    let rows = published(&first);
+    assert_eq!(
+        rows.len(),
+        300,
+        "every valid event is published once: {summary}"
+    );
+    let mut defects = Vec::new();
+    if summary_count(&summary, "accepted (published):") != Some(rows.len() as u64) {
+        defects.push(format!(
+            "run summary must report {} published certificates (the render node's PDFs are not certificates):\n{summary}",
+            rows.len()
+        ));
+    }
+    let objects = pdf_objects(&first);
+    for r in &rows {
+        let key = r
+            .pdf_key
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: pdf_key is null", r.id));
+        assert!(
+            objects.contains_key(key),
+            "{}: pdf_key {key} names no object",
+            r.id
+        );
+        assert!(objects[key].starts_with(b"%PDF-"), "{key} is not a PDF");
+    }
+    assert_eq!(
+        objects.len(),
+        rows.len(),
+        "one PDF per certificate, nothing else"
+    );
+    for r in rows.iter().step_by(60) {
+        let text = pdf_text(&first.join("out").join(r.pdf_key.as_ref().unwrap()));
+        assert!(
+            text.contains(&r.id),
+            "{}: certificate id not in the PDF text:\n{text}",
+            r.id
+        );
+    }
+
+    pipeline_in(&second, Some(&first));
+    let replayed = pdf_objects(&second);
+    assert_eq!(
+        replayed.keys().collect::<Vec<_>>(),
+        objects.keys().collect::<Vec<_>>(),
+        "a replay writes the same PDF keys"
+    );
+    let differing: Vec<&String> = objects
+        .iter()
+        .filter(|(k, v)| replayed[*k] != **v)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "PDFs differ between identical runs: {differing:?}"
+    );
+    assert!(
+        defects.is_empty(),
+        "product defects:\n{}",
+        defects.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The download server.
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = std::str::from_utf8(&raw[..line_end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// One GET on a fresh connection.
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut resp = Response {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    };
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        resp.body = dechunk(&resp.body);
+    }
+    resp
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn write_serve(dir: &Path, port: u16) -> PathBuf {
+    let config = repo().join("config");
+    let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let keys = dir.join("keys");
+    let text = format!(
+        r#"listen = "127.0.0.1:{port}"
+storage_url = {store}
+refresh_interval_ms = 500
+events_flush_interval_ms = 600000
+tokens = [{{ token = "{DEFAULT_TOKEN}", tenant = "default" }}, {{ token = "{OTHER_TOKEN}", tenant = "other" }}]
+templates = {templates}
+fhir_codes = {codes}
+
+[dcc]
+certificate = {dsc}
+key = {dsc_key}
+valuesets = {valuesets}
+
+[shc]
+key = {shc}
+issuer = "https://issuer.test/shc"
+codes = {codes}
+"#,
+        store = q(&dir.join("out")),
+        templates = q(&config),
+        codes = q(&config.join("shc-codes.toml")),
+        valuesets = q(&config.join("dcc-valuesets.toml")),
+        dsc = q(&keys.join("dsc.pem")),
+        dsc_key = q(&keys.join("dsc-key.pem")),
+        shc = q(&keys.join("shc.jwk.json")),
+    );
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_server(config: &Path) -> (Server, SocketAddr) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--config", &p(config)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the readiness line (stdout), which names the address.
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdout.read(&mut byte) {
+            seen.push(byte[0]);
+            if byte[0] == b'\n' {
+                let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
+                seen.clear();
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("serving certificate downloads on http://") {
+                    let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    return (Server { child }, addr);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "divoc serve did not start: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+fn stop_server(mut s: Server) {
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let child = std::mem::replace(&mut s.child, Command::new("true").spawn().unwrap());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "divoc serve must exit 0 after SIGTERM: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Requests to download routes, and what the analytics log must hold for each.
+#[derive(Default)]
+struct Downloads {
+    expected: Vec<(String, Option<String>, String, u16)>,
+}
+
+impl Downloads {
+    /// GET a download route and remember the event it must produce.
+    fn get(
+        &mut self,
+        addr: SocketAddr,
+        token: &str,
+        path: &str,
+        event: (Option<&str>, &str),
+    ) -> Response {
+        let r = get(addr, path, Some(token));
+        let tenant = if token == DEFAULT_TOKEN {
+            "default"
+        } else {
+            "other"
+        };
+        self.expected.push((
+            tenant.to_owned(),
+            event.0.map(str::to_owned),
+            event.1.to_owned(),
+            r.status,
+        ));
+        r
+    }
+}
+
+fn cert_path(id: &str, format: &str) -> String {
+    format!("/certificate/api/v1/certificates/{id}/{format}")
+}
+
+fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn template_title(lang: &str) -> String {
+    let path = repo().join(format!("config/templates/default/{lang}.toml"));
+    let doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    doc["labels"]["title"].as_str().unwrap().to_owned()
+}
+
+fn is_latin(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '.' || c == '\'' || c == '-')
+}
+
+fn shc_digits_to_jws(qr: &str) -> String {
+    let digits = qr
+        .strip_prefix("shc:/")
+        .unwrap_or_else(|| panic!("not shc:/ {qr}"));
+    assert!(
+        digits.len() % 2 == 0 && digits.bytes().all(|b| b.is_ascii_digit()),
+        "shc digits: {qr}"
+    );
+    digits
+        .as_bytes()
+        .chunks(2)
+        .map(|d| char::from(((d[0] - b'0') * 10 + (d[1] - b'0')) + 45))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs poppler-utils, zbar-tools, pycose, jwcrypto; tests/run-all.sh installs them"]
+fn download_api_serves_every_format_to_independent_verifiers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let work = dir.join("downloads");
+    std::fs::create_dir_all(&work).unwrap();
+    pipeline_in(dir, None);
+    let rows = published(dir);
+    assert_eq!(rows.len(), 300);
+
+    // A beneficiary with several doses and a Latin-script name, and one with a non-Latin name.
+    let mut by_pre: BTreeMap<&str, Vec<&Published>> = BTreeMap::new();
+    for r in &rows {
+        by_pre.entry(&r.pre).or_default().push(r);
+    }
+    let (pre, doses) = by_pre
+        .iter()
+        .find(|(_, d)| d.len() >= 2 && is_latin(&d[0].name))
+        .expect("the generator makes some multi-dose beneficiaries with Latin names");
+    let mut doses: Vec<&Published> = doses.clone();
+    doses.sort_by_key(|d| d.dose);
+    let cert = doses[0];
+    let latest = doses[doses.len() - 1];
+    let devanagari = rows
+        .iter()
+        .find(|r| {
+            r.name
+                .chars()
+                .any(|c| ('\u{0900}'..='\u{097F}').contains(&c))
+        })
+        .expect("the generator makes Devanagari names");
+
+    let (server, addr) = start_server(&write_serve(dir, free_port()));
+    let mut log = Downloads::default();
+    let id = cert.id.as_str();
+
+    // Health, authentication, tenant isolation, bad requests.
+    let health = get(addr, "/health", None);
+    assert_eq!(health.status, 200);
+    let r = get(addr, &cert_path(id, "pdf"), None);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (401, "UNAUTHORIZED"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        get(
+            addr,
+            &cert_path(id, "pdf"),
+            Some("tenant-wrong-token-00000003")
+        )
+        .status,
+        401
+    );
+    let r = log.get(addr, OTHER_TOKEN, &cert_path(id, "pdf"), (None, "pdf"));
+    assert_eq!(
+        r.status,
+        404,
+        "another tenant's certificate is not found: {}",
+        r.text()
+    );
+    let r = log.get(
+        addr,
+        OTHER_TOKEN,
+        &format!("/certificate/api/certificatePDF/{pre}"),
+        (None, "pdf"),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = get(
+        addr,
+        &format!("/certificate/api/v1/certificates?preEnrollmentCode={pre}"),
+        Some(OTHER_TOKEN),
+    );
+    assert_eq!(r.status, 404, "another tenant lists nothing: {}", r.text());
+    let r = get(addr, &cert_path(id, "docx"), Some(DEFAULT_TOKEN));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "UNKNOWN_FORMAT"),
+        "{}",
+        r.text()
+    );
+    let r = get(
+        addr,
+        &format!("{}?colour=red", cert_path(id, "pdf")),
+        Some(DEFAULT_TOKEN),
+    );
+    assert_eq!(r.status, 400, "unknown query parameter: {}", r.text());
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path("9999999999999", "pdf"),
+        (None, "pdf"),
+    );
+    assert_eq!(r.status, 404);
+
+    // The beneficiary's certificates, as published.
+    let r = get(
+        addr,
+        &format!("/certificate/api/v1/certificates?preEnrollmentCode={pre}"),
+        Some(DEFAULT_TOKEN),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed: Vec<(String, i64)> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["certificateId"].as_str().unwrap().to_owned(),
+                c["dose"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, i64)> = doses.iter().map(|d| (d.id.clone(), d.dose)).collect();
+    assert_eq!(listed, want, "listing = the published doses, in dose order");
+
+    // PDF: id and name extract, fonts embedded subsets, languages.
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "pdf"),
+        (Some(id), "pdf"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/pdf"));
+    let pdf = save(&work, "cert.pdf", &r.body);
+    let text = pdf_text(&pdf);
+    assert!(
+        text.contains(id) && text.contains(&normalize(&cert.name)),
+        "id/name not in PDF:\n{text}"
+    );
+    assert_fonts_embedded_subset(&pdf);
+    for lang in LANGUAGES {
+        let r = log.get(
+            addr,
+            DEFAULT_TOKEN,
+            &format!("{}?language={lang}", cert_path(id, "pdf")),
+            (Some(id), "pdf"),
+        );
+        assert_eq!(r.status, 200, "{lang}: {}", r.text());
+        assert_eq!(r.header("content-language"), Some(lang));
+        let pdf = save(&work, &format!("cert-{lang}.pdf"), &r.body);
+        let text = pdf_text(&pdf);
+        let title = normalize(&template_title(lang));
+        assert!(
+            text.contains(&title),
+            "{lang}: title {title:?} not in:\n{text}"
+        );
+        assert!(text.contains(id), "{lang}: id not in:\n{text}");
+        assert_fonts_embedded_subset(&pdf);
+    }
+    // DIVOC's path answers the latest dose's certificate.
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &format!("/certificate/api/certificatePDF/{pre}"),
+        (Some(&latest.id), "pdf"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let by_code = r.body;
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(&latest.id, "pdf"),
+        (Some(&latest.id), "pdf"),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        by_code == r.body,
+        "certificatePDF/<code> is the latest dose's PDF"
+    );
+    let text = pdf_text(&save(&work, "latest.pdf", &by_code));
+    assert!(text.contains(&latest.id), "latest id not in:\n{text}");
+
+    // DIVOC QR and credential: exactly the published bytes.
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "qr.png"),
+        (Some(id), "qr.png"),
+    );
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("image/png"))
+    );
+    assert!(
+        zbar(&save(&work, "qr.png", &r.body)) == cert.qr,
+        "qr.png scans to the published qr_payload"
+    );
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "credential.json"),
+        (Some(id), "credential.json"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        cert.credential,
+        "credential.json is the published credential"
+    );
+
+    // EU DCC, verified with pycose against the DSC the server publishes.
+    let dsc = get(addr, "/certificate/api/v1/dsc.pem", None);
+    assert_eq!(dsc.status, 200);
+    assert_eq!(dsc.body, std::fs::read(dir.join("keys/dsc.pem")).unwrap());
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "dcc.txt"),
+        (Some(id), "dcc.txt"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hc1 = r.text();
+    assert!(hc1.starts_with("HC1:"), "{hc1}");
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(&devanagari.id, "dcc.txt"),
+        (Some(&devanagari.id), "dcc.txt"),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (422, "TRANSLITERATION_REQUIRED"),
+        "{}",
+        r.text()
+    );
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &format!(
+            "{}?fnt=SHARMA&gnt=ANANYA",
+            cert_path(&devanagari.id, "dcc.txt")
+        ),
+        (Some(&devanagari.id), "dcc.txt"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hc1_translit = r.text();
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "dcc.png"),
+        (Some(id), "dcc.png"),
+    );
+    assert_eq!(r.status, 200);
+    let scanned = zbar_text(&save(&work, "dcc.png", &r.body));
+    assert!(scanned.starts_with("HC1:"), "dcc.png scans to {scanned}");
+    // A fresh DCC is signed per request (iat/exp = now): compare the decoded claims, not bytes.
+    let dcc_dir = work.join("dcc");
+    std::fs::create_dir_all(&dcc_dir).unwrap();
+    save(&dcc_dir, "dsc.pem", &dsc.body);
+    let certs = serde_json::json!([
+        {"name": "latin", "hc1": hc1},
+        {"name": "transliterated", "hc1": hc1_translit},
+        {"name": "scanned", "hc1": scanned},
+    ]);
+    save(&dcc_dir, "certs.json", certs.to_string().as_bytes());
+    let schema = repo().join("../shared/dcc-schema/1.3.3.json");
+    let report: serde_json::Value =
+        serde_json::from_str(&python("verify_dcc.py", &[&dcc_dir, &schema])).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for res in results {
+        assert_eq!(res["ok"], true, "DCC rejected by pycose/jsonschema: {res}");
+    }
+    assert_eq!(results[1]["dcc"]["nam"]["fnt"], "SHARMA", "{}", results[1]);
+    assert_eq!(results[1]["dcc"]["nam"]["gnt"], "ANANYA", "{}", results[1]);
+    assert_eq!(
+        results[0]["dcc"]["v"], results[2]["dcc"]["v"],
+        "dcc.png carries the same vaccination"
+    );
+    assert_eq!(results[0]["dcc"]["nam"], results[2]["dcc"]["nam"]);
+
+    // SMART Health Card, verified with jwcrypto against the served JWKS.
+    let jwks = get(addr, "/.well-known/jwks.json", None);
+    assert_eq!(jwks.status, 200);
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "smart-health-card"),
+        (Some(id), "smart-health-card"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let jws = r.json()["verifiableCredential"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "shc.png"),
+        (Some(id), "shc.png"),
+    );
+    assert_eq!(r.status, 200);
+    let qr_text = zbar_text(&save(&work, "shc.png", &r.body));
+    assert_eq!(
+        shc_digits_to_jws(&qr_text),
+        jws,
+        "shc.png carries the card's JWS"
+    );
+    let shc_dir = work.join("shc");
+    std::fs::create_dir_all(&shc_dir).unwrap();
+    let jwks_file = save(&shc_dir, "jwks.json", &jwks.body);
+    let card = save(&shc_dir, "card.jws", jws.as_bytes());
+    save(&shc_dir, "card.jws.qr", qr_text.as_bytes());
+    let verdict: serde_json::Value =
+        serde_json::from_str(python("verify_shc.py", &[&jwks_file, &card]).trim()).unwrap();
+    assert_eq!(
+        verdict["ok"], true,
+        "SMART Health Card rejected by jwcrypto: {verdict}"
+    );
+
+    // FHIR bundles, validated with fhir.resources.
+    let mut bundles = Vec::new();
+    for format in ["fhir.json", "ddcc.json"] {
+        let r = log.get(
+            addr,
+            DEFAULT_TOKEN,
+            &cert_path(id, format),
+            (Some(id), format),
+        );
+        assert_eq!(r.status, 200, "{format}: {}", r.text());
+        assert_eq!(r.json()["resourceType"], "Bundle", "{format}");
+        bundles.push(save(&work, format, &r.body));
+    }
+    let refs: Vec<&Path> = bundles.iter().map(PathBuf::as_path).collect();
+    for line in python("validate_fhir.py", &refs).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["ok"], true, "fhir.resources rejects: {v}");
+    }
+
+    // Shutdown writes every download event, without names.
+    stop_server(server);
+    let events = read_output(&dir.join("out"), "analytics/downloads");
+    let mut got = Vec::new();
+    for b in &events {
+        let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (tenant, cid, format) = (s("tenant"), s("certificate_id"), s("format"));
+        let status = b
+            .column_by_name("status")
+            .unwrap()
+            .as_primitive::<UInt16Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            got.push((
+                tenant.value(i).to_owned(),
+                (!cid.is_null(i)).then(|| cid.value(i).to_owned()),
+                format.value(i).to_owned(),
+                status.value(i),
+            ));
+        }
+    }
+    let mut expected = log.expected.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "one download event per download request");
+    let languages = string_column(&events, "language");
+    assert!(
+        LANGUAGES.iter().all(|l| languages.iter().any(|x| x == l)),
+        "languages recorded: {languages:?}"
+    );
+    let as_text = rows_as_text(&events).join("\n");
+    for r in &rows {
+        assert!(
+            !as_text.contains(&r.name),
+            "recipient name {:?} in download events",
+            r.name
+        );
+    }
+}
