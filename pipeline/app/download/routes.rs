@@ -63,13 +63,14 @@ fn same_secret(a: &str, b: &str) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+/// The tenant of the request's bearer token (the error response is boxed: it is large).
+fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(error(
+        return Err(Box::new(error(
             401,
             "UNAUTHORIZED",
             "missing Authorization: Bearer <token>",
-        ));
+        )));
     };
     let token = value
         .to_str()
@@ -82,19 +83,21 @@ fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Response> 
         .iter()
         .find(|(t, _)| same_secret(t, token))
         .map(|(_, tenant)| tenant.clone())
-        .ok_or_else(|| error(401, "UNAUTHORIZED", "unknown bearer token"))
+        .ok_or_else(|| Box::new(error(401, "UNAUTHORIZED", "unknown bearer token")))
 }
 
-fn query_or_error(q: Result<Query<FormatQuery>, QueryRejection>) -> Result<FormatQuery, Response> {
+fn query_or_error(
+    q: Result<Query<FormatQuery>, QueryRejection>,
+) -> Result<FormatQuery, Box<Response>> {
     q.map(|Query(q)| q).map_err(|e| {
-        error(
+        Box::new(error(
             400,
             "BAD_QUERY",
             format!(
                 "{}; accepted parameters: language, fn, fnt, gn, gnt, dob",
                 e.body_text()
             ),
-        )
+        ))
     })
 }
 
@@ -142,7 +145,7 @@ async fn list_by_code(
 ) -> Response {
     let tenant = match tenant_of(&state, &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(Query(q)) = q else {
         return error(400, "BAD_QUERY", "pass ?preEnrollmentCode=<code>");
@@ -180,11 +183,11 @@ async fn pdf_by_code(
 ) -> Response {
     let tenant = match tenant_of(&state, &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let query = match query_or_error(q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let doses = match state.index.read() {
         Ok(i) => i.doses(&tenant, &code),
@@ -210,11 +213,11 @@ async fn download(
 ) -> Response {
     let tenant = match tenant_of(&state, &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let query = match query_or_error(q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(fmt) = Format::parse(&format) else {
         let names: Vec<&str> = Format::ALL.iter().map(|(n, _)| *n).collect();
