@@ -1095,6 +1095,85 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         assert_eq!(v["ok"], true, "fhir.resources rejects: {v}");
     }
 
+    // Every served PDF is the object the pipeline's render node published (the whole history
+    // of each beneficiary was in one batch, so both print the same doses).
+    let objects = pdf_objects(dir);
+    for r in &rows {
+        let resp = log.get(
+            addr,
+            DEFAULT_TOKEN,
+            &cert_path(&r.id, "pdf"),
+            (Some(&r.id), "pdf"),
+        );
+        assert_eq!(resp.status, 200, "{}: {}", r.id, resp.text());
+        let published_pdf = &objects[r.pdf_key.as_ref().unwrap()];
+        assert!(
+            resp.body == *published_pdf,
+            "{}: served PDF differs from the published {}",
+            r.id,
+            r.pdf_key.as_ref().unwrap()
+        );
+    }
+
+    // Certificates published while the server runs appear (index refresh), for their tenant only.
+    let input2 = dir.join("input-other");
+    std::fs::create_dir_all(&input2).unwrap();
+    gen(&input2.join("f.ndjson"), 20, 10, 0.0, 0.0);
+    let pipeline = dir.join("pipeline.toml");
+    run_ok(&[
+        "run",
+        "--config",
+        &p(&pipeline),
+        "--set",
+        &format!("nodes.input.path={}", input2.display()),
+        "--set",
+        "nodes.input.tenant=other",
+    ]);
+    let other_rows: Vec<Published> = published(dir)
+        .into_iter()
+        .filter(|r| r.tenant == "other")
+        .collect();
+    assert_eq!(
+        other_rows.len(),
+        20,
+        "the second run publishes for tenant other"
+    );
+    let fresh = &other_rows[0];
+    let listing = format!(
+        "/certificate/api/v1/certificates?preEnrollmentCode={}",
+        fresh.pre
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(addr, &listing, Some(OTHER_TOKEN)).status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "newly published certificates never appeared (refresh_interval_ms = 500)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = log.get(
+        addr,
+        OTHER_TOKEN,
+        &cert_path(&fresh.id, "pdf"),
+        (Some(&fresh.id), "pdf"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.body == pdf_objects(dir)[fresh.pdf_key.as_ref().unwrap()],
+        "the other tenant's served PDF is its published object"
+    );
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(&fresh.id, "pdf"),
+        (None, "pdf"),
+    );
+    assert_eq!(
+        r.status, 404,
+        "tenant default must not see tenant other's certificate"
+    );
+    assert_eq!(get(addr, &listing, Some(DEFAULT_TOKEN)).status, 404);
+
     // Shutdown writes every download event, without names.
     stop_server(server);
     let events = read_output(&dir.join("out"), "analytics/downloads");
@@ -1126,7 +1205,7 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         "languages recorded: {languages:?}"
     );
     let as_text = rows_as_text(&events).join("\n");
-    for r in &rows {
+    for r in published(dir) {
         assert!(
             !as_text.contains(&r.name),
             "recipient name {:?} in download events",
