@@ -735,6 +735,17 @@ fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// Rasterizes a served QR SVG with tests/interop/qr_payloads.py so zbarimg can read it.
+fn svg_to_png(dir: &Path, stem: &str, svg: &[u8]) -> PathBuf {
+    let svg_path = save(dir, &format!("{stem}.svg"), svg);
+    let png = dir.join(format!("{stem}-svg.png"));
+    python(
+        "qr_payloads.py",
+        &[Path::new("svg-to-png"), &svg_path, &png],
+    );
+    png
+}
+
 fn template_title(lang: &str) -> String {
     let path = repo().join(format!("config/templates/default/{lang}.toml"));
     let doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
@@ -953,6 +964,25 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         zbar(&save(&work, "qr.png", &r.body)) == cert.qr,
         "qr.png scans to the published qr_payload"
     );
+    let unzipped = python(
+        "qr_payloads.py",
+        &[Path::new("unzip"), &save(&work, "qr.zip", &cert.qr)],
+    );
+    assert_eq!(
+        unzipped, cert.credential,
+        "the QR ZIP holds the signed credential"
+    );
+    let svg = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "qr.svg"),
+        (Some(id), "qr.svg"),
+    );
+    assert_eq!(svg.status, 200);
+    assert!(
+        zbar(&svg_to_png(&work, "qr", &svg.body)) == cert.qr,
+        "qr.svg scans to the published qr_payload"
+    );
     let r = log.get(
         addr,
         DEFAULT_TOKEN,
@@ -1011,6 +1041,14 @@ fn download_api_serves_every_format_to_independent_verifiers() {
     assert_eq!(r.status, 200);
     let scanned = zbar_text(&save(&work, "dcc.png", &r.body));
     assert!(scanned.starts_with("HC1:"), "dcc.png scans to {scanned}");
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "dcc.svg"),
+        (Some(id), "dcc.svg"),
+    );
+    assert_eq!(r.status, 200);
+    let scanned_svg = zbar_text(&svg_to_png(&work, "dcc", &r.body));
     // A fresh DCC is signed per request (iat/exp = now): compare the decoded claims, not bytes.
     let dcc_dir = work.join("dcc");
     std::fs::create_dir_all(&dcc_dir).unwrap();
@@ -1019,13 +1057,14 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         {"name": "latin", "hc1": hc1},
         {"name": "transliterated", "hc1": hc1_translit},
         {"name": "scanned", "hc1": scanned},
+        {"name": "scanned-svg", "hc1": scanned_svg},
     ]);
     save(&dcc_dir, "certs.json", certs.to_string().as_bytes());
     let schema = repo().join("../shared/dcc-schema/1.3.3.json");
     let report: serde_json::Value =
         serde_json::from_str(&python("verify_dcc.py", &[&dcc_dir, &schema])).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 4);
     for res in results {
         assert_eq!(res["ok"], true, "DCC rejected by pycose/jsonschema: {res}");
     }
@@ -1035,7 +1074,13 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         results[0]["dcc"]["v"], results[2]["dcc"]["v"],
         "dcc.png carries the same vaccination"
     );
-    assert_eq!(results[0]["dcc"]["nam"], results[2]["dcc"]["nam"]);
+    for scanned in &results[2..] {
+        assert_eq!(
+            results[0]["dcc"]["v"], scanned["dcc"]["v"],
+            "the DCC images carry the same vaccination"
+        );
+        assert_eq!(results[0]["dcc"]["nam"], scanned["dcc"]["nam"]);
+    }
 
     // SMART Health Card, verified with jwcrypto against the served JWKS.
     let jwks = get(addr, "/.well-known/jwks.json", None);
@@ -1063,6 +1108,18 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         shc_digits_to_jws(&qr_text),
         jws,
         "shc.png carries the card's JWS"
+    );
+    let r = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &cert_path(id, "shc.svg"),
+        (Some(id), "shc.svg"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        zbar_text(&svg_to_png(&work, "shc", &r.body)),
+        qr_text,
+        "shc.svg carries the same QR text"
     );
     let shc_dir = work.join("shc");
     std::fs::create_dir_all(&shc_dir).unwrap();
