@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int64Type, UInt16Type};
+use arrow::datatypes::{Int64Type, UInt16Type, UInt64Type};
 use common::*;
 
 const TOOLS: &str =
@@ -313,6 +313,7 @@ struct Published {
     pre: String,
     dose: i64,
     name: String,
+    state: Option<String>,
     credential: String,
     qr: Vec<u8>,
     pdf_key: Option<String>,
@@ -336,6 +337,7 @@ fn published(dir: &Path) -> Vec<Published> {
             s("credential"),
             s("pdf_key"),
         );
+        let state = s("recipient_address_state");
         let dose = b
             .column_by_name("dose")
             .unwrap()
@@ -353,6 +355,7 @@ fn published(dir: &Path) -> Vec<Published> {
                 pre: pre.value(i).to_owned(),
                 dose: dose.value(i),
                 name: name.value(i).to_owned(),
+                state: (!state.is_null(i)).then(|| state.value(i).to_owned()),
                 credential: cred.value(i).to_owned(),
                 qr: qr.value(i).to_vec(),
                 pdf_key: (!pdf.is_null(i)).then(|| pdf.value(i).to_owned()),
@@ -694,10 +697,14 @@ fn stop_server(mut s: Server) {
     );
 }
 
+/// (tenant, certificate id, format, status, language, bytes) of one download event; bytes is
+/// the body length of a 200 answer (compared only for those).
+type Event = (String, Option<String>, String, u16, Option<String>, u64);
+
 /// Requests to download routes, and what the analytics log must hold for each.
 #[derive(Default)]
 struct Downloads {
-    expected: Vec<(String, Option<String>, String, u16)>,
+    expected: Vec<Event>,
 }
 
 impl Downloads {
@@ -720,6 +727,12 @@ impl Downloads {
             event.0.map(str::to_owned),
             event.1.to_owned(),
             r.status,
+            r.header("content-language").map(str::to_owned),
+            if r.status == 200 {
+                r.body.len() as u64
+            } else {
+                0
+            },
         ));
         r
     }
@@ -744,6 +757,21 @@ fn svg_to_png(dir: &Path, stem: &str, svg: &[u8]) -> PathBuf {
         &[Path::new("svg-to-png"), &svg_path, &png],
     );
     png
+}
+
+/// The language config/languages.toml assigns to a recipient's state.
+fn default_language(state: Option<&str>) -> String {
+    let path = repo().join("config/languages.toml");
+    let doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    let by_state = doc["states"].as_table().unwrap();
+    state
+        .and_then(|s| {
+            by_state
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(s))
+                .map(|(_, v)| v.as_str().unwrap().to_owned())
+        })
+        .unwrap_or_else(|| doc["default"].as_str().unwrap().to_owned())
 }
 
 fn template_title(lang: &str) -> String {
@@ -900,6 +928,12 @@ fn download_api_serves_every_format_to_independent_verifiers() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/pdf"));
+    assert_eq!(
+        r.header("content-language"),
+        Some(default_language(cert.state.as_deref()).as_str()),
+        "without ?language the recipient's state ({:?}) chooses, per config/languages.toml",
+        cert.state
+    );
     let pdf = save(&work, "cert.pdf", &r.body);
     let text = pdf_text(&pdf);
     assert!(
@@ -1237,7 +1271,13 @@ fn download_api_serves_every_format_to_independent_verifiers() {
     let mut got = Vec::new();
     for b in &events {
         let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let (tenant, cid, format) = (s("tenant"), s("certificate_id"), s("format"));
+        let (tenant, cid, format, language) =
+            (s("tenant"), s("certificate_id"), s("format"), s("language"));
+        let bytes = b
+            .column_by_name("bytes")
+            .unwrap()
+            .as_primitive::<UInt64Type>()
+            .clone();
         let status = b
             .column_by_name("status")
             .unwrap()
@@ -1249,6 +1289,12 @@ fn download_api_serves_every_format_to_independent_verifiers() {
                 (!cid.is_null(i)).then(|| cid.value(i).to_owned()),
                 format.value(i).to_owned(),
                 status.value(i),
+                (!language.is_null(i)).then(|| language.value(i).to_owned()),
+                if status.value(i) == 200 {
+                    bytes.value(i)
+                } else {
+                    0
+                },
             ));
         }
     }
