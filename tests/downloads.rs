@@ -1316,3 +1316,53 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         );
     }
 }
+
+/// The readiness line promises a running server; a SIGTERM from then on must stop it cleanly
+/// (exit 0, pending download events written), however soon it arrives.
+#[test]
+fn serve_exits_cleanly_on_sigterm_right_after_readiness() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("out")).unwrap();
+    let config = repo().join("config");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nstorage_url = {}\ntokens = [{{ token = \"{DEFAULT_TOKEN}\", tenant = \"default\" }}]\ntemplates = {}\nfhir_codes = {}\n",
+        toml::Value::String(p(&tmp.path().join("out"))),
+        toml::Value::String(p(&config)),
+        toml::Value::String(p(&config.join("shc-codes.toml"))),
+    );
+    let serve = tmp.path().join("serve.toml");
+    std::fs::write(&serve, text).unwrap();
+    let mut killed = Vec::new();
+    for attempt in 0..10 {
+        let mut child = Command::new(bin())
+            .args(["serve", "--config", &p(&serve)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Read the readiness line on this thread and signal at once, as a supervisor would.
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(
+            line.starts_with("serving certificate downloads on"),
+            "{line:?}"
+        );
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        if !status.success() {
+            killed.push((attempt, status));
+        }
+    }
+    assert!(
+        killed.is_empty(),
+        "divoc serve died of a SIGTERM sent right after its readiness line in {} of 10 starts \
+         (first: attempt {:?}); the signal handler is installed too late and pending download \
+         events would be lost",
+        killed.len(),
+        killed.first()
+    );
+}
