@@ -35,6 +35,10 @@ struct BenchReport {
     batch_p50_ms: f64,
     batch_p99_ms: f64,
     peak_rss_mib: f64,
+    /// CPU seconds (user + system, all threads, background compaction included) spent while
+    /// processing: less sensitive to other load on the machine than the wall-clock rate.
+    cpu_seconds: f64,
+    cpu_us_per_event: f64,
     generate_seconds: f64,
     preload_seconds: f64,
     /// Certificates signed per second end to end (0 when the pipeline has no sign node).
@@ -152,7 +156,9 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         (0.0, 0.0)
     };
     let stop = crate::stop_on_signals(rt);
+    let cpu_before = process_cpu_seconds();
     let summary = crate::run(&plan, rt, stop)?;
+    let cpu_seconds = process_cpu_seconds() - cpu_before;
     let published: u64 = summary.published.values().sum();
     let processed = published + summary.dead_letters;
     let secs = summary.elapsed.as_secs_f64();
@@ -167,6 +173,8 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         batch_p50_ms: percentile(&summary.batch_latencies, 50.0) * 1e3,
         batch_p99_ms: percentile(&summary.batch_latencies, 99.0) * 1e3,
         peak_rss_mib: crate::peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+        cpu_seconds,
+        cpu_us_per_event: cpu_seconds * 1e6 / (processed.max(1) as f64),
         generate_seconds,
         preload_seconds,
         certificates_per_s: if signs {
@@ -202,6 +210,10 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
             report.batch_p50_ms, report.batch_p99_ms
         );
         println!("peak RSS: {:.0} MiB", report.peak_rss_mib);
+        println!(
+            "CPU while processing: {:.2} s user+system ({:.2} us per event)",
+            report.cpu_seconds, report.cpu_us_per_event
+        );
         if signs {
             println!(
                 "signed certificates: {:.0}/s end to end; raw Ed25519 sign rate (same run): {:.0}/s on 1 thread, {:.0}/s on {} threads; end-to-end / raw all-core = {:.2}",
@@ -221,4 +233,15 @@ fn params(o: &BenchOptions) -> String {
         "{} {} {} {}",
         o.events, o.seed, o.invalid_share, o.duplicate_share
     )
+}
+
+/// User + system CPU time of this process so far, all threads.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
