@@ -835,6 +835,7 @@ fn download_api_serves_every_format_to_independent_verifiers() {
 
     let (server, addr) = start_server(&write_serve(dir, free_port()));
     let mut log = Downloads::default();
+    let mut defects: Vec<String> = Vec::new();
     let id = cert.id.as_str();
 
     // Health, authentication, tenant isolation, bad requests.
@@ -1066,6 +1067,17 @@ fn download_api_serves_every_format_to_independent_verifiers() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let hc1_translit = r.text();
+    // Names come from the signed credential: a query must not put another person's name on a
+    // signed DCC (only the transliteration of non-Latin names can come from the caller).
+    let renamed = log.get(
+        addr,
+        DEFAULT_TOKEN,
+        &format!(
+            "{}?fn=Smith&fnt=SMITH&gn=John&gnt=JOHN",
+            cert_path(id, "dcc.txt")
+        ),
+        (Some(id), "dcc.txt"),
+    );
     let r = log.get(
         addr,
         DEFAULT_TOKEN,
@@ -1092,13 +1104,14 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         {"name": "transliterated", "hc1": hc1_translit},
         {"name": "scanned", "hc1": scanned},
         {"name": "scanned-svg", "hc1": scanned_svg},
+        {"name": "renamed", "hc1": if renamed.status == 200 { renamed.text() } else { hc1.clone() }},
     ]);
     save(&dcc_dir, "certs.json", certs.to_string().as_bytes());
     let schema = repo().join("../shared/dcc-schema/1.3.3.json");
     let report: serde_json::Value =
         serde_json::from_str(&python("verify_dcc.py", &[&dcc_dir, &schema])).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 4);
+    assert_eq!(results.len(), 5);
     for res in results {
         assert_eq!(res["ok"], true, "DCC rejected by pycose/jsonschema: {res}");
     }
@@ -1108,7 +1121,32 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         results[0]["dcc"]["v"], results[2]["dcc"]["v"],
         "dcc.png carries the same vaccination"
     );
-    for scanned in &results[2..] {
+    let name_words = |nam: &serde_json::Value| {
+        let mut w: Vec<String> = ["gn", "fn"]
+            .iter()
+            .filter_map(|k| nam[*k].as_str())
+            .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        w.sort();
+        w
+    };
+    let mut credential_words: Vec<String> =
+        cert.name.split_whitespace().map(str::to_owned).collect();
+    credential_words.sort();
+    assert_eq!(
+        name_words(&results[0]["dcc"]["nam"]),
+        credential_words,
+        "the DCC names the credential's holder: {}",
+        results[0]["dcc"]["nam"]
+    );
+    if name_words(&results[4]["dcc"]["nam"]) != credential_words {
+        defects.push(format!(
+            "dcc.txt?fn=Smith&fnt=SMITH&gn=John&gnt=JOHN on {:?}'s certificate answered {} with a \
+             signed DCC naming {} (must be refused, or keep the credential's name)",
+            cert.name, renamed.status, results[4]["dcc"]["nam"]
+        ));
+    }
+    for scanned in &results[2..4] {
         assert_eq!(
             results[0]["dcc"]["v"], scanned["dcc"]["v"],
             "the DCC images carry the same vaccination"
@@ -1315,6 +1353,11 @@ fn download_api_serves_every_format_to_independent_verifiers() {
             r.name
         );
     }
+    assert!(
+        defects.is_empty(),
+        "product defects:\n{}",
+        defects.join("\n")
+    );
 }
 
 /// The readiness line promises a running server; a SIGTERM from then on must stop it cleanly
