@@ -1215,7 +1215,21 @@ fn download_api_serves_every_format_to_independent_verifiers() {
             (Some(id), format),
         );
         assert_eq!(r.status, 200, "{format}: {}", r.text());
-        assert_eq!(r.json()["resourceType"], "Bundle", "{format}");
+        let bundle = r.json();
+        assert_eq!(bundle["resourceType"], "Bundle", "{format}");
+        if format == "fhir.json" {
+            let immunizations = bundle["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["resource"]["resourceType"] == "Immunization")
+                .count();
+            assert_eq!(
+                immunizations,
+                doses.len(),
+                "fhir.json holds every dose of the beneficiary"
+            );
+        }
         bundles.push(save(&work, format, &r.body));
     }
     let refs: Vec<&Path> = bundles.iter().map(PathBuf::as_path).collect();
