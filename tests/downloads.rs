@@ -794,7 +794,7 @@ fn shc_digits_to_jws(qr: &str) -> String {
         .strip_prefix("shc:/")
         .unwrap_or_else(|| panic!("not shc:/ {qr}"));
     assert!(
-        digits.len().is_multiple_of(2) && digits.bytes().all(|b| b.is_ascii_digit()),
+        digits.len() & 1 == 0 && digits.bytes().all(|b| b.is_ascii_digit()),
         "shc digits: {qr}"
     );
     digits
