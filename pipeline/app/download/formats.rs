@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use divoc_credential::VaccinationCredential;
 use divoc_fhir::{FhirCodes, IssuerKey, ShcIssuer};
-use divoc_hcert::{DccConfig, DccHolder, DscSigner, HcertIssuer, NameParts};
+use divoc_hcert::{DccConfig, DccHolder, DscSigner, HcertIssuer};
 use divoc_qr::QrPayload;
 use divoc_render::{RenderRequest, Renderer};
 use serde::Deserialize;
@@ -110,16 +110,13 @@ impl Format {
 pub struct FormatQuery {
     /// PDF language (`en`, `hi`, `ta`, `bn`, `ur`, ...); default from the recipient's state.
     pub language: Option<String>,
-    /// DCC: family name as printed, its ICAO 9303 transliteration, given name and its
-    /// transliteration. Without them, Latin-script names are transliterated; others need them.
-    #[serde(rename = "fn")]
-    pub family_name: Option<String>,
+    /// DCC: ICAO 9303 transliteration of the family name, for a name not in Latin script (a
+    /// Latin name is transliterated by us, and a differing `fnt` is refused). Only the
+    /// transliteration comes from the request: the names, date of birth and vaccination on a
+    /// signed DCC always come from the stored credential.
     pub fnt: Option<String>,
-    #[serde(rename = "gn")]
-    pub given_name: Option<String>,
+    /// DCC: transliteration of the given name(s).
     pub gnt: Option<String>,
-    /// DCC: date of birth (`YYYY-MM-DD`) when the credential carries only an age.
-    pub dob: Option<String>,
 }
 
 /// A request the certificate cannot satisfy, with a machine-readable code.
@@ -314,30 +311,40 @@ impl Formats {
                 "this server has no [dcc] section: EU DCCs are not issued",
             )
         })?;
-        let holder = match (&q.fnt, &q.family_name) {
-            (Some(fnt), family) => {
-                let family = family.clone().unwrap_or_else(|| fnt.replace('<', " "));
-                DccHolder::new(
-                    NameParts {
-                        family,
-                        given: q.given_name.clone(),
-                    },
-                    fnt.clone(),
-                    q.gnt.clone(),
-                )
-            }
-            (None, _) => DccHolder::from_credential_name(&cert.credential),
-        }
-        .map_err(|e| {
-            FormatError::new(
-                422,
-                "TRANSLITERATION_REQUIRED",
-                format!("{e}; pass fnt (and gnt) = the ICAO 9303 transliteration of the family (and given) name, e.g. ?fn=...&fnt=SHARMA&gn=...&gnt=ANANYA"),
-            )
+        let name = cert
+            .credential
+            .credential_subject
+            .name
+            .as_deref()
+            .unwrap_or("");
+        let parts = divoc_hcert::split_name(name).ok_or_else(|| {
+            FormatError::new(422, "DCC_FAILED", "the credential has no recipient name")
         })?;
-        let holder = match &q.dob {
-            Some(d) => holder.with_dob(d.clone()),
-            None => holder,
+        let holder = match (DccHolder::from_latin_parts(parts.clone()), &q.fnt) {
+            (Ok(derived), None) => derived,
+            (Ok(derived), Some(fnt)) if *fnt == derived.family_t && q.gnt == derived.given_t => {
+                derived
+            }
+            (Ok(derived), Some(_)) => {
+                return Err(FormatError::new(
+                    422,
+                    "TRANSLITERATION_MISMATCH",
+                    format!(
+                        "the name is in Latin script and transliterates to fnt={} gnt={}; leave fnt/gnt out",
+                        derived.family_t,
+                        derived.given_t.as_deref().unwrap_or("")
+                    ),
+                ))
+            }
+            (Err(_), Some(fnt)) => DccHolder::new(parts, fnt.clone(), q.gnt.clone())
+                .map_err(|e| FormatError::new(422, "BAD_TRANSLITERATION", e.to_string()))?,
+            (Err(e), None) => {
+                return Err(FormatError::new(
+                    422,
+                    "TRANSLITERATION_REQUIRED",
+                    format!("{e}; pass fnt (and gnt) = the ICAO 9303 transliteration of the family (and given) name, e.g. ?fnt=SHARMA&gnt=ANANYA"),
+                ))
+            }
         };
         issuer
             .issue(&cert.credential, &holder, now_unix)

@@ -93,10 +93,7 @@ fn query_or_error(
         Box::new(error(
             400,
             "BAD_QUERY",
-            format!(
-                "{}; accepted parameters: language, fn, fnt, gn, gnt, dob",
-                e.body_text()
-            ),
+            format!("{}; accepted parameters: language, fnt, gnt", e.body_text()),
         ))
     })
 }
