@@ -477,6 +477,11 @@ fn rendered_pdfs_are_published_and_replay_byte_identically() {
     }
 
     pipeline_in(&second, Some(&first));
+    // Same key, input and ingest time: the same published rows (credentials, QR payloads, keys).
+    assert_same_rows(
+        &read_output(&first.join("out"), "accepted"),
+        &read_output(&second.join("out"), "accepted"),
+    );
     let replayed = pdf_objects(&second);
     assert_eq!(
         replayed.keys().collect::<Vec<_>>(),
