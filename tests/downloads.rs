@@ -182,7 +182,7 @@ fn create_keys(dir: &Path) {
         !shc_out.contains(&String::from_utf8_lossy(&secret).to_string()),
         "keys shc must not print the private JWK"
     );
-    let before: Vec<Vec<u8>> = [&dsc_key, &dsc, &shc]
+    let before: Vec<Vec<u8>> = [&issuer, &dsc_key, &dsc, &shc]
         .iter()
         .map(|f| std::fs::read(f).unwrap())
         .collect();
@@ -213,12 +213,24 @@ fn create_keys(dir: &Path) {
         !keys.join("new-key.pem").exists(),
         "a refused keys dsc writes nothing"
     );
+    let again = divoc(&[
+        "keys",
+        "generate",
+        "--out",
+        &p(&issuer),
+        "--issuer",
+        "https://elsewhere.test",
+    ]);
+    assert!(
+        !again.status.success(),
+        "keys generate over an existing key must fail"
+    );
     let again = divoc(&["keys", "shc", "--out", &p(&shc)]);
     assert!(
         !again.status.success(),
         "keys shc over an existing key must fail"
     );
-    let after: Vec<Vec<u8>> = [&dsc_key, &dsc, &shc]
+    let after: Vec<Vec<u8>> = [&issuer, &dsc_key, &dsc, &shc]
         .iter()
         .map(|f| std::fs::read(f).unwrap())
         .collect();
