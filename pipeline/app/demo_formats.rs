@@ -20,14 +20,7 @@ pub fn write_samples(
     let serve_file = config_dir.join("serve.toml");
     let plan = ServePlan::load(&serve_file, &[format!("storage_url={store_url}")])?;
     crate::keys::ensure_demo_keys(&plan)?;
-    let formats = crate::download::formats::Formats::load(
-        &plan.resolve(&plan.cfg.templates),
-        &plan.cfg.fallback_template,
-        plan.cfg.dcc.as_ref(),
-        plan.cfg.shc.as_ref(),
-        &plan.resolve(&plan.cfg.fhir_codes),
-        |p| plan.resolve(p),
-    )?;
+    let formats = crate::download::formats::Formats::for_plan(&plan)?;
     let index = CertificateIndex::load(storage, &plan.cfg.accepted_prefix)?;
     // A beneficiary with the most doses shows the history table best.
     let Some(cert) = index.most_doses() else {

@@ -8,7 +8,8 @@ use divoc_hcert::{generate_dsc_csr, generate_self_signed_dsc, CertType, DscOptio
 
 fn refuse_existing(paths: &[&Path]) -> Result<()> {
     for p in paths {
-        if p.exists() {
+        // symlink_metadata: a dangling symlink counts as existing too.
+        if p.symlink_metadata().is_ok() {
             bail!(
                 "{} already exists; keys are never overwritten: move it away or choose another path",
                 p.display()

@@ -123,16 +123,24 @@ pub fn run(
 
 /// Installs SIGINT/SIGTERM handlers that request a graceful stop.
 pub fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    use tokio::signal::unix::{signal, SignalKind};
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    // Register the handlers before returning, so a signal that arrives right after the caller
+    // reports readiness is already ours (a handler installed inside the spawned task could come
+    // too late, and the default action would kill the process without a drain).
+    let (term, int) = rt.block_on(async {
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    });
     rt.spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+        let (Ok(mut term), Ok(mut int)) = (term, int) else {
+            return;
+        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
+            _ = int.recv() => {},
             _ = term.recv() => {},
         }
         tracing::info!("stop requested: draining in-flight batches");

@@ -260,6 +260,10 @@ fn main() -> Result<()> {
             };
             let summary = match out {
                 Some(p) => {
+                    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create {}", dir.display()))?;
+                    }
                     let f = std::fs::File::create(&p)
                         .with_context(|| format!("cannot create {}", p.display()))?;
                     write_events(&cfg, std::io::BufWriter::with_capacity(1 << 20, f))?
@@ -333,12 +337,12 @@ fn main() -> Result<()> {
         } => divoc::keys::create_shc_key(&out)?,
         Command::Serve { config, sets } => {
             let plan = divoc::download::ServePlan::load(&config, &sets)?;
+            let stop = divoc::stop_on_signals(&rt);
             let server = divoc::download::start(&plan, &rt)?;
             println!(
                 "serving certificate downloads on http://{} (Ctrl-C to stop)",
                 server.addr
             );
-            let stop = divoc::stop_on_signals(&rt);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }

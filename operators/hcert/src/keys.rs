@@ -215,7 +215,9 @@ impl GeneratedDsc {
                 source,
             };
             let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
+            // Never over an existing file (or through a dangling symlink): mode 0600 applies only
+            // to a file this call creates.
+            opts.write(true).create_new(true);
             #[cfg(unix)]
             if private {
                 use std::os::unix::fs::OpenOptionsExt;

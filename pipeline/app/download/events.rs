@@ -67,7 +67,8 @@ impl DownloadLog {
             by_date.entry(format_date(days)).or_default().push(e);
         }
         let mut keys = Vec::new();
-        for (date, events) in by_date {
+        let mut dates = by_date.into_iter();
+        while let Some((date, events)) = dates.next() {
             let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let key = format!(
                 "{DOWNLOADS_PREFIX}/date={date}/part-{:013}-{seq:06}.parquet",
@@ -75,9 +76,10 @@ impl DownloadLog {
             );
             let batch = to_batch(&events)?;
             if let Err(e) = self.storage.put(&key, encode_parquet(&batch)?) {
-                // Keep the events for the next attempt rather than losing them.
+                // Keep this date's events and every date not yet written for the next attempt.
                 if let Ok(mut buf) = self.inner.lock() {
                     buf.extend(events);
+                    buf.extend(dates.flat_map(|(_, rest)| rest));
                 }
                 return Err(anyhow::anyhow!("writing {key}: {e}"));
             }

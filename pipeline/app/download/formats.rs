@@ -147,6 +147,18 @@ pub struct Formats {
 }
 
 impl Formats {
+    /// Loads what a serve config names.
+    pub fn for_plan(plan: &super::ServePlan) -> Result<Formats> {
+        Formats::load(
+            &plan.resolve(&plan.cfg.templates),
+            &plan.cfg.fallback_template,
+            plan.cfg.dcc.as_ref(),
+            plan.cfg.shc.as_ref(),
+            &plan.resolve(&plan.cfg.fhir_codes),
+            |p| plan.resolve(p),
+        )
+    }
+
     pub fn load(
         templates_dir: &std::path::Path,
         fallback_template: &str,
@@ -285,16 +297,22 @@ impl Formats {
         } else {
             self.fallback_template.as_str()
         };
+        let language = query.language.as_deref().map(str::to_ascii_lowercase);
         let rendered = self
             .renderer
             .render_with_report(&RenderRequest {
                 tenant,
-                language: query.language.as_deref(),
+                language: language.as_deref(),
                 doses: &creds,
                 current,
                 qr: &matrix,
             })
-            .map_err(|e| FormatError::new(400, "RENDER_FAILED", e.to_string()))?;
+            .map_err(|e| match e {
+                divoc_render::RenderError::UnknownLanguage { .. } => {
+                    FormatError::new(400, "UNKNOWN_LANGUAGE", e.to_string())
+                }
+                other => FormatError::new(500, "RENDER_FAILED", other.to_string()),
+            })?;
         Ok((rendered.pdf, Some(rendered.language)))
     }
 

@@ -11,8 +11,10 @@
 //! ```
 //!
 //! Every certificate route needs `Authorization: Bearer <token>`; a token sees only its own
-//! tenant's certificates (deny by default: no token configured, every request is 401). Each
-//! answer is recorded as a download event for analytics ([`events`]).
+//! tenant's certificates (deny by default: no token configured, every request is 401). Every
+//! answer to a certificate download (the PDF and format routes, 200 or 404/422 alike) is recorded
+//! as a download event for analytics ([`events`]); refused tokens, bad queries, unknown formats
+//! and listings are not downloads and are not recorded.
 
 pub mod events;
 pub mod formats;
@@ -196,14 +198,7 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         rt.handle().clone(),
     )
     .context("cannot open the certificate store (storage_url)")?;
-    let formats = Formats::load(
-        &plan.resolve(&plan.cfg.templates),
-        &plan.cfg.fallback_template,
-        plan.cfg.dcc.as_ref(),
-        plan.cfg.shc.as_ref(),
-        &plan.resolve(&plan.cfg.fhir_codes),
-        |p| plan.resolve(p),
-    )?;
+    let formats = Formats::for_plan(plan)?;
     let index = CertificateIndex::load(&storage, &plan.cfg.accepted_prefix)?;
     tracing::info!(certificates = index.len(), "certificate index loaded");
     let jwks = match &formats.shc {

@@ -72,11 +72,13 @@ fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Respon
             "missing Authorization: Bearer <token>",
         )));
     };
+    // The scheme is case-insensitive (RFC 7235 section 2.1).
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
         .unwrap_or("");
     state
         .tokens
@@ -96,6 +98,15 @@ fn query_or_error(
             format!("{}; accepted parameters: language, fnt, gnt", e.body_text()),
         ))
     })
+}
+
+/// The request's tenant and its format options, or the error response.
+fn authorized_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: Result<Query<FormatQuery>, QueryRejection>,
+) -> Result<(String, FormatQuery), Box<Response>> {
+    Ok((tenant_of(state, headers)?, query_or_error(q)?))
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
@@ -178,12 +189,8 @@ async fn pdf_by_code(
     Path(code): Path<String>,
     q: Result<Query<FormatQuery>, QueryRejection>,
 ) -> Response {
-    let tenant = match tenant_of(&state, &headers) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
-    let query = match query_or_error(q) {
-        Ok(q) => q,
+    let (tenant, query) = match authorized_query(&state, &headers, q) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let doses = match state.index.read() {
@@ -208,12 +215,8 @@ async fn download(
     Path((id, format)): Path<(String, String)>,
     q: Result<Query<FormatQuery>, QueryRejection>,
 ) -> Response {
-    let tenant = match tenant_of(&state, &headers) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
-    let query = match query_or_error(q) {
-        Ok(q) => q,
+    let (tenant, query) = match authorized_query(&state, &headers, q) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let Some(fmt) = Format::parse(&format) else {
