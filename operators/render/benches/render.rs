@@ -43,6 +43,8 @@ fn credential(name: &str, state: &str, dose: u32, id: u64) -> VaccinationCredent
 
 struct Case {
     doses: Vec<VaccinationCredential>,
+    /// The DIVOC QR payload (ZIP), for the benches that encode the QR too.
+    zip: Vec<u8>,
     qr: ModuleMatrix,
 }
 
@@ -57,6 +59,7 @@ fn cases(name: &str, state: &str, n: u64) -> Vec<Case> {
             let payload = format!("{{\"certificateId\":\"{i}\",\"pad\":\"{pad}\"}}");
             Case {
                 doses: vec![credential(name, state, 1, i), credential(name, state, 2, i)],
+                zip: divoc_qr::zip_certificate(payload.as_bytes()),
                 qr: QrPayload::DivocZip(divoc_qr::zip_certificate(payload.as_bytes()))
                     .to_matrix()
                     .unwrap(),
@@ -114,6 +117,36 @@ fn bench(c: &mut Criterion) {
         });
     }
     batch.finish();
+
+    // What the render operator and the download API do per certificate: encode the QR from the
+    // DIVOC ZIP, then render the PDF.
+    let mut with_qr = c.benchmark_group("render_with_qr_encode_rayon_batch_256");
+    with_qr.throughput(Throughput::Elements(256));
+    with_qr.sample_size(20);
+    for (lang, name, state) in NAMES {
+        let batch_cases = cases(name, state, 256);
+        with_qr.bench_function(BenchmarkId::from_parameter(lang), |b| {
+            b.iter(|| {
+                batch_cases
+                    .par_iter()
+                    .map(|case| {
+                        let qr = QrPayload::DivocZip(case.zip.clone()).to_matrix().unwrap();
+                        renderer
+                            .render(&RenderRequest {
+                                tenant: "default",
+                                language: None,
+                                doses: &case.doses,
+                                current: 1,
+                                qr: &qr,
+                            })
+                            .unwrap()
+                            .len()
+                    })
+                    .sum::<usize>()
+            })
+        });
+    }
+    with_qr.finish();
 }
 
 criterion_group!(benches, bench);

@@ -389,18 +389,15 @@ impl<'r> Painter<'r> {
             y -= d.row_height * 0.3;
         }
 
-        // QR: one rectangle per run of dark modules in a row.
+        // QR: a 1-bit image mask inside a 4-module quiet zone.
         let q = layout.qr;
         let width = qr.width;
         let module = q.size / (width as f32 + 8.0);
         let qx = self.mx(q.x, q.size) + 4.0 * module;
         let qy = q.y + 4.0 * module;
         self.content.fill_color([0.0, 0.0, 0.0]);
-        self.content.begin_grid(qx, qy, module);
-        for run in qr.dark_runs() {
-            self.content.grid_rect(run.x, width - 1 - run.y, run.len, 1);
-        }
-        self.content.end_grid_fill();
+        let mask = crate::pdf::QrMask::new(width, |x, y| qr.is_dark(x, y));
+        self.content.qr(mask, qx, qy, module * width as f32);
         self.text(
             &labels.scan_qr,
             Weight::Regular,
