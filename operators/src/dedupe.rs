@@ -39,6 +39,17 @@ pub struct DedupeConfig {
     /// Block cache for the key store, in MiB.
     #[serde(default = "default_cache")]
     pub cache_mib: u64,
+    /// Size ratio between the key store's LSM levels. Keys are random hashes, so each merge into
+    /// a level rewrites about `ratio` times the bytes merged: a smaller ratio trades more levels
+    /// (more bloom checks per lookup) for less rewriting.
+    #[serde(default = "default_level_ratio")]
+    pub level_ratio: f32,
+}
+
+/// 4 rather than fjall's 10: measured over 10M events on a 50M-key store, 83,471 vs 75,392
+/// events/s (22.6 vs 25.1 us CPU per event), for 5% less on an empty store (README).
+fn default_level_ratio() -> f32 {
+    4.0
 }
 
 fn default_namespace() -> u32 {
@@ -60,6 +71,13 @@ impl Component for DedupeConfig {
                 "id_namespace",
                 format!("{} is out of range", self.id_namespace),
                 "use 1..=9999",
+            ));
+        }
+        if !(2.0..=32.0).contains(&self.level_ratio) {
+            return Err(ConfigIssue::new(
+                "level_ratio",
+                format!("{} is out of range", self.level_ratio),
+                "use 2..=32 (default 4)",
             ));
         }
         if !(8..=65536).contains(&self.cache_mib) {
@@ -113,6 +131,10 @@ impl Dedupe {
             // store grows; by default only L0/L1 are pinned.
             .keyspace("keys", || {
                 KeyspaceCreateOptions::default()
+                    .compaction_strategy(Arc::new(
+                        fjall::compaction::Leveled::default()
+                            .with_level_ratio_policy(vec![cfg.level_ratio]),
+                    ))
                     .max_memtable_size(MEMTABLE_BYTES)
                     .filter_block_pinning_policy(PinningPolicy::all(true))
                     .index_block_pinning_policy(PinningPolicy::all(true))
