@@ -160,9 +160,12 @@ fn operator_without_input_and_syntax_errors() {
     let (ok, text) = validate(NODES);
     assert!(!ok);
     assert!(text.contains("has no input edge"), "{text}");
-    let (ok, text) = validate("[nodes.input\nkind=");
+    let (ok, text) = validate("# a comment\n[nodes.input\nkind=");
     assert!(!ok);
-    assert!(text.contains("p.toml") && text.contains("line"), "{text}");
+    assert!(
+        text.contains("p.toml:2:"),
+        "syntax errors name their line: {text}"
+    );
 }
 
 #[test]
@@ -186,4 +189,182 @@ fn missing_issuer_key_names_the_fix() {
         text.contains("nodes.sign.key_file") && text.contains("divoc keys generate"),
         "{text}"
     );
+}
+
+#[test]
+fn errors_name_the_line_of_the_users_file() {
+    // The key sits on line 9 of the file as written (comments and blank lines included), even
+    // though --set overrides force the document to be rebuilt before it is checked.
+    let text = format!(
+        "# pipeline for a line-number test\n\n[pipeline]\nbatch_size = 64\n\n{NODES}{EDGES}"
+    )
+    .replace(
+        "catalogue = \"vaccines.toml\"",
+        "catalogue = \"vaccines.toml\"\nmax_doses = 0",
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("max_doses"))
+        .unwrap()
+        + 1;
+    assert_eq!(line, 13, "the fixture puts the key on line 13");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::copy(
+        repo().join("config/vaccines.toml"),
+        dir.path().join("vaccines.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::write(&p, &text).unwrap();
+    let out = divoc(&[
+        "validate-config",
+        "--config",
+        &p.display().to_string(),
+        "--set",
+        "pipeline.linger_ms=5",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("p.toml:13: `nodes.validate.max_doses`"),
+        "names line 13 of the user's file: {err}"
+    );
+
+    // A mistyped engine setting: the line of that key.
+    let (ok, err) = validate(&format!(
+        "[pipeline]\nlinger_ms = 5\nbatch_size = \"big\"\n{NODES}{EDGES}"
+    ));
+    assert!(!ok);
+    assert!(err.contains("p.toml:3: `pipeline.batch_size`"), "{err}");
+}
+
+#[test]
+fn wrong_node_order_names_the_missing_producer() {
+    let sign_key = tempfile::tempdir().unwrap();
+    let key = issuer_key(sign_key.path());
+    let nodes = format!(
+        r#"
+[nodes.input]
+kind = "file_source"
+path = "in"
+[nodes.validate]
+kind = "validate"
+catalogue = "vaccines.toml"
+[nodes.dedupe]
+kind = "dedupe"
+[nodes.qr_payload]
+kind = "qr_payload"
+[nodes.sign]
+kind = "sign"
+key_file = "{}"
+catalogue = "vaccines.toml"
+[nodes.publish]
+kind = "publish"
+"#,
+        key.display()
+    );
+    let edges = |chain: &[&str]| -> String {
+        chain
+            .windows(2)
+            .map(|w| format!("[[edges]]\nfrom = \"{}\"\nto = \"{}\"\n", w[0], w[1]))
+            .collect()
+    };
+    let (ok, text) = validate(&format!(
+        "{nodes}{}",
+        edges(&[
+            "input",
+            "validate",
+            "dedupe",
+            "qr_payload",
+            "sign",
+            "publish"
+        ])
+    ));
+    assert!(!ok, "qr_payload before sign must fail");
+    assert!(
+        text.contains("`qr_payload` (qr_payload) needs `credential` (Utf8)")
+            && text.contains("fix: put `sign` before it"),
+        "{text}"
+    );
+    let line = format!("{nodes}")
+        .lines()
+        .position(|l| l == "[nodes.qr_payload]")
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!("p.toml:{line}:")),
+        "names the node's line {line}: {text}"
+    );
+
+    // sign without dedupe: the certificate id is missing.
+    let (ok, text) = validate(&format!(
+        "{nodes}{}{}",
+        edges(&["input", "validate", "sign", "qr_payload", "publish"]),
+        edges(&["input", "dedupe", "publish"])
+    ));
+    assert!(!ok);
+    assert!(
+        text.contains("needs `certificate_id` (Utf8)") && text.contains("put `dedupe` before it"),
+        "{text}"
+    );
+
+    // The right order passes.
+    let (ok, text) = validate(&format!(
+        "{nodes}{}",
+        edges(&[
+            "input",
+            "validate",
+            "dedupe",
+            "sign",
+            "qr_payload",
+            "publish"
+        ])
+    ));
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn pdf_sink_needs_render_and_sinks_end_the_flow() {
+    let (ok, text) = validate(&format!(
+        "{NODES}{EDGES}[nodes.pdfs]\nkind = \"pdf_sink\"\n[[edges]]\nfrom = \"validate\"\nto = \"pdfs\"\n"
+    ));
+    assert!(!ok);
+    assert!(
+        text.contains("needs `pdf`") && text.contains("put `render` before it"),
+        "{text}"
+    );
+    let (ok, text) = validate(&format!(
+        "{NODES}{EDGES}[nodes.more]\nkind = \"validate\"\ncatalogue = \"vaccines.toml\"\n[[edges]]\nfrom = \"publish\"\nto = \"more\"\n"
+    ));
+    assert!(!ok);
+    assert!(text.contains("is a sink"), "{text}");
+    let (ok, text) = validate(&format!(
+        "{NODES}{EDGES}[[edges]]\nfrom = \"validate\"\nto = \"dead_letter\"\n"
+    ));
+    assert!(!ok, "the default dead-letter node takes no edges");
+    assert!(text.contains("dead_letter"), "{text}");
+}
+
+#[test]
+fn dead_letter_and_manifest_nodes_are_there_by_default_and_configurable() {
+    let (ok, text) = validate(&format!("{NODES}{EDGES}"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("input -> validate -> publish -> dead_letter -> manifest"),
+        "defaults appended: {text}"
+    );
+    let (ok, text) = validate(&format!(
+        "{NODES}{EDGES}[nodes.rejects]\nkind = \"dead_letter\"\nprefix = \"rejected\"\n[nodes.debug]\nkind = \"ndjson_sink\"\nstream = \"dead_letters\"\n"
+    ));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("rejects") && text.contains("debug") && !text.contains("-> dead_letter"),
+        "a declared dead_letter node replaces the default one: {text}"
+    );
+    let (ok, text) = validate(&format!(
+        "{NODES}{EDGES}[nodes.rejects]\nkind = \"dead_letter\"\nprefix = \"../up\"\n"
+    ));
+    assert!(!ok);
+    assert!(text.contains("nodes.rejects.prefix"), "{text}");
 }

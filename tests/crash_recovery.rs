@@ -41,6 +41,9 @@ fn sigkill_and_restart_publish_every_event_exactly_once() {
     let crashed = tmp.path().join("crashed");
     let mut sets = dir_sets(&crashed, &input);
     sets.extend(tune.iter().cloned());
+    // Two staging sinks beside the default ones: accepted events and dead letters as NDJSON,
+    // committed after each checkpoint (the two-phase commit's second phase).
+    sets.extend(ndjson_sinks());
     let config = default_config().display().to_string();
     let args = with_sets(&["run", "--config", &config], &sets);
 
@@ -114,6 +117,39 @@ fn sigkill_and_restart_publish_every_event_exactly_once() {
         "certificate ids are unique"
     );
 
+    // The staging sinks: every event once, no epoch left staged, the same ids as the Parquet.
+    let accepted_json = ndjson_rows(&crashed.join("out/ndjson"));
+    let dead_json = ndjson_rows(&crashed.join("out/ndjson-dead"));
+    assert_eq!(accepted_json.len() as u64, valid);
+    assert_eq!(dead_json.len() as u64, dups + invalid);
+    let mut json_seen = HashSet::new();
+    for row in accepted_json.iter().chain(&dead_json) {
+        let origin = (
+            row["source_id"].as_str().unwrap().to_owned(),
+            row["source_offset"].as_u64().unwrap(),
+        );
+        assert!(
+            json_seen.insert(origin.clone()),
+            "{origin:?} twice in NDJSON"
+        );
+    }
+    assert_eq!(json_seen, seen, "NDJSON holds exactly the Parquet outcomes");
+    let json_ids: HashSet<String> = accepted_json
+        .iter()
+        .map(|r| r["certificate_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(json_ids, ids.iter().cloned().collect::<HashSet<_>>());
+    for dir in ["ndjson", "ndjson-dead"] {
+        let staging = crashed.join("out").join(dir).join("_staging");
+        let left: Vec<_> = std::fs::read_dir(&staging)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "{dir}: staged epochs left behind: {left:?}"
+        );
+    }
+
     // A clean run over the same input produces the same rows, ids included.
     let clean = tmp.path().join("clean");
     let mut sets = dir_sets(&clean, &input);
@@ -123,6 +159,37 @@ fn sigkill_and_restart_publish_every_event_exactly_once() {
     run_to_completion(&with_sets(&["run", "--config", &config], &sets));
     assert_same_rows(&accepted, &read_output(&clean.join("out"), "accepted"));
     assert_same_rows(&dead, &read_output(&clean.join("out"), "dead-letter"));
+}
+
+/// `--set`s adding an NDJSON sink for accepted events (after qr_payload) and one for dead letters.
+fn ndjson_sinks() -> Vec<String> {
+    [
+        "nodes.debug.kind=ndjson_sink",
+        "nodes.debug.prefix=ndjson",
+        r#"nodes.debug.columns=["source_id","source_offset","certificate_id"]"#,
+        "nodes.rejected.kind=ndjson_sink",
+        "nodes.rejected.prefix=ndjson-dead",
+        "nodes.rejected.stream=dead_letters",
+        r#"nodes.rejected.columns=["source_id","source_offset","reason_code"]"#,
+        r#"edges=[{from="input",to="validate"},{from="validate",to="dedupe"},{from="dedupe",to="sign"},{from="sign",to="qr_payload"},{from="qr_payload",to="publish"},{from="qr_payload",to="debug"}]"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Every row of every committed NDJSON file under `dir` (not its `_staging/`).
+fn ndjson_rows(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ndjson") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                rows.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    rows
 }
 
 #[test]

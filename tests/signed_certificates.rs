@@ -59,7 +59,7 @@ fn credentials_verify_with_pyld_and_pynacl() {
     );
     let jsonl = tmp.path().join("creds.jsonl");
     std::fs::write(&jsonl, creds.join("\n") + "\n").unwrap();
-    let ctx_dir = repo().join("operators/credential/contexts");
+    let ctx_dir = repo().join("formats/credential/contexts");
     let map = serde_json::json!({
         "https://www.w3.org/2018/credentials/v1": ctx_dir.join("credentials-v1.jsonld"),
         "https://w3id.org/security/v1": ctx_dir.join("security-v1.jsonld"),
@@ -99,9 +99,9 @@ fn qr_image_decodes_with_zbar_to_the_signed_credential() {
     let (creds, qrs, key) = run_signed_pipeline(tmp.path(), 20);
     assert_eq!(creds.len(), qrs.len());
     for (i, (cred, payload)) in creds.iter().zip(&qrs).take(3).enumerate() {
-        let code = divoc_operators::qr::qr_code_bytes(payload).unwrap();
+        let code = divoc_qr::qr_code_bytes(payload).unwrap();
         let png = tmp.path().join(format!("qr{i}.png"));
-        std::fs::write(&png, divoc_operators::qr::qr_png(&code, 4).unwrap()).unwrap();
+        std::fs::write(&png, divoc_qr::qr_png(&code, 4).unwrap()).unwrap();
         let out = Command::new("zbarimg")
             .args(["--quiet", "--raw", "-Sbinary"])
             .arg(&png)

@@ -11,16 +11,16 @@ use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use divoc_bench::gen::{write_events, GenConfig, GenFormat};
 use divoc_connectors::files::{FileSource, FileSourceConfig};
+use divoc_connectors::parquet::PartitionedParquet;
+use divoc_connectors::storage::Storage;
 use divoc_credential::{Canonicalizer, DocumentLoader, SigningKey};
-use divoc_operators::catalogue::VaccineCatalogue;
+use divoc_model::catalogue::VaccineCatalogue;
 use divoc_operators::dedupe::{Dedupe, DedupeConfig};
 use divoc_operators::keys::IssuerKey;
 use divoc_operators::qr_payload::QrPayload;
 use divoc_operators::sign::{Sign, SignConfig};
 use divoc_operators::validate::{Validate, ValidateConfig};
 use divoc_pipeline::operator::{Operator, Source, SourcePoll};
-use divoc_pipeline::parquet_out::PartitionedParquet;
-use divoc_pipeline::storage::Storage;
 
 const BATCH: usize = 8192;
 

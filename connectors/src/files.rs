@@ -10,12 +10,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::event::{
+use divoc_model::event::{
     csv_header_index, parse_request_json_classified, request_from_csv_row, EventKind,
 };
-use divoc_pipeline::operator::{RawDeadLetters, RawOrigin, Reason, Source, SourcePoll};
-use divoc_pipeline::schema::{EventBatchBuilder, EventOrigin};
+use divoc_model::schema::{EventBatchBuilder, EventOrigin};
+use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
+use divoc_pipeline::dead_letter::{RawDeadLetters, RawOrigin, Reason};
+use divoc_pipeline::operator::{Source, SourcePoll};
 use divoc_pipeline::EngineError;
 use serde::{Deserialize, Serialize};
 

@@ -9,10 +9,12 @@ use std::time::Duration;
 use arrow::array::{Array, StringArray, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use divoc_connectors::http::{wal, HttpSource, HttpSourceConfig};
+use divoc_connectors::storage::Storage;
 use divoc_pipeline::config::{entry, BuildContext, BuiltNode, CheckContext, EngineSettings};
+use divoc_pipeline::dead_letter::{ListenerHub, Reason, Rejections};
 use divoc_pipeline::metrics::Metrics;
-use divoc_pipeline::operator::{ListenerHub, Reason, Rejections, Source, SourcePoll};
-use divoc_pipeline::storage::Storage;
+use divoc_pipeline::operator::{Source, SourcePoll};
+use divoc_pipeline::resources::Resources;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "in-token-0123456789abcdef";
@@ -23,7 +25,7 @@ struct Env {
     _dir: tempfile::TempDir,
     root: PathBuf,
     rt: tokio::runtime::Runtime,
-    storage: Storage,
+    resources: Resources,
     metrics: Metrics,
     hub: ListenerHub,
     settings: EngineSettings,
@@ -45,11 +47,13 @@ impl Env {
             rt.handle().clone(),
         )
         .unwrap();
+        let mut resources = Resources::new();
+        resources.insert(storage);
         Self {
             _dir: dir,
             root,
             rt,
-            storage,
+            resources,
             metrics: Metrics::new(),
             hub: ListenerHub::default(),
             settings: EngineSettings::default(),
@@ -65,7 +69,7 @@ impl Env {
             node: NODE,
             config_dir: &self.root,
             state_dir: self.state_dir(),
-            storage: &self.storage,
+            resources: &self.resources,
             metrics: &self.metrics,
             runtime: self.rt.handle().clone(),
             settings: &self.settings,
@@ -298,7 +302,7 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     assert_eq!(n, 3);
     assert!(dl.is_empty());
     assert_eq!(ev.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
-    assert_eq!(ev[0].schema(), divoc_pipeline::schema::event_schema());
+    assert_eq!(ev[0].schema(), divoc_model::schema::event_schema());
     assert_eq!(strs(&ev, "pre_enrollment_code"), ["p1", "p2", "p3"]);
     assert_eq!(strs(&ev, "tenant"), ["in", "in", "in"]);
     assert_eq!(strs(&ev, "event_kind"), ["certify_v1"; 3]);

@@ -16,9 +16,12 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
+use divoc_model::columns;
+use divoc_model::schema;
+use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::operator::{EpochOutput, Operator, Processed, Reason, Rejections};
-use divoc_pipeline::schema;
+use divoc_pipeline::dead_letter::{Reason, Rejections};
+use divoc_pipeline::operator::{EpochOutput, Operator, Processed};
 use divoc_pipeline::EngineError;
 use fjall::config::PinningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -62,6 +65,19 @@ fn default_cache() -> u64 {
 impl Component for DedupeConfig {
     const KIND: &'static str = "dedupe";
     const ROLE: Role = Role::Operator;
+    fn needs() -> Vec<Column> {
+        vec![
+            columns::TENANT,
+            columns::PROGRAM_ID,
+            columns::PRE_ENROLLMENT_CODE,
+            columns::DOSE,
+            columns::SOURCE_ID,
+            columns::SOURCE_OFFSET,
+        ]
+    }
+    fn adds() -> Vec<Column> {
+        vec![columns::CERTIFICATE_ID]
+    }
     const ABOUT: &'static str =
         "permanent (tenant, programId, preEnrollmentCode, dose) dedupe; assigns certificate ids";
 

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BinaryBuilder};
 use arrow::record_batch::RecordBatch;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
+use divoc_pipeline::dead_letter::{Reason, Rejections};
+use divoc_pipeline::operator::{Operator, Processed};
 use divoc_pipeline::EngineError;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::qr::{zip_certificate, MAX_QR_BYTES_M};
-use crate::sign::CREDENTIAL;
+use divoc_model::columns::{CREDENTIAL, QR_PAYLOAD};
+use divoc_pipeline::columns::Column;
+use divoc_qr::{zip_certificate, MAX_QR_BYTES_M};
 
 /// Column holding the QR payload bytes.
-pub const QR_PAYLOAD: &str = "qr_payload";
 
 /// Options of a `qr_payload` node (none yet; the table may be empty).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +27,12 @@ pub struct QrPayloadConfig {}
 impl Component for QrPayloadConfig {
     const KIND: &'static str = "qr_payload";
     const ROLE: Role = Role::Operator;
+    fn needs() -> Vec<Column> {
+        vec![CREDENTIAL]
+    }
+    fn adds() -> Vec<Column> {
+        vec![QR_PAYLOAD]
+    }
     const ABOUT: &'static str = "DIVOC QR payload: ZIP(certificate.json) per signed credential";
 
     fn check(&self, _ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
@@ -42,7 +49,7 @@ pub struct QrPayload;
 impl Operator for QrPayload {
     fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
         let creds = batch
-            .column_by_name(CREDENTIAL)
+            .column_by_name(CREDENTIAL.name)
             .and_then(|c| c.as_string_opt::<i32>())
             .ok_or_else(|| {
                 EngineError::Schema(
@@ -78,7 +85,7 @@ impl Operator for QrPayload {
             &batch,
             keep,
             rejections,
-            QR_PAYLOAD,
+            QR_PAYLOAD.name,
             Arc::new(out.finish()),
             stage,
         )

@@ -1,10 +1,10 @@
-//! `render`: a printable PDF certificate per signed credential, written to the object store.
+//! `render`: a printable PDF certificate per signed credential.
 //!
-//! Rows pass through unchanged plus a `pdf_key` column naming the object
-//! (`<prefix>/tenant=<t>/<certificate id>.pdf`). PDFs are rendered on rayon over the batch and
-//! written at once without per-file fsync; at the epoch barrier every file of the epoch is
-//! fsynced before the checkpoint commits. Rendering is deterministic (no clock, content-hashed
-//! document id), so a replay rewrites byte-identical objects under the same keys.
+//! Rows pass through unchanged plus the PDF (`pdf`) and the object key it is to be stored under
+//! (`pdf_key`, `<prefix>/tenant=<t>/<certificate id>.pdf`); the `pdf_sink` stores it and
+//! `publish` leaves the bytes out of the Parquet rows. PDFs are rendered on rayon over the batch.
+//! Rendering is deterministic (no clock, content-hashed document id), so a replay produces
+//! byte-identical PDFs.
 //!
 //! The dose history printed is what this batch holds for the beneficiary (the certificate itself
 //! plus its other doses in the same batch); the download API prints the full history from the
@@ -15,26 +15,22 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, AsArray, BinaryBuilder, StringBuilder};
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use bytes::Bytes;
 use divoc_credential::VaccinationCredential;
+use divoc_model::columns::{
+    CERTIFICATE_ID, CREDENTIAL, PDF, PDF_KEY, PRE_ENROLLMENT_CODE, QR_PAYLOAD, TENANT,
+};
+use divoc_model::schema::sanitize_partition_value;
+use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::operator::{EpochOutput, Operator, Processed};
-use divoc_pipeline::parquet_out::sanitize_partition_value;
-use divoc_pipeline::schema;
-use divoc_pipeline::storage::Storage;
+use divoc_pipeline::operator::{Operator, Processed};
 use divoc_pipeline::EngineError;
 use divoc_render::{RenderRequest, Renderer};
+use prometheus::IntCounter;
 use rayon::prelude::*;
 use serde::Deserialize;
-
-use crate::qr_payload::QR_PAYLOAD;
-use crate::sign::CREDENTIAL;
-
-/// Column naming the PDF object of each row (null when rendering failed).
-pub const PDF_KEY: &str = "pdf_key";
 
 /// Options of a `render` node.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,7 +65,20 @@ impl Component for RenderConfig {
     const KIND: &'static str = "render";
     const ROLE: Role = Role::Operator;
     const ABOUT: &'static str =
-        "renders a PDF certificate per signed credential into the object store (needs sign and qr_payload upstream)";
+        "renders a PDF certificate per signed credential (store it with pdf_sink)";
+
+    fn needs() -> Vec<Column> {
+        vec![
+            TENANT,
+            PRE_ENROLLMENT_CODE,
+            CERTIFICATE_ID,
+            CREDENTIAL,
+            QR_PAYLOAD,
+        ]
+    }
+    fn adds() -> Vec<Column> {
+        vec![PDF, PDF_KEY]
+    }
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
         let dir = ctx.resolve(&self.templates);
@@ -100,21 +109,23 @@ impl Component for RenderConfig {
                 .check_language(&self.fallback_template, lang)
                 .map_err(|e| EngineError::Config(format!("render.language: {e}")))?;
         }
+        let failures = ctx.metrics.counter_vec(
+            "render_failures_total",
+            "Certificates passed on without a PDF because rendering failed",
+            &["node"],
+        )?;
         Ok(BuiltNode::Operator(Box::new(Render {
             renderer: Arc::new(renderer),
-            storage: ctx.storage.clone(),
             cfg: self,
-            pending: Vec::new(),
+            failures: failures.with_label_values(&[ctx.node]),
         })))
     }
 }
 
 pub struct Render {
     renderer: Arc<Renderer>,
-    storage: Storage,
     cfg: RenderConfig,
-    /// Keys written since the last barrier, fsynced there.
-    pending: Vec<String>,
+    failures: IntCounter,
 }
 
 struct Row {
@@ -173,12 +184,12 @@ impl Operator for Render {
                     ))
                 })
         };
-        let tenant = text(schema::TENANT)?;
-        let pre = text(schema::PRE_ENROLLMENT_CODE)?;
-        let ids = text(schema::CERTIFICATE_ID)?;
-        let creds = text(CREDENTIAL)?;
+        let tenant = text(TENANT.name)?;
+        let pre = text(PRE_ENROLLMENT_CODE.name)?;
+        let ids = text(CERTIFICATE_ID.name)?;
+        let creds = text(CREDENTIAL.name)?;
         let qr = batch
-            .column_by_name(QR_PAYLOAD)
+            .column_by_name(QR_PAYLOAD.name)
             .and_then(|c| c.as_binary_opt::<i32>())
             .ok_or_else(|| EngineError::Schema("render needs the qr_payload column".into()))?;
         let rows: Vec<Row> = (0..batch.num_rows())
@@ -199,7 +210,7 @@ impl Operator for Render {
                 history.entry((&r.tenant, &r.pre)).or_default().push(c);
             }
         }
-        let outcomes: Vec<Result<(String, Bytes), String>> = rows
+        let outcomes: Vec<Result<(String, Vec<u8>), String>> = rows
             .par_iter()
             .map(|r| {
                 let doses = history
@@ -213,50 +224,57 @@ impl Operator for Render {
                     sanitize_partition_value(&r.tenant),
                     sanitize_partition_value(&r.certificate_id)
                 );
-                Ok((key, Bytes::from(pdf)))
+                Ok((key, pdf))
             })
             .collect();
         let mut keys = StringBuilder::with_capacity(rows.len(), rows.len() * 48);
-        let mut writes = Vec::with_capacity(rows.len());
+        let pdf_bytes: usize = outcomes
+            .iter()
+            .map(|o| o.as_ref().map(|(_, p)| p.len()).unwrap_or(0))
+            .sum();
+        let mut pdfs = BinaryBuilder::with_capacity(rows.len(), pdf_bytes);
         let mut failures: HashMap<String, u64> = HashMap::new();
         for o in outcomes {
             match o {
                 Ok((key, pdf)) => {
                     keys.append_value(&key);
-                    writes.push((key, pdf));
+                    pdfs.append_value(&pdf);
                 }
                 Err(reason) => {
                     keys.append_null();
+                    pdfs.append_null();
                     *failures.entry(reason).or_default() += 1;
                 }
             }
         }
         for (reason, n) in failures {
+            self.failures.inc_by(n);
             tracing::warn!(count = n, %reason, "render: PDFs not rendered; certificates pass on without pdf_key");
         }
-        self.pending.extend(writes.iter().map(|(k, _)| k.clone()));
-        self.storage.put_many_unsynced(writes)?;
-        let output = append_column(&batch, Arc::new(keys.finish()))?;
+        let output = append_columns(
+            &batch,
+            vec![
+                (PDF, Arc::new(pdfs.finish()) as Arc<dyn Array>),
+                (PDF_KEY, Arc::new(keys.finish())),
+            ],
+        )?;
         Ok(Processed {
             output,
             dead_letters: None,
         })
     }
-
-    fn on_barrier(&mut self, _epoch: u64) -> Result<EpochOutput, EngineError> {
-        let keys = std::mem::take(&mut self.pending);
-        self.storage.sync_keys(&keys)?;
-        // PDFs are not rows of the run's output: the publish sink counts the certificates.
-        tracing::debug!(pdfs = keys.len(), "render: epoch's PDFs durable");
-        Ok(EpochOutput::default())
-    }
 }
 
-fn append_column(batch: &RecordBatch, column: Arc<dyn Array>) -> Result<RecordBatch, EngineError> {
+fn append_columns(
+    batch: &RecordBatch,
+    added: Vec<(Column, Arc<dyn Array>)>,
+) -> Result<RecordBatch, EngineError> {
     let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(PDF_KEY, DataType::Utf8, true)));
     let mut columns = batch.columns().to_vec();
-    columns.push(column);
+    for (column, values) in added {
+        fields.push(Arc::new(column.field()));
+        columns.push(values);
+    }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| EngineError::Schema(format!("render output: {e}")))
 }

@@ -21,18 +21,20 @@ use divoc_credential::{
     Canonicalizer, CredentialVersion, DocumentLoader, SigningKey, VaccinationCredential,
     VaccinationNamespace,
 };
+use divoc_model::columns::{CERTIFICATE_ID, CREDENTIAL, EVENT_COLUMNS, RAW};
+use divoc_model::schema::{self, format_date};
+use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
-use divoc_pipeline::schema::{self, format_date};
+use divoc_pipeline::dead_letter::{Reason, Rejections};
+use divoc_pipeline::operator::{Operator, Processed};
 use divoc_pipeline::EngineError;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::catalogue::VaccineCatalogue;
 use crate::keys::IssuerKey;
+use divoc_model::catalogue::VaccineCatalogue;
 
 /// Column holding the signed credential JSON.
-pub const CREDENTIAL: &str = "credential";
 
 /// Options of a `sign` node.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +84,15 @@ fn default_did_prefix() -> String {
 impl Component for SignConfig {
     const KIND: &'static str = "sign";
     const ROLE: Role = Role::Operator;
+    /// The event fields it signs and the id `dedupe` gave the certificate.
+    fn needs() -> Vec<Column> {
+        let mut needs: Vec<Column> = EVENT_COLUMNS.into_iter().filter(|c| *c != RAW).collect();
+        needs.push(CERTIFICATE_ID);
+        needs
+    }
+    fn adds() -> Vec<Column> {
+        vec![CREDENTIAL]
+    }
     const ABOUT: &'static str =
         "DIVOC credential + Ed25519Signature2018 (URDNA2015), batch-parallel";
 
@@ -340,7 +351,7 @@ impl Operator for Sign {
             &batch,
             keep,
             rejections,
-            CREDENTIAL,
+            CREDENTIAL.name,
             Arc::new(out.finish()),
             stage,
         )
@@ -350,7 +361,7 @@ impl Operator for Sign {
 /// Reads the credential column of a batch (tests, tools).
 pub fn credentials(batch: &RecordBatch) -> Vec<String> {
     batch
-        .column_by_name(CREDENTIAL)
+        .column_by_name(CREDENTIAL.name)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
         .map(|c| (0..c.len()).map(|i| c.value(i).to_owned()).collect())
         .unwrap_or_default()

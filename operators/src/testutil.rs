@@ -1,8 +1,8 @@
 //! Builds event batches from JSON lines for operator tests.
 
 use arrow::record_batch::RecordBatch;
-use divoc_pipeline::event::{parse_request_json, EventKind};
-use divoc_pipeline::schema::{EventBatchBuilder, EventOrigin};
+use divoc_model::event::{parse_request_json, EventKind};
+use divoc_model::schema::{EventBatchBuilder, EventOrigin};
 
 /// 2022-06-01T00:00:00Z, the ingest time of test events.
 pub const INGEST_MS: i64 = 1_654_041_600_000;

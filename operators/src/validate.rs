@@ -26,14 +26,17 @@ use arrow::array::{
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
+use divoc_model::columns::{EVENT_COLUMNS, RAW};
+use divoc_model::schema::{self, parse_date, TEXT_COLUMNS};
+use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
-use divoc_pipeline::operator::{Operator, Processed, Reason, Rejections};
-use divoc_pipeline::schema::{self, parse_date, TEXT_COLUMNS};
+use divoc_pipeline::dead_letter::{Reason, Rejections};
+use divoc_pipeline::operator::{Operator, Processed};
 use divoc_pipeline::EngineError;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::catalogue::VaccineCatalogue;
+use divoc_model::catalogue::VaccineCatalogue;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -79,6 +82,9 @@ fn default_skew() -> i64 {
 impl Component for ValidateConfig {
     const KIND: &'static str = "validate";
     const ROLE: Role = Role::Operator;
+    fn needs() -> Vec<Column> {
+        EVENT_COLUMNS.into_iter().filter(|c| *c != RAW).collect()
+    }
     const ABOUT: &'static str =
         "DIVOC certify rules: required fields, doses, dates, catalogue, lengths";
 
@@ -273,7 +279,7 @@ impl Validate {
                         "invalid_age",
                         format!(
                             "recipient.age {:?} is not a whole number 0..150",
-                            divoc_pipeline::event::truncate(a, 20)
+                            divoc_model::event::truncate(a, 20)
                         ),
                     ))
                 }
@@ -333,7 +339,7 @@ impl Validate {
         if self.catalogue.lookup(name).is_none() {
             return Some(Reason::new(
                 "unknown_vaccine",
-                format!("vaccination.name {:?} is not in the vaccine catalogue; add it to vaccines.toml", divoc_pipeline::event::truncate(name, 40)),
+                format!("vaccination.name {:?} is not in the vaccine catalogue; add it to vaccines.toml", divoc_model::event::truncate(name, 40)),
             ));
         }
         None

@@ -6,10 +6,6 @@ use thiserror::Error;
 pub enum EngineError {
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
-    #[error("object store: {0}")]
-    ObjectStore(#[from] object_store::Error),
     #[error("I/O on {path}: {source}")]
     Io {
         path: String,
@@ -22,6 +18,13 @@ pub enum EngineError {
     Schema(String),
     #[error("state store: {0}")]
     State(String),
+    /// An error of a component's own library (Parquet, the object store, a broker client...).
+    #[error("{what}: {source}")]
+    External {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -31,6 +34,17 @@ impl EngineError {
         EngineError::Io {
             path: path.as_ref().display().to_string(),
             source,
+        }
+    }
+
+    /// Wraps a library error, naming the library (`EngineError::external("parquet", e)`).
+    pub fn external(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        EngineError::External {
+            what,
+            source: Box::new(source),
         }
     }
 }

@@ -9,6 +9,8 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    component_series:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, IntCounterVec>>>,
     pub records_in: IntCounterVec,
     pub records_out: IntCounterVec,
     pub rejected: IntCounterVec,
@@ -88,6 +90,7 @@ impl Metrics {
         must(registry.register(Box::new(http_events_accepted.clone())));
         Self {
             registry,
+            component_series: Default::default(),
             records_in,
             records_out,
             rejected,
@@ -98,6 +101,30 @@ impl Metrics {
             http_requests,
             http_events_accepted,
         }
+    }
+
+    /// A component's own counter family, registered once in the one registry (the name gets the
+    /// `divoc_` prefix; follow Prometheus conventions: `_total`, base units). Asking again with
+    /// the same name returns the same family, so two nodes of one kind share it and tell
+    /// themselves apart by label.
+    pub fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, crate::EngineError> {
+        let mut owned = self
+            .component_series
+            .lock()
+            .map_err(|_| crate::EngineError::Other("metrics registry poisoned".into()))?;
+        if let Some(existing) = owned.get(name) {
+            return Ok(existing.clone());
+        }
+        let family = IntCounterVec::new(Opts::new(name, help), labels)
+            .and_then(|c| self.registry.register(Box::new(c.clone())).map(|_| c))
+            .map_err(|e| crate::EngineError::Config(format!("metric {name}: {e}")))?;
+        owned.insert(name.to_owned(), family.clone());
+        Ok(family)
     }
 
     /// Text exposition format for `/metrics`.
@@ -112,5 +139,28 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_register_their_own_series_once() {
+        let m = Metrics::new();
+        let a = m
+            .counter_vec("widgets_total", "Widgets made", &["node"])
+            .unwrap();
+        let b = m
+            .counter_vec("widgets_total", "Widgets made", &["node"])
+            .unwrap();
+        a.with_label_values(&["x"]).inc();
+        b.with_label_values(&["x"]).inc();
+        let text = m.render();
+        assert!(text.contains("divoc_widgets_total{node=\"x\"} 2"), "{text}");
+        assert!(m
+            .counter_vec("records_in_total", "clash", &["node"])
+            .is_err());
     }
 }

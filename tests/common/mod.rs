@@ -9,15 +9,15 @@ use std::process::{Command, Output};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt64Type;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use divoc_pipeline::parquet_out::read_parquet_objects;
-use divoc_pipeline::storage::Storage;
+use divoc_connectors::parquet::read_parquet_objects;
+use divoc_connectors::storage::Storage;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_divoc")
 }
 
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 pub fn default_config() -> PathBuf {

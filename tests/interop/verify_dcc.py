@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent verifier for divoc-hcert output (used by operators/hcert/tests/interop.rs).
+"""Independent verifier for divoc-hcert output (used by formats/hcert/tests/interop.rs).
 
 Usage: verify_dcc.py <dir> <schema.json>
   <dir>/dsc.pem     the Document Signer Certificate (PEM)

@@ -6,9 +6,7 @@
 
 use std::fmt::Write as _;
 
-use divoc_pipeline::event::{
-    Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator,
-};
+use divoc_model::event::{Address, CertifyRequest, Facility, Recipient, Vaccination, Vaccinator};
 
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 //! Benchmarks and end-to-end tests need input whose correct result is known in advance: how many
 //! events are valid, how many repeat an earlier `(preEnrollmentCode, dose)`, and why each invalid
 //! one must be rejected. [`EventGenerator`] produces such events one at a time (NDJSON lines shaped
-//! like `divoc_pipeline::event::CertifyRequest`, or rows of DIVOC's bulk CSV) and labels each with [`Expected`];
+//! like `divoc_model::event::CertifyRequest`, or rows of DIVOC's bulk CSV) and labels each with [`Expected`];
 //! [`write_events`] streams a whole file and returns the tallies as a [`GenSummary`].
 //!
 //! Everything is derived from `GenConfig::seed` through a SplitMix64 stream, so the same config
@@ -22,7 +22,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use divoc_pipeline::event::BULK_CSV_COLUMNS;
+use divoc_model::event::BULK_CSV_COLUMNS;
 
 use self::event::{DoseRecord, EventSpec, Filler};
 use self::render::LineSink;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io;
 
-use divoc_pipeline::event::{Address, CertifyRequest, Recipient, Vaccination};
+use divoc_model::event::{Address, CertifyRequest, Recipient, Vaccination};
 use serde_json::{json, Value};
 
 use super::util::SplitMix64;

@@ -1,7 +1,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate};
-use divoc_pipeline::event::{
+use divoc_model::event::{
     csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, BULK_CSV_COLUMNS,
 };
 

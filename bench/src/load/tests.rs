@@ -52,7 +52,7 @@ async fn spawn_server(token: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
                     sock.read_exact(&mut body).await.unwrap();
                     let arr: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
                     for v in &arr {
-                        divoc_pipeline::event::parse_request_json(&v.to_string()).unwrap();
+                        divoc_model::event::parse_request_json(&v.to_string()).unwrap();
                     }
                     let n = served.fetch_add(1, Ordering::SeqCst) + 1;
                     per_conn += 1;
@@ -182,7 +182,7 @@ fn bodies_are_json_arrays_of_valid_unique_events() {
         let arr: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
         assert_eq!(arr.len() as u64, r.events);
         for v in arr {
-            let req = divoc_pipeline::event::parse_request_json(&v.to_string()).unwrap();
+            let req = divoc_model::event::parse_request_json(&v.to_string()).unwrap();
             let vac = req.vaccination.unwrap();
             assert!(keys.insert((req.pre_enrollment_code.unwrap(), vac.dose.unwrap())));
         }

@@ -146,7 +146,7 @@ impl HttpSourceConfig {
             if !valid_tenant(&t.tenant) {
                 return Err(ConfigIssue::new(
                     format!("tokens[{i}].tenant"),
-                    format!("tenant {:?} is empty, longer than 64 characters or has other characters than ASCII letters, digits, '_', '-', '.'", divoc_pipeline::event::truncate(&t.tenant, 40)),
+                    format!("tenant {:?} is empty, longer than 64 characters or has other characters than ASCII letters, digits, '_', '-', '.'", divoc_model::event::truncate(&t.tenant, 40)),
                     "use a short identifier such as \"in\" or \"state-ka\"",
                 ));
             }

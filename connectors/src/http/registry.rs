@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::{Array, StringArray, UInt64Array};
 use arrow::record_batch::RecordBatch;
-use divoc_pipeline::event::{truncate, EventKind};
-use divoc_pipeline::operator::DeadLetterListener;
+use divoc_model::event::{truncate, EventKind};
+use divoc_pipeline::dead_letter::DeadLetterListener;
 use divoc_pipeline::EngineError;
 use serde::{Deserialize, Serialize};
 

@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use divoc_pipeline::event::{csv_header_index, parse_request_json, truncate, EventKind};
+use divoc_model::event::{csv_header_index, parse_request_json, truncate, EventKind};
 use divoc_pipeline::metrics::Metrics;
 use futures::StreamExt;
 use serde::de::IgnoredAny;

@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use divoc_pipeline::config::{BuildContext, ConfigIssue};
-use divoc_pipeline::event::{
+use divoc_model::event::{
     csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, EventKind,
 };
-use divoc_pipeline::operator::{RawDeadLetters, RawOrigin, Reason, Source, SourcePoll};
-use divoc_pipeline::schema::{EventBatchBuilder, EventOrigin};
+use divoc_model::schema::{EventBatchBuilder, EventOrigin};
+use divoc_pipeline::config::{BuildContext, ConfigIssue};
+use divoc_pipeline::dead_letter::{RawDeadLetters, RawOrigin, Reason};
+use divoc_pipeline::operator::{Source, SourcePoll};
 use divoc_pipeline::EngineError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use divoc_pipeline::event::EventKind;
+use divoc_model::event::EventKind;
 use divoc_pipeline::EngineError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};

@@ -6,26 +6,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::{CoordMsg, SourceControl};
+use super::{CoordMsg, SinkCommit, SourceControl};
 use crate::checkpoint::{store_checkpoint, Checkpoint};
 use crate::config::EngineSettings;
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::operator::EpochOutput;
-use crate::storage::Storage;
 
 /// Epochs triggered but not yet committed are capped so held-back data stays bounded.
 const MAX_EPOCHS_IN_FLIGHT: u64 = 2;
 
 pub(crate) struct Coordinator {
     pub state_dir: PathBuf,
-    pub storage: Storage,
     pub metrics: Metrics,
     pub settings: EngineSettings,
     pub sources: BTreeMap<String, Sender<SourceControl>>,
+    /// Every sink, told of each stored checkpoint (phase two of its commit).
+    pub sinks: BTreeMap<String, Sender<SinkCommit>>,
     pub ack_nodes: Vec<String>,
     pub committed: Checkpoint,
     /// The next epoch number to trigger.
@@ -89,6 +88,8 @@ impl Coordinator {
             }
             if let Some(f) = final_epoch {
                 if self.committed.epoch >= f {
+                    // Closing the commit channels lets sinks finish once they ran every commit.
+                    self.sinks.clear();
                     return Ok(stats);
                 }
             }
@@ -166,14 +167,8 @@ impl Coordinator {
             positions: state.positions,
             outputs: state.outputs,
         };
-        // Readers' manifest first, then the local commit: a crash in between replays the epoch,
-        // which rewrites identical objects and an identical manifest.
-        let manifest =
-            serde_json::to_vec_pretty(&cp).map_err(|e| EngineError::State(e.to_string()))?;
-        self.storage.put(
-            &format!("checkpoints/epoch-{epoch:012}.json"),
-            Bytes::from(manifest),
-        )?;
+        // The commit point. Sinks make the epoch visible after it (a crash in between is finished
+        // on restart, when every sink's commit runs again for the last committed epoch).
         store_checkpoint(&self.state_dir, &cp)?;
         self.metrics.checkpoints.inc();
         self.metrics.last_epoch.set(epoch as i64);
@@ -185,7 +180,14 @@ impl Coordinator {
                 });
             }
         }
-        self.committed = cp;
+        let shared = Arc::new(cp);
+        for tx in self.sinks.values() {
+            // A sink that stopped reports its own failure.
+            let _ = tx.send(SinkCommit {
+                checkpoint: shared.clone(),
+            });
+        }
+        self.committed = Checkpoint::clone(&shared);
         Ok(())
     }
 }

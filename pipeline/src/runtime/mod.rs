@@ -1,11 +1,13 @@
 //! The DAG runtime: one OS thread per node, bounded channels between nodes (a full queue blocks the
-//! sender, so backpressure reaches the source), barrier-aligned epochs and a checkpoint coordinator.
+//! sender, so backpressure reaches the source), barrier-aligned epochs, a checkpoint coordinator
+//! and the two-phase commit of sinks ([`crate::sink`]).
 //!
-//! Every node gets an implicit edge to the dead-letter sink, which writes Parquet under
-//! `dead-letter/` like any other sink, so rejected events are part of the same exactly-once epochs.
+//! Every source and operator also feeds the dead-letter stream: the sinks declared with
+//! [`SinkInput::DeadLetters`] (the binary's default dead-letter sink unless the file declares one),
+//! so rejected events are part of the same exactly-once epochs as everything else.
 
 mod coordinator;
-mod operator_task;
+mod node_task;
 mod source_task;
 
 use std::collections::BTreeMap;
@@ -17,18 +19,15 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::checkpoint::load_checkpoint;
-use crate::config::{BuildContext, BuiltNode, Registry, ValidatedPipeline};
+use crate::checkpoint::{load_checkpoint, Checkpoint};
+use crate::config::{BuildContext, BuiltNode, Registry, Role, ValidatedPipeline};
+use crate::dead_letter::{count_reasons, ListenerHub, ReasonCounts};
 use crate::error::EngineError;
+use crate::latency::LatencyHistogram;
 use crate::metrics::Metrics;
-use crate::operator::{
-    count_reasons, EpochOutput, ListenerHub, Operator, Processed, ReasonCounts, Source,
-};
-use crate::parquet_out::PartitionedParquet;
-use crate::storage::Storage;
-
-/// Name of the implicit dead-letter sink node.
-pub const DEAD_LETTER_NODE: &str = "dead_letter";
+use crate::operator::{EpochOutput, Operator, Source};
+use crate::resources::Resources;
+use crate::sink::{CommitInfo, Sink, SinkInput};
 
 /// What travels on an edge.
 pub(crate) enum Msg {
@@ -61,10 +60,10 @@ impl Link {
 }
 
 /// Where a node's results go.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct Outputs {
     pub downstream: Vec<Link>,
-    pub dead_letter: Option<Link>,
+    pub dead_letters: Vec<Link>,
 }
 
 impl Outputs {
@@ -78,13 +77,21 @@ impl Outputs {
         Ok(())
     }
     fn send_dead_letters(&self, batch: Option<RecordBatch>) -> Result<(), EngineError> {
-        match (batch, &self.dead_letter) {
-            (Some(b), Some(l)) if b.num_rows() > 0 => l.send(Msg::Data(b)),
-            _ => Ok(()),
+        let Some(b) = batch.filter(|b| b.num_rows() > 0) else {
+            return Ok(());
+        };
+        if self.dead_letters.is_empty() {
+            return Err(EngineError::Other(
+                "rows were rejected but the pipeline has no dead-letter sink".into(),
+            ));
         }
+        for l in &self.dead_letters {
+            l.send(Msg::Data(b.clone()))?;
+        }
+        Ok(())
     }
     fn send_all(&self, make: impl Fn() -> Msg) -> Result<(), EngineError> {
-        for l in self.downstream.iter().chain(self.dead_letter.iter()) {
+        for l in self.downstream.iter().chain(self.dead_letters.iter()) {
             l.send(make())?;
         }
         Ok(())
@@ -125,10 +132,15 @@ pub(crate) enum SourceControl {
     },
 }
 
+/// The coordinator tells each sink that an epoch's checkpoint is stored (phase two).
+pub(crate) struct SinkCommit {
+    pub checkpoint: Arc<Checkpoint>,
+}
+
 /// Figures of one run, for the CLI and the bench.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
-    /// Rows written by each sink node (not counting dead letters).
+    /// Rows written by each sink node that consumes edges (dead letters are counted apart).
     pub published: BTreeMap<String, u64>,
     pub dead_letters: u64,
     pub dead_letters_by_reason: ReasonCounts,
@@ -138,24 +150,30 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// Time spent building nodes and opening their state before processing began.
     pub startup: Duration,
-    /// Per-batch processing latencies of every operator node, in seconds.
-    pub batch_latencies: Vec<f64>,
+    /// Per-batch processing latencies of every operator and sink node (bounded histogram).
+    pub batch_latency: LatencyHistogram,
     pub resumed_from_epoch: u64,
 }
 
 /// Everything needed to start a pipeline.
 pub struct RunOptions {
     pub state_dir: PathBuf,
-    pub storage: Storage,
+    /// What components may look up at build time (e.g. the object store).
+    pub resources: Resources,
     pub metrics: Metrics,
     pub runtime: tokio::runtime::Handle,
     /// Set to request a graceful stop (SIGINT/SIGTERM): sources cut a final epoch and drain.
     pub stop: Arc<AtomicBool>,
 }
 
+enum Body {
+    Operator(Box<dyn Operator>),
+    Sink(Box<dyn Sink>),
+}
+
 struct Instantiated {
     sources: Vec<(String, Box<dyn Source>)>,
-    operators: Vec<(String, Box<dyn Operator>)>,
+    nodes: Vec<(String, Body)>,
 }
 
 fn instantiate(
@@ -165,7 +183,7 @@ fn instantiate(
     listeners: &ListenerHub,
 ) -> Result<Instantiated, EngineError> {
     let mut sources = Vec::new();
-    let mut operators = Vec::new();
+    let mut nodes = Vec::new();
     for name in &plan.order {
         let spec = &plan.file.nodes[name];
         let entry = registry
@@ -177,7 +195,7 @@ fn instantiate(
             node: name,
             config_dir: &plan.config_dir,
             state_dir: node_state,
-            storage: &opts.storage,
+            resources: &opts.resources,
             metrics: &opts.metrics,
             runtime: opts.runtime.clone(),
             settings: &plan.file.pipeline,
@@ -185,32 +203,29 @@ fn instantiate(
         };
         match entry.build(&spec.options, &ctx)? {
             BuiltNode::Source(s) => sources.push((name.clone(), s)),
-            BuiltNode::Operator(o) => operators.push((name.clone(), o)),
+            BuiltNode::Operator(o) => nodes.push((name.clone(), Body::Operator(o))),
+            BuiltNode::Sink(s) => nodes.push((name.clone(), Body::Sink(s))),
         }
     }
-    Ok(Instantiated { sources, operators })
+    Ok(Instantiated { sources, nodes })
 }
 
-/// The implicit sink for rejected events.
-struct DeadLetterSink {
-    out: PartitionedParquet,
+/// Wraps the first dead-letter sink: once an epoch's dead letters are pre-committed (durable),
+/// counts them by reason and tells the listeners (e.g. the HTTP source's per-upload status).
+struct DeadLetterTap {
+    inner: Box<dyn Sink>,
     reasons: Arc<Mutex<ReasonCounts>>,
     listeners: ListenerHub,
     pending: Vec<RecordBatch>,
 }
 
-impl Operator for DeadLetterSink {
-    fn process(&mut self, batch: RecordBatch, _stage: &str) -> Result<Processed, EngineError> {
-        self.out.push(batch.clone())?;
-        self.pending.push(batch);
-        Ok(Processed {
-            output: RecordBatch::new_empty(crate::operator::dead_letter_schema()),
-            dead_letters: None,
-        })
+impl Sink for DeadLetterTap {
+    fn write(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
+        self.pending.push(batch.clone());
+        self.inner.write(batch)
     }
-
-    fn on_barrier(&mut self, epoch: u64) -> Result<EpochOutput, EngineError> {
-        let flushed = self.out.flush(epoch)?;
+    fn pre_commit(&mut self, epoch: u64) -> Result<EpochOutput, EngineError> {
+        let out = self.inner.pre_commit(epoch)?;
         let pending = std::mem::take(&mut self.pending);
         if let Ok(mut r) = self.reasons.lock() {
             for b in &pending {
@@ -220,11 +235,36 @@ impl Operator for DeadLetterSink {
         for b in &pending {
             self.listeners.notify(b);
         }
-        Ok(EpochOutput {
-            objects: flushed.objects,
-            rows: flushed.rows,
-        })
+        Ok(out)
     }
+    fn commit(&mut self, info: &CommitInfo<'_>) -> Result<(), EngineError> {
+        self.inner.commit(info)
+    }
+    fn abort(&mut self, committed: u64) -> Result<(), EngineError> {
+        self.inner.abort(committed)
+    }
+    fn on_finish(&mut self) -> Result<(), EngineError> {
+        self.inner.on_finish()
+    }
+}
+
+/// Finishes the commit of the last committed epoch (a crash may have come between storing the
+/// checkpoint and a sink's commit) and discards what later epochs staged.
+fn recover_sink(
+    name: &str,
+    sink: &mut dyn Sink,
+    checkpoint: &Checkpoint,
+) -> Result<(), EngineError> {
+    if checkpoint.epoch > 0 {
+        let empty = EpochOutput::default();
+        let info = CommitInfo {
+            epoch: checkpoint.epoch,
+            written: checkpoint.outputs.get(name).unwrap_or(&empty),
+            checkpoint,
+        };
+        sink.commit(&info)?;
+    }
+    sink.abort(checkpoint.epoch)
 }
 
 /// Runs a validated pipeline until its bounded sources are exhausted or `opts.stop` is set.
@@ -238,54 +278,57 @@ pub fn run_pipeline(
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| EngineError::io(&opts.state_dir, e))?;
     let checkpoint = load_checkpoint(&opts.state_dir)?.unwrap_or_default();
     let listeners = ListenerHub::default();
-    let nodes = instantiate(plan, registry, &opts, &listeners)?;
-    // Opening state (e.g. replaying a large store's journal) is reported apart from processing.
-    let startup = opened.elapsed();
-    let started = Instant::now();
+    let built = instantiate(plan, registry, &opts, &listeners)?;
     let settings = plan.file.pipeline.clone();
+    let dead_letter_sinks = plan.dead_letter_sinks();
+    let counted_dead_letters = dead_letter_sinks.first().cloned();
 
-    // Queues: one per operator node plus the dead-letter sink. Inputs are numbered per receiver.
-    let op_names: Vec<String> = nodes.operators.iter().map(|(n, _)| n.clone()).collect();
+    // One queue per operator and per sink that takes rows; inputs are numbered per receiver.
     let mut queues: BTreeMap<String, (Sender<Envelope>, Receiver<Envelope>, usize)> =
         BTreeMap::new();
-    for n in op_names
-        .iter()
-        .chain(std::iter::once(&DEAD_LETTER_NODE.to_owned()))
-    {
-        let (tx, rx) = bounded(settings.channel_capacity);
-        queues.insert(n.clone(), (tx, rx, 0));
+    for (name, _) in &built.nodes {
+        if plan.roles.get(name) != Some(&(Role::Sink, SinkInput::CommitsOnly)) {
+            let (tx, rx) = bounded(settings.channel_capacity);
+            queues.insert(name.clone(), (tx, rx, 0));
+        }
     }
-    let mut link_to = |target: &str| -> Link {
+    let mut link_to = |target: &str| -> Result<Link, EngineError> {
         let q = queues
             .get_mut(target)
-            .expect("queue exists for every operator");
+            .ok_or_else(|| EngineError::Config(format!("node {target} takes no input")))?;
         let link = Link {
             tx: q.0.clone(),
             input_index: q.2,
         };
         q.2 += 1;
-        link
+        Ok(link)
     };
     let mut outputs: BTreeMap<String, Outputs> = BTreeMap::new();
     for name in &plan.order {
-        let downstream = plan.downstreams(name).iter().map(|d| link_to(d)).collect();
-        outputs.insert(
-            name.clone(),
-            Outputs {
-                downstream,
-                dead_letter: Some(link_to(DEAD_LETTER_NODE)),
-            },
-        );
+        let role = plan.roles.get(name).map(|r| r.0);
+        let mut out = Outputs::default();
+        for d in plan.downstreams(name) {
+            out.downstream.push(link_to(&d)?);
+        }
+        // Sinks cannot reject rows; everything else may.
+        if role != Some(Role::Sink) {
+            for d in &dead_letter_sinks {
+                out.dead_letters.push(link_to(d)?);
+            }
+        }
+        outputs.insert(name.clone(), out);
     }
 
     let (coord_tx, coord_rx) = unbounded::<CoordMsg>();
     let reasons = Arc::new(Mutex::new(ReasonCounts::new()));
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let latency = Arc::new(Mutex::new(LatencyHistogram::new()));
     let mut handles = Vec::new();
     let mut source_controls = BTreeMap::new();
+    let mut sink_controls = BTreeMap::new();
 
     let mut max_intent_epoch = checkpoint.epoch;
-    for (name, mut source) in nodes.sources {
+    let mut source_tasks = Vec::new();
+    for (name, mut source) in built.sources {
         source.resume(checkpoint.positions.get(&name))?;
         let log_path = opts.state_dir.join("nodes").join(&name).join("epochs.log");
         let (log, intents) = crate::checkpoint::IntentLog::open(&log_path, checkpoint.epoch)?;
@@ -294,10 +337,10 @@ pub fn run_pipeline(
         }
         let (ctl_tx, ctl_rx) = unbounded();
         source_controls.insert(name.clone(), ctl_tx);
-        let task = source_task::SourceTask {
-            name: name.clone(),
+        source_tasks.push(source_task::SourceTask {
+            outputs: outputs.get(&name).cloned().unwrap_or_default(),
+            name,
             source,
-            outputs: outputs[&name].clone(),
             control: ctl_rx,
             coord: coord_tx.clone(),
             log,
@@ -305,52 +348,73 @@ pub fn run_pipeline(
             last_emitted: checkpoint.epoch,
             settings: settings.clone(),
             metrics: opts.metrics.clone(),
-        };
-        handles.push(spawn(&name, move || task.run())?);
+        });
     }
 
     let mut ack_nodes: Vec<String> = Vec::new();
-    let mut operators: Vec<(String, Box<dyn Operator>)> = nodes.operators;
-    operators.push((
-        DEAD_LETTER_NODE.to_owned(),
-        Box::new(DeadLetterSink {
-            out: PartitionedParquet::new(opts.storage.clone(), "dead-letter", vec![]),
-            reasons: reasons.clone(),
-            listeners: listeners.clone(),
-            pending: Vec::new(),
-        }),
-    ));
-    for (name, op) in operators {
-        let (_, rx, n_inputs) = queues
-            .remove(&name)
-            .expect("queue exists for every operator");
-        let task = operator_task::OperatorTask {
-            name: name.clone(),
-            op,
-            input: rx,
+    let mut node_tasks = Vec::new();
+    for (name, body) in built.nodes {
+        let body = match body {
+            Body::Operator(op) => node_task::NodeBody::Operator(op),
+            Body::Sink(mut sink) => {
+                recover_sink(&name, sink.as_mut(), &checkpoint)?;
+                if Some(&name) == counted_dead_letters.as_ref() {
+                    sink = Box::new(DeadLetterTap {
+                        inner: sink,
+                        reasons: reasons.clone(),
+                        listeners: listeners.clone(),
+                        pending: Vec::new(),
+                    });
+                }
+                let (tx, rx) = unbounded();
+                sink_controls.insert(name.clone(), tx);
+                node_task::NodeBody::Sink {
+                    sink,
+                    commits: rx,
+                    committed: checkpoint.epoch,
+                }
+            }
+        };
+        let (input, n_inputs) = match queues.remove(&name) {
+            Some((_, rx, n)) => (Some(rx), n),
+            None => (None, 0),
+        };
+        if input.is_some() {
+            ack_nodes.push(name.clone());
+        }
+        node_tasks.push(node_task::NodeTask {
+            outputs: outputs.get(&name).cloned().unwrap_or_default(),
+            name,
+            body,
+            input,
             n_inputs,
-            outputs: outputs.get(&name).cloned().unwrap_or(Outputs {
-                downstream: vec![],
-                dead_letter: None,
-            }),
             coord: coord_tx.clone(),
             metrics: opts.metrics.clone(),
-            latencies: latencies.clone(),
-        };
-        ack_nodes.push(name.clone());
-        handles.push(spawn(&name, move || task.run())?);
+            latency: latency.clone(),
+        });
     }
     // Only node threads may hold senders now, so queues close when their upstreams finish.
     drop(queues);
     drop(outputs);
     drop(coord_tx);
+    // Opening state (e.g. replaying a large store's journal) is reported apart from processing.
+    let startup = opened.elapsed();
+    let started = Instant::now();
+    for task in source_tasks {
+        let name = task.name.clone();
+        handles.push(spawn(&name, move || task.run())?);
+    }
+    for task in node_tasks {
+        let name = task.name.clone();
+        handles.push(spawn(&name, move || task.run())?);
+    }
 
     let coordinator = coordinator::Coordinator {
         state_dir: opts.state_dir.clone(),
-        storage: opts.storage.clone(),
         metrics: opts.metrics.clone(),
         settings,
         sources: source_controls,
+        sinks: sink_controls,
         ack_nodes,
         committed: checkpoint.clone(),
         next_epoch: max_intent_epoch + 1,
@@ -374,21 +438,24 @@ pub fn run_pipeline(
         )));
     }
     let dead_letters_by_reason = reasons.lock().map(|r| r.clone()).unwrap_or_default();
-    let mut batch_latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
-    batch_latencies.sort_by(f64::total_cmp);
+    let batch_latency = latency.lock().map(|l| l.clone()).unwrap_or_default();
+    let is_edge_sink = |n: &str| plan.roles.get(n) == Some(&(Role::Sink, SinkInput::Edges));
     Ok(RunSummary {
-        dead_letters: stats.rows.get(DEAD_LETTER_NODE).copied().unwrap_or(0),
+        dead_letters: counted_dead_letters
+            .and_then(|n| stats.rows.get(&n).copied())
+            .unwrap_or(0),
         published: stats
             .rows
-            .into_iter()
-            .filter(|(n, _)| n != DEAD_LETTER_NODE)
+            .iter()
+            .filter(|(n, _)| is_edge_sink(n))
+            .map(|(n, r)| (n.clone(), *r))
             .collect(),
         dead_letters_by_reason,
         epochs_committed: stats.epochs,
         last_epoch: stats.last_epoch,
         elapsed: started.elapsed(),
         startup,
-        batch_latencies,
+        batch_latency,
         resumed_from_epoch: checkpoint.epoch,
     })
 }
@@ -401,13 +468,4 @@ fn spawn(
         .name(format!("node-{name}"))
         .spawn(f)
         .map_err(|e| EngineError::Other(format!("cannot spawn node thread {name}: {e}")))
-}
-
-/// Percentile (0..=100) of sorted values; 0 when empty.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }

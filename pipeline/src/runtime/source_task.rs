@@ -116,7 +116,7 @@ impl SourceTask {
                     }
                     if let Some(dl) = &dead_letters {
                         let mut counts = Default::default();
-                        crate::operator::count_reasons(dl, &mut counts);
+                        crate::dead_letter::count_reasons(dl, &mut counts);
                         for (reason, n) in counts {
                             rejected.with_label_values(&[&self.name, &reason]).inc_by(n);
                         }

@@ -1,0 +1,216 @@
+//! Object storage for published data: a local directory by default, `s3://`, `gs://`, `az://` by URL.
+//!
+//! Writes are synchronous from the caller's point of view (node threads call them) and durable on
+//! return: for the local filesystem the file and its directory are fsynced, for cloud stores a
+//! successful PUT is durable by the store's contract.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use divoc_pipeline::EngineError;
+
+/// A handle to the output store. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    /// Set for the local filesystem so writes can be fsynced.
+    local_root: Option<PathBuf>,
+    runtime: tokio::runtime::Handle,
+    url: String,
+}
+
+impl Storage {
+    /// Opens the store named by `url` (a plain path means the local filesystem; it is created).
+    pub fn open(
+        url: &str,
+        options: &BTreeMap<String, String>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, EngineError> {
+        divoc_pipeline::config::check_storage_url(url).map_err(EngineError::Config)?;
+        let local = match url.split_once("://") {
+            None => Some(PathBuf::from(url)),
+            Some(("file", rest)) => Some(PathBuf::from(rest)),
+            Some(_) => None,
+        };
+        if let Some(dir) = local {
+            std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
+            let root = std::fs::canonicalize(&dir).map_err(|e| EngineError::io(&dir, e))?;
+            let store = LocalFileSystem::new_with_prefix(&root).map_err(store_err)?;
+            return Ok(Self {
+                store: Arc::new(store),
+                local_root: Some(root),
+                runtime,
+                url: url.to_owned(),
+            });
+        }
+        let parsed = url::Url::parse(url)
+            .map_err(|e| EngineError::Config(format!("storage.url {url:?}: {e}")))?;
+        let (store, prefix) =
+            object_store::parse_url_opts(&parsed, options.iter()).map_err(store_err)?;
+        let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            Arc::from(store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        Ok(Self {
+            store,
+            local_root: None,
+            runtime,
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Local directory backing the store, if it is the local filesystem.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Writes `bytes` at `key`, durably. Overwrites (replays write identical bytes to identical keys).
+    pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), EngineError> {
+        let path = ObjectPath::from(key);
+        let store = self.store.clone();
+        self.block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
+            .map_err(store_err)?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(key);
+            sync_path(&file)?;
+            if let Some(dir) = file.parent() {
+                sync_path(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes many objects concurrently. Local files are NOT fsynced here: pass the keys to
+    /// [`Storage::sync_keys`] before relying on them (operators do it at the epoch barrier, so one
+    /// batch of fsyncs covers a whole epoch instead of two per object). Cloud stores are durable
+    /// on return.
+    pub fn put_many_unsynced(&self, objects: Vec<(String, Bytes)>) -> Result<(), EngineError> {
+        use futures::StreamExt;
+        let store = self.store.clone();
+        self.block_on(async move {
+            futures::stream::iter(objects.into_iter().map(|(key, bytes)| {
+                let store = store.clone();
+                async move {
+                    store
+                        .put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes))
+                        .await
+                }
+            }))
+            .buffer_unordered(32)
+            .try_collect::<Vec<_>>()
+            .await
+        })
+        .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Makes objects written by [`Storage::put_many_unsynced`] durable: fsyncs each local file and
+    /// each distinct parent directory once. A no-op for cloud stores.
+    pub fn sync_keys(&self, keys: &[String]) -> Result<(), EngineError> {
+        use rayon::prelude::*;
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let files: Vec<PathBuf> = keys.iter().map(|k| root.join(k)).collect();
+        files.par_iter().try_for_each(|f| sync_path(f))?;
+        let dirs: std::collections::BTreeSet<&std::path::Path> =
+            files.iter().filter_map(|f| f.parent()).collect();
+        dirs.into_par_iter().try_for_each(sync_path)
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>, EngineError> {
+        let path = ObjectPath::from(key);
+        let store = self.store.clone();
+        match self.block_on(async move { store.get(&path).await?.bytes().await }) {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Lists keys under `prefix`, sorted.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
+        let p = ObjectPath::from(prefix);
+        let store = self.store.clone();
+        let mut keys: Vec<String> = self
+            .block_on(async move {
+                store
+                    .list(Some(&p))
+                    .map_ok(|m| m.location.to_string())
+                    .try_collect()
+                    .await
+            })
+            .map_err(store_err)?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Moves an object (atomic on the local filesystem; copy + delete on most cloud stores),
+    /// durably, overwriting the destination. Returns false when `from` does not exist (e.g. it
+    /// was moved before a crash).
+    pub fn rename(&self, from: &str, to: &str) -> Result<bool, EngineError> {
+        let (src, dst) = (ObjectPath::from(from), ObjectPath::from(to));
+        let store = self.store.clone();
+        match self.block_on(async move { store.rename(&src, &dst).await }) {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(store_err(e)),
+        }
+        if let Some(root) = &self.local_root {
+            for dir in [root.join(to), root.join(from)]
+                .iter()
+                .filter_map(|p| p.parent().map(std::path::Path::to_path_buf))
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                if dir.exists() {
+                    sync_path(&dir)?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    pub fn delete(&self, key: &str) -> Result<(), EngineError> {
+        let path = ObjectPath::from(key);
+        let store = self.store.clone();
+        match self.block_on(async move { store.delete(&path).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        // Node threads are plain OS threads; inside a runtime worker we must not block it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| self.runtime.block_on(fut)),
+            Err(_) => self.runtime.block_on(fut),
+        }
+    }
+}
+
+fn sync_path(p: &std::path::Path) -> Result<(), EngineError> {
+    std::fs::File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| EngineError::io(p, e))
+}
+
+fn store_err(e: object_store::Error) -> EngineError {
+    EngineError::external("object store", e)
+}

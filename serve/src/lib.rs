@@ -1,0 +1,290 @@
+//! The read side. `divoc serve`: the certificate download API over the published certificates;
+//! the verify page, status lists and the SQL API will join it here. Also `/metrics` for `divoc run`.
+//!
+//! ```text
+//! GET /certificate/api/certificatePDF/{preEnrollmentCode}[?language=hi]   DIVOC's path: PDF of the latest dose
+//! GET /certificate/api/v1/certificates?preEnrollmentCode=P                 the beneficiary's certificates
+//! GET /certificate/api/v1/certificates/{certificateId}/{format}           pdf, qr.png, qr.svg, credential.json,
+//!     dcc.txt, dcc.png, dcc.svg, smart-health-card, shc.png, shc.svg, fhir.json, ddcc.json
+//! GET /.well-known/jwks.json                                               SMART Health Card issuer keys
+//! GET /certificate/api/v1/dsc.pem                                          EU DCC document signer certificate
+//! GET /health
+//! ```
+//!
+//! Every certificate route needs `Authorization: Bearer <token>`; a token sees only its own
+//! tenant's certificates (deny by default: no token configured, every request is 401). Every
+//! answer to a certificate download (the PDF and format routes, 200 or 404/422 alike) is recorded
+//! as a download event for analytics ([`events`]); refused tokens, bad queries, unknown formats
+//! and listings are not downloads and are not recorded.
+
+pub mod events;
+pub mod formats;
+pub mod index;
+pub mod metrics_server;
+mod routes;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use divoc_connectors::http::{TokenConfig, MIN_TOKEN_CHARS};
+use divoc_connectors::storage::Storage;
+use serde::Deserialize;
+
+use events::DownloadLog;
+use formats::{DccSection, Formats, ShcSection};
+use index::CertificateIndex;
+
+/// `config/serve.toml`. Relative paths resolve against the file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Socket address, e.g. `127.0.0.1:8090`.
+    pub listen: String,
+    /// The store the pipeline publishes into (same as its `storage.url`).
+    pub storage_url: String,
+    /// Prefix of the accepted certificates in the store.
+    #[serde(default = "default_accepted")]
+    pub accepted_prefix: String,
+    /// How often newly published objects are picked up, in milliseconds.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval_ms: u64,
+    /// How often download events are written out, in milliseconds.
+    #[serde(default = "default_events_flush")]
+    pub events_flush_interval_ms: u64,
+    /// Accepted bearer tokens, each mapped to the tenant it may read.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Environment variable holding one more token, for tenant `default`.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Directory with `fonts/`, `templates/`, `languages.toml`, `assets/`.
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
+    /// Template set used for tenants without their own.
+    #[serde(default = "default_fallback")]
+    pub fallback_template: String,
+    /// Vaccine/country code map for the FHIR and DDCC bundles.
+    #[serde(default = "default_codes")]
+    pub fhir_codes: PathBuf,
+    /// EU DCC issuing; absent = DCC downloads answer 404.
+    #[serde(default)]
+    pub dcc: Option<DccSection>,
+    /// SMART Health Card issuing; absent = SHC downloads answer 404.
+    #[serde(default)]
+    pub shc: Option<ShcSection>,
+}
+
+fn default_accepted() -> String {
+    "accepted".into()
+}
+fn default_refresh() -> u64 {
+    2000
+}
+fn default_events_flush() -> u64 {
+    5000
+}
+fn default_templates() -> PathBuf {
+    PathBuf::from(".")
+}
+fn default_fallback() -> String {
+    "default".into()
+}
+fn default_codes() -> PathBuf {
+    PathBuf::from("shc-codes.toml")
+}
+
+/// A loaded serve config: the file plus its directory.
+pub struct ServePlan {
+    pub cfg: ServeConfig,
+    pub dir: PathBuf,
+}
+
+impl ServePlan {
+    pub fn load(path: &Path, sets: &[String]) -> Result<ServePlan> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}; pass one with --config", path.display()))?;
+        let mut doc: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+        divoc_pipeline::config::apply_overrides(&mut doc, sets).map_err(|e| anyhow!(e))?;
+        let cfg: ServeConfig = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("{}: {}", path.display(), e.message()))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(ServePlan { cfg, dir })
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    fn storage_url(&self) -> String {
+        let url = &self.cfg.storage_url;
+        if url.contains("://") {
+            url.clone()
+        } else {
+            self.resolve(Path::new(url)).display().to_string()
+        }
+    }
+
+    /// token -> tenant, checked like the ingest API's tokens.
+    fn tokens(&self) -> Result<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = self
+            .cfg
+            .tokens
+            .iter()
+            .map(|t| (t.token.clone(), t.tenant.clone()))
+            .collect();
+        if let Some(var) = &self.cfg.token_env {
+            match std::env::var(var) {
+                Ok(t) => out.push((t, "default".into())),
+                Err(_) => bail!(
+                    "token_env = {var:?} but the environment variable is not set; export {var}=<a secret of {MIN_TOKEN_CHARS}+ characters>"
+                ),
+            }
+        }
+        for (token, _) in &out {
+            if token.chars().count() < MIN_TOKEN_CHARS {
+                bail!("a bearer token is shorter than {MIN_TOKEN_CHARS} characters; use a longer secret");
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Shared state of the handlers.
+pub struct AppState {
+    pub index: RwLock<CertificateIndex>,
+    pub formats: Formats,
+    pub tokens: Vec<(String, String)>,
+    pub log: DownloadLog,
+    pub jwks: Option<String>,
+    pub dsc_pem: Option<String>,
+}
+
+/// A running server; dropping the handle does not stop it, `stop` does.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+    state: Arc<AppState>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+    stop_flag: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, writes the pending download events.
+    pub fn stop(mut self, rt: &tokio::runtime::Runtime) -> Result<()> {
+        let _ = self.shutdown.send(());
+        let _ = rt.block_on(self.done);
+        self.stop_flag
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        self.state.log.flush()?;
+        Ok(())
+    }
+}
+
+/// Loads everything and starts serving.
+pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningServer> {
+    let storage = Storage::open(
+        &plan.storage_url(),
+        &Default::default(),
+        rt.handle().clone(),
+    )
+    .context("cannot open the certificate store (storage_url)")?;
+    let formats = Formats::for_plan(plan)?;
+    let index = CertificateIndex::load(&storage, &plan.cfg.accepted_prefix)?;
+    tracing::info!(certificates = index.len(), "certificate index loaded");
+    let jwks = match &formats.shc {
+        Some(s) => Some(serde_json::to_string(&s.key().jwks())?),
+        None => None,
+    };
+    let dsc_pem = match &plan.cfg.dcc {
+        Some(d) => Some(
+            std::fs::read_to_string(plan.resolve(&d.certificate)).context("[dcc] certificate")?,
+        ),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        index: RwLock::new(index),
+        formats,
+        tokens: plan.tokens()?,
+        log: DownloadLog::new(storage.clone()),
+        jwks,
+        dsc_pem,
+    });
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(&plan.cfg.listen))
+        .with_context(|| {
+            format!(
+                "listen {:?}: cannot bind; choose a free address",
+                plan.cfg.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let app = routes::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let done = rt.spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    // Index refresh and event flushes run on a plain thread: Storage blocks on its own runtime.
+    let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refresher = {
+        let state = state.clone();
+        let stop = stop_flag.clone();
+        let prefix = plan.cfg.accepted_prefix.clone();
+        let refresh = Duration::from_millis(plan.cfg.refresh_interval_ms.max(100));
+        let flush = Duration::from_millis(plan.cfg.events_flush_interval_ms.max(100));
+        std::thread::spawn(move || {
+            let mut last_refresh = std::time::Instant::now();
+            let mut last_flush = std::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                if last_refresh.elapsed() >= refresh {
+                    last_refresh = std::time::Instant::now();
+                    // Read new objects into a side index first so lookups never wait on I/O.
+                    let mut fresh = CertificateIndex::default();
+                    if let Ok(guard) = state.index.read() {
+                        fresh.seen_from(&guard);
+                    }
+                    match fresh.refresh(&storage, &prefix) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            if let Ok(mut guard) = state.index.write() {
+                                guard.merge(fresh);
+                            }
+                            tracing::info!(added = n, "certificate index refreshed");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "certificate index refresh failed"),
+                    }
+                }
+                if last_flush.elapsed() >= flush {
+                    last_flush = std::time::Instant::now();
+                    if let Err(e) = state.log.flush() {
+                        tracing::warn!(error = %e, "download events not written yet; retrying");
+                    }
+                }
+            }
+        })
+    };
+    Ok(RunningServer {
+        addr,
+        shutdown: tx,
+        done,
+        state,
+        refresher: Some(refresher),
+        stop_flag,
+    })
+}
