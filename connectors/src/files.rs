@@ -67,6 +67,10 @@ fn default_max_record() -> usize {
 impl Component for FileSourceConfig {
     const KIND: &'static str = "file_source";
     const ROLE: Role = Role::Source;
+    /// The certify event schema.
+    fn adds() -> Vec<divoc_pipeline::columns::Column> {
+        divoc_model::columns::EVENT_COLUMNS.to_vec()
+    }
     const ABOUT: &'static str = "bulk NDJSON / DIVOC CSV files, replayable by byte offset";
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {

@@ -34,6 +34,10 @@ pub use source::{HttpSource, HttpSourcePosition};
 impl Component for HttpSourceConfig {
     const KIND: &'static str = "http_source";
     const ROLE: Role = Role::Source;
+    /// The certify event schema.
+    fn adds() -> Vec<divoc_pipeline::columns::Column> {
+        divoc_model::columns::EVENT_COLUMNS.to_vec()
+    }
     const ABOUT: &'static str =
         "DIVOC certify API (JSON v1/v3, bulk CSV) with bearer-token tenants, durable in a write-ahead log";
 
