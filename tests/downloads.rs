@@ -281,6 +281,9 @@ kind = "qr_payload"
 kind = "render"
 templates = {templates}
 
+[nodes.pdfs]
+kind = "pdf_sink"
+
 [nodes.publish]
 kind = "publish"
 prefix = "accepted"
@@ -304,6 +307,10 @@ to = "qr_payload"
 [[edges]]
 from = "qr_payload"
 to = "render"
+
+[[edges]]
+from = "render"
+to = "pdfs"
 
 [[edges]]
 from = "render"
