@@ -359,7 +359,7 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     );
     let h = get(addr, "/health", TOKEN);
     assert_eq!(h.status, 200);
-    assert_eq!(h.json()["walNextSeq"], 4);
+    assert_eq!(h.json(), json!({"status": "ok"}));
 }
 
 #[test]
@@ -419,7 +419,6 @@ fn unauthenticated_requests_get_401() {
         body.len()
     );
     assert_eq!(raw_request(addr, &head, body.as_bytes()).status, 401);
-    assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 401);
     assert_eq!(
         request(
             addr,
@@ -458,10 +457,49 @@ fn unauthenticated_requests_get_401() {
         assert_eq!(r.status, 401);
     }
     assert_eq!(
-        request(addr, "GET", "/health", Some(TOKEN), None, b"").status,
+        request(
+            addr,
+            "GET",
+            "/divoc/api/v1/certify/uploads",
+            Some(TOKEN),
+            None,
+            b""
+        )
+        .status,
         401
     );
+    // Health probes still get their answer.
+    assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 200);
     assert_eq!(src.durable_seq(), 0);
+}
+
+#[test]
+fn health_answers_without_a_token_and_reveals_nothing() {
+    let env = Env::new();
+    let src = env.open("");
+    let addr = src.local_addr();
+    for codes in [vec!["h1", "h2", "h3"], vec!["h4"]] {
+        assert_eq!(post_json(addr, V1, &array(&codes)).status, 200);
+    }
+    assert_eq!(src.durable_seq(), 4);
+    for token in [None, Some("wrong-token-0123456789abcdef"), Some(TOKEN)] {
+        let r = request(addr, "GET", "/health", token, None, b"");
+        assert_eq!(r.status, 200, "{token:?}: {}", r.body);
+        assert_eq!(r.json(), json!({"status": "ok"}), "{token:?}");
+        assert!(!r.body.chars().any(|c| c.is_ascii_digit()), "{}", r.body);
+    }
+    assert_eq!(
+        env.metrics
+            .http_requests
+            .with_label_values(&["/health", "200"])
+            .get(),
+        3
+    );
+    // Only GET.
+    assert_eq!(
+        request(addr, "POST", "/health", None, None, b"").status,
+        405
+    );
 }
 
 #[test]
@@ -1205,7 +1243,16 @@ fn component_check_and_build() {
     assert_eq!(source.position(), json!({"next_seq": 0}));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(
-        request(addr, "GET", "/health", Some(TOKEN), None, b"").status,
+        request(
+            addr,
+            "GET",
+            "/divoc/api/v1/certify/uploads",
+            Some(TOKEN),
+            None,
+            b""
+        )
+        .status,
         401
     );
+    assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 200);
 }
