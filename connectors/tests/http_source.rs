@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow::array::{Array, StringArray, UInt64Array};
+use arrow::array::{Array, Int64Array, StringArray, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use divoc_connectors::http::{wal, HttpSource, HttpSourceConfig};
 use divoc_pipeline::config::{entry, BuildContext, BuiltNode, CheckContext, EngineSettings};
@@ -828,6 +828,129 @@ fn bulk_csv_upload_reports_row_errors() {
         get(addr, "/divoc/api/v1/certify/uploads", TOKEN_LK).json()["uploads"],
         json!([])
     );
+}
+
+fn ints(batches: &[RecordBatch], col: &str) -> Vec<Option<i64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b
+                .column_by_name(col)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            (0..a.len())
+                .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn csv_header_order_is_kept_and_dead_letters_carry_the_csv_line() {
+    let env = Env::new();
+    let mut src = env.open("");
+    let addr = src.local_addr();
+    // Not DIVOC's column order; CRLF line ends, a BOM, a blank line, quoting and non-ASCII text.
+    let csv = "\u{feff}vaccinationName,recipientGender,facilityName,vaccinationDose,recipientName,preEnrollmentCode,recipientAge,recipientPincode\r\n\
+               Covaxin,Male,\"PHC, Ward 5\",2,Ravi,c1,40,560001\r\n\
+               Covishield,Female,Clinic,1,\"Meena \"\"M\"\" Rao\",c2,41,110001\r\n\
+               \r\n\
+               Covishield,Female,Clinic,1,तमिल,c3,39\r\n\
+               Covishield,Male,Clinic,one,Arun,c4,38,600001\r\n\
+               Sputnik,Female,\"Hospital\nNorth\",1,Lata,c5,50,400001";
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        csv.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["accepted"], 5);
+    src.resume(None).unwrap();
+    let (ev, dl, n) = poll_all(&mut src, 100);
+    assert_eq!(n, 5);
+    assert_eq!(strs(&ev, "pre_enrollment_code"), ["c1", "c2", "c5"]);
+    assert_eq!(
+        strs(&ev, "recipient_name"),
+        ["Ravi", "Meena \"M\" Rao", "Lata"]
+    );
+    assert_eq!(
+        strs(&ev, "vaccine_name"),
+        ["Covaxin", "Covishield", "Sputnik"]
+    );
+    assert_eq!(strs(&ev, "recipient_gender"), ["Male", "Female", "Female"]);
+    assert_eq!(
+        strs(&ev, "facility_name"),
+        ["PHC, Ward 5", "Clinic", "Hospital\nNorth"]
+    );
+    assert_eq!(strs(&ev, "recipient_age"), ["40", "41", "50"]);
+    assert_eq!(
+        strs(&ev, "recipient_address_pincode"),
+        ["560001", "110001", "400001"]
+    );
+    assert_eq!(ints(&ev, "dose"), [Some(2), Some(1), Some(1)]);
+    assert_eq!(offsets(&ev), [0, 1, 4]);
+    assert_eq!(
+        strs(&ev, "raw"),
+        [
+            "Covaxin,Male,\"PHC, Ward 5\",2,Ravi,c1,40,560001",
+            "Covishield,Female,Clinic,1,\"Meena \"\"M\"\" Rao\",c2,41,110001",
+            "Sputnik,Female,\"Hospital\nNorth\",1,Lata,c5,50,400001",
+        ]
+    );
+    // The malformed row (7 cells) and the bad integer keep their CSV line.
+    assert_eq!(offsets(&dl), [2, 3]);
+    assert_eq!(
+        strs(&dl, "reason_code"),
+        ["malformed_csv", "invalid_field_type"]
+    );
+    assert_eq!(
+        strs(&dl, "raw"),
+        [
+            "Covishield,Female,Clinic,1,तमिल,c3,39",
+            "Covishield,Male,Clinic,one,Arun,c4,38,600001",
+        ]
+    );
+    let details = strs(&dl, "reason_detail");
+    assert!(details[0].contains("7 cells"), "{}", details[0]);
+    assert!(details[1].starts_with("vaccinationDose:"), "{}", details[1]);
+
+    // The WAL holds the rows' text as it arrived (no JSON re-encoding, no escaping).
+    let seg = std::fs::read(src.wal_dir().join(wal::segment_name(0))).unwrap();
+    assert!(seg.starts_with(&wal::SEGMENT_MAGIC));
+    let row = "Covishield,Female,Clinic,1,\"Meena \"\"M\"\" Rao\",c2,41,110001".as_bytes();
+    assert!(seg.windows(row.len()).any(|w| w == row));
+}
+
+#[test]
+fn an_old_json_wal_is_refused_naming_the_file_and_the_fix() {
+    let env = Env::new();
+    let wal_dir = env.state_dir().join("wal");
+    std::fs::create_dir_all(&wal_dir).unwrap();
+    // A segment as the JSON-record format wrote it: [len][crc][JSON], no segment header.
+    let payload = br#"{"seq":0,"ingest_time_ms":1,"kind":"certify_v1","upload_id":"u0","row":0,"tenant":"in","body":"{\"preEnrollmentCode\":\"p\"}"}"#;
+    let mut old = (payload.len() as u32).to_le_bytes().to_vec();
+    old.extend_from_slice(&divoc_connectors::http::crc32(payload).to_le_bytes());
+    old.extend_from_slice(payload);
+    let seg = wal_dir.join(wal::segment_name(0));
+    std::fs::write(&seg, &old).unwrap();
+    let err = config("").open(&env.ctx()).err().unwrap().to_string();
+    assert!(err.contains(&seg.display().to_string()), "{err}");
+    assert!(err.contains("JSON records"), "{err}");
+    assert!(
+        err.contains("drain it with the binary that wrote it"),
+        "{err}"
+    );
+    // Refused, not misread or cut.
+    assert_eq!(std::fs::read(&seg).unwrap(), old);
+    std::fs::remove_file(&seg).unwrap();
+    let src = env.open("");
+    assert_eq!(src.durable_seq(), 0);
 }
 
 #[test]
