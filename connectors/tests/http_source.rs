@@ -930,9 +930,18 @@ fn csv_header_order_is_kept_and_dead_letters_carry_the_csv_line() {
 #[test]
 fn an_old_json_wal_is_refused_naming_the_file_and_the_fix() {
     let env = Env::new();
-    let wal_dir = env.state_dir().join("wal");
-    std::fs::create_dir_all(&wal_dir).unwrap();
-    // A segment as the JSON-record format wrote it: [len][crc][JSON], no segment header.
+    // Uploads acknowledged and drained (checkpoint at 3) ...
+    let mut src = env.open("");
+    assert_eq!(
+        post_json(src.local_addr(), V1, &array(&["a", "b", "c"])).status,
+        200
+    );
+    src.resume(None).unwrap();
+    assert_eq!(poll_all(&mut src, 10).2, 3);
+    let pos = src.position();
+    let wal_dir = src.wal_dir().to_path_buf();
+    drop(src);
+    // ... by a binary that wrote JSON records: [len][crc][JSON], no segment header.
     let payload = br#"{"seq":0,"ingest_time_ms":1,"kind":"certify_v1","upload_id":"u0","row":0,"tenant":"in","body":"{\"preEnrollmentCode\":\"p\"}"}"#;
     let mut old = (payload.len() as u32).to_le_bytes().to_vec();
     old.extend_from_slice(&divoc_connectors::http::crc32(payload).to_le_bytes());
@@ -946,11 +955,31 @@ fn an_old_json_wal_is_refused_naming_the_file_and_the_fix() {
         err.contains("drain it with the binary that wrote it"),
         "{err}"
     );
+    assert!(err.contains("delete the segment files"), "{err}");
     // Refused, not misread or cut.
     assert_eq!(std::fs::read(&seg).unwrap(), old);
+
+    // The fix: delete the drained segments. The log goes on after the registered uploads, so the
+    // checkpoint still fits and upload ids stay unique.
     std::fs::remove_file(&seg).unwrap();
+    let mut src = env.open("");
+    assert_eq!(src.durable_seq(), 3);
+    assert_eq!(segment_files(&wal_dir), [wal::segment_name(3)]);
+    src.resume(Some(&pos)).unwrap();
+    assert!(matches!(src.poll(10).unwrap(), SourcePoll::Idle));
+    let addr = src.local_addr();
+    let r = post_json(addr, V1, &array(&["d"]));
+    assert_eq!(r.json()["transactionId"], "u3");
+    let (ev, _, _) = poll_all(&mut src, 10);
+    assert_eq!(offsets(&ev), [3]);
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u0", TOKEN).json()["rows"],
+        3
+    );
+    drop(src);
+    // And it reopens like any log.
     let src = env.open("");
-    assert_eq!(src.durable_seq(), 0);
+    assert_eq!(src.durable_seq(), 4);
 }
 
 #[test]

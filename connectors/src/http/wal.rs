@@ -344,8 +344,9 @@ fn read_segment_start<R: Read>(
     Err(EngineError::State(format!(
         "write-ahead-log segment {} is not in the format this build reads (version {}; found {found}); \
          fix: drain it with the binary that wrote it (run the pipeline until its checkpoint covers every \
-         record and stop it cleanly), or accept losing the records it holds that were not yet drained; \
-         then delete the segment files in {dir}",
+         record, then stop it), then delete the segment files (*.log) in {dir} and start again: the log \
+         goes on after the last upload in the registry. Deleting segments that were not drained loses \
+         their records",
         path.display(),
         SEGMENT_MAGIC[7],
     )))
@@ -453,6 +454,8 @@ pub(crate) struct Recovered {
     pub offsets: Vec<u64>,
     pub last_len: u64,
     pub next_seq: u64,
+    /// The directory held no segment at all (a new log, or one whose segments were deleted).
+    pub fresh: bool,
 }
 
 impl Recovered {
@@ -461,6 +464,7 @@ impl Recovered {
     pub fn open(dir: &Path, fsync: bool) -> Result<Self, EngineError> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
         let mut segments = list_segments(dir)?;
+        let fresh = segments.is_empty();
         let (last_first, last_path) = match segments.last_key_value() {
             Some((f, p)) => (*f, p.clone()),
             None => {
@@ -510,7 +514,32 @@ impl Recovered {
             last_len: scan.valid_len,
             next_seq,
             offsets: scan.offsets,
+            fresh,
         })
+    }
+
+    /// Makes a fresh, empty log start at `seq` instead of 0 (its only segment is renamed), so that
+    /// sequence numbers go on after records whose segments were deleted.
+    pub fn restart_at(&mut self, seq: u64, fsync: bool) -> Result<(), EngineError> {
+        if !self.fresh || self.next_seq != 0 || self.segments.len() != 1 {
+            return Err(EngineError::State(format!(
+                "write-ahead log in {} is not empty; it cannot restart at seq {seq}",
+                self.dir.display()
+            )));
+        }
+        if seq == 0 {
+            return Ok(());
+        }
+        let from = self.dir.join(segment_name(0));
+        let to = self.dir.join(segment_name(seq));
+        std::fs::rename(&from, &to).map_err(|e| EngineError::io(&from, e))?;
+        if fsync {
+            sync_dir(&self.dir)?;
+        }
+        self.segments = BTreeMap::from([(seq, to)]);
+        self.last_first = seq;
+        self.next_seq = seq;
+        Ok(())
     }
 
     /// Cuts the log back so that `seq` is the next sequence number (only within the last segment).
@@ -1381,6 +1410,22 @@ mod tests {
             assert_eq!(r.last_len, MAGIC_LEN);
             assert_eq!(std::fs::read(&p).unwrap(), SEGMENT_MAGIC);
         }
+    }
+
+    #[test]
+    fn only_a_fresh_empty_log_restarts_at_a_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Recovered::open(dir.path(), true).unwrap();
+        assert!(r.fresh);
+        r.restart_at(7, true).unwrap();
+        assert_eq!((r.next_seq, r.last_first), (7, 7));
+        assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
+        let p = dir.path().join(segment_name(7));
+        assert_eq!(std::fs::read(&p).unwrap(), SEGMENT_MAGIC);
+        let mut r = Recovered::open(dir.path(), true).unwrap();
+        assert!(!r.fresh);
+        assert_eq!(r.next_seq, 7);
+        assert!(r.restart_at(9, true).is_err());
     }
 
     #[test]
