@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow::array::{Array, StringArray, UInt64Array};
+use arrow::array::{Array, Int64Array, StringArray, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use divoc_connectors::http::{wal, HttpSource, HttpSourceConfig};
 use divoc_connectors::storage::Storage;
@@ -363,7 +363,7 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     );
     let h = get(addr, "/health", TOKEN);
     assert_eq!(h.status, 200);
-    assert_eq!(h.json()["walNextSeq"], 4);
+    assert_eq!(h.json(), json!({"status": "ok"}));
 }
 
 #[test]
@@ -423,7 +423,6 @@ fn unauthenticated_requests_get_401() {
         body.len()
     );
     assert_eq!(raw_request(addr, &head, body.as_bytes()).status, 401);
-    assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 401);
     assert_eq!(
         request(
             addr,
@@ -462,10 +461,49 @@ fn unauthenticated_requests_get_401() {
         assert_eq!(r.status, 401);
     }
     assert_eq!(
-        request(addr, "GET", "/health", Some(TOKEN), None, b"").status,
+        request(
+            addr,
+            "GET",
+            "/divoc/api/v1/certify/uploads",
+            Some(TOKEN),
+            None,
+            b""
+        )
+        .status,
         401
     );
+    // Health probes still get their answer.
+    assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 200);
     assert_eq!(src.durable_seq(), 0);
+}
+
+#[test]
+fn health_answers_without_a_token_and_reveals_nothing() {
+    let env = Env::new();
+    let src = env.open("");
+    let addr = src.local_addr();
+    for codes in [vec!["h1", "h2", "h3"], vec!["h4"]] {
+        assert_eq!(post_json(addr, V1, &array(&codes)).status, 200);
+    }
+    assert_eq!(src.durable_seq(), 4);
+    for token in [None, Some("wrong-token-0123456789abcdef"), Some(TOKEN)] {
+        let r = request(addr, "GET", "/health", token, None, b"");
+        assert_eq!(r.status, 200, "{token:?}: {}", r.body);
+        assert_eq!(r.json(), json!({"status": "ok"}), "{token:?}");
+        assert!(!r.body.chars().any(|c| c.is_ascii_digit()), "{}", r.body);
+    }
+    assert_eq!(
+        env.metrics
+            .http_requests
+            .with_label_values(&["/health", "200"])
+            .get(),
+        3
+    );
+    // Only GET.
+    assert_eq!(
+        request(addr, "POST", "/health", None, None, b"").status,
+        405
+    );
 }
 
 #[test]
@@ -600,7 +638,8 @@ fn invalid_requests_get_400_naming_the_problem_and_write_nothing() {
     assert_eq!(not_object["details"][0]["index"], 1);
 
     assert_eq!(src.durable_seq(), 0);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 0);
+    // Only the segment header.
+    assert_eq!(std::fs::read(&seg).unwrap(), wal::SEGMENT_MAGIC);
     src.resume(None).unwrap();
     assert!(matches!(src.poll(100).unwrap(), SourcePoll::Idle));
     let list = get(addr, "/divoc/api/v1/certify/uploads", TOKEN).json();
@@ -644,8 +683,9 @@ fn bulk_csv_upload_reports_row_errors() {
     assert_eq!(strs(&ev, "pre_enrollment_code"), ["p1"]);
     assert_eq!(strs(&ev, "recipient_name"), ["Asha, \"A\""]);
     assert_eq!(strs(&ev, "event_kind"), ["bulk_csv"]);
-    let raw: Value = serde_json::from_str(&strs(&ev, "raw")[0]).unwrap();
-    assert_eq!(raw["recipientName"], "Asha, \"A\"");
+    // `raw` is the CSV line, for events and dead letters alike (like the file source).
+    let lines: Vec<&str> = CSV.lines().skip(1).collect();
+    assert_eq!(strs(&ev, "raw"), [lines[0]]);
     assert_eq!(offsets(&dl), [1, 2, 3]);
     assert_eq!(
         strs(&dl, "reason_code"),
@@ -656,7 +696,8 @@ fn bulk_csv_upload_reports_row_errors() {
     assert!(details[1].contains("3 cells"), "{}", details[1]);
     assert!(details[2].starts_with("recipient.dob:"), "{}", details[2]);
     assert_eq!(strs(&dl, "stage"), [NODE; 3]);
-    assert_eq!(strs(&dl, "raw")[1], r#"["p3","Chitra","7777"]"#);
+    assert_eq!(strs(&dl, "raw"), lines[1..]);
+    assert_eq!(strs(&dl, "raw")[1], "p3,Chitra,7777");
 
     // Nothing is listed until the pipeline has published the dead letters.
     let errs = get(addr, "/divoc/api/v1/certify/uploads/u0/errors", TOKEN).json();
@@ -791,6 +832,158 @@ fn bulk_csv_upload_reports_row_errors() {
         get(addr, "/divoc/api/v1/certify/uploads", TOKEN_LK).json()["uploads"],
         json!([])
     );
+}
+
+fn ints(batches: &[RecordBatch], col: &str) -> Vec<Option<i64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b
+                .column_by_name(col)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            (0..a.len())
+                .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn csv_header_order_is_kept_and_dead_letters_carry_the_csv_line() {
+    let env = Env::new();
+    let mut src = env.open("");
+    let addr = src.local_addr();
+    // Not DIVOC's column order; CRLF line ends, a BOM, a blank line, quoting and non-ASCII text.
+    let csv = "\u{feff}vaccinationName,recipientGender,facilityName,vaccinationDose,recipientName,preEnrollmentCode,recipientAge,recipientPincode\r\n\
+               Covaxin,Male,\"PHC, Ward 5\",2,Ravi,c1,40,560001\r\n\
+               Covishield,Female,Clinic,1,\"Meena \"\"M\"\" Rao\",c2,41,110001\r\n\
+               \r\n\
+               Covishield,Female,Clinic,1,तमिल,c3,39\r\n\
+               Covishield,Male,Clinic,one,Arun,c4,38,600001\r\n\
+               Sputnik,Female,\"Hospital\nNorth\",1,Lata,c5,50,400001";
+    let r = request(
+        addr,
+        "POST",
+        BULK,
+        Some(TOKEN),
+        Some("text/csv"),
+        csv.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["accepted"], 5);
+    src.resume(None).unwrap();
+    let (ev, dl, n) = poll_all(&mut src, 100);
+    assert_eq!(n, 5);
+    assert_eq!(strs(&ev, "pre_enrollment_code"), ["c1", "c2", "c5"]);
+    assert_eq!(
+        strs(&ev, "recipient_name"),
+        ["Ravi", "Meena \"M\" Rao", "Lata"]
+    );
+    assert_eq!(
+        strs(&ev, "vaccine_name"),
+        ["Covaxin", "Covishield", "Sputnik"]
+    );
+    assert_eq!(strs(&ev, "recipient_gender"), ["Male", "Female", "Female"]);
+    assert_eq!(
+        strs(&ev, "facility_name"),
+        ["PHC, Ward 5", "Clinic", "Hospital\nNorth"]
+    );
+    assert_eq!(strs(&ev, "recipient_age"), ["40", "41", "50"]);
+    assert_eq!(
+        strs(&ev, "recipient_address_pincode"),
+        ["560001", "110001", "400001"]
+    );
+    assert_eq!(ints(&ev, "dose"), [Some(2), Some(1), Some(1)]);
+    assert_eq!(offsets(&ev), [0, 1, 4]);
+    assert_eq!(
+        strs(&ev, "raw"),
+        [
+            "Covaxin,Male,\"PHC, Ward 5\",2,Ravi,c1,40,560001",
+            "Covishield,Female,Clinic,1,\"Meena \"\"M\"\" Rao\",c2,41,110001",
+            "Sputnik,Female,\"Hospital\nNorth\",1,Lata,c5,50,400001",
+        ]
+    );
+    // The malformed row (7 cells) and the bad integer keep their CSV line.
+    assert_eq!(offsets(&dl), [2, 3]);
+    assert_eq!(
+        strs(&dl, "reason_code"),
+        ["malformed_csv", "invalid_field_type"]
+    );
+    assert_eq!(
+        strs(&dl, "raw"),
+        [
+            "Covishield,Female,Clinic,1,तमिल,c3,39",
+            "Covishield,Male,Clinic,one,Arun,c4,38,600001",
+        ]
+    );
+    let details = strs(&dl, "reason_detail");
+    assert!(details[0].contains("7 cells"), "{}", details[0]);
+    assert!(details[1].starts_with("vaccinationDose:"), "{}", details[1]);
+
+    // The WAL holds the rows' text as it arrived (no JSON re-encoding, no escaping).
+    let seg = std::fs::read(src.wal_dir().join(wal::segment_name(0))).unwrap();
+    assert!(seg.starts_with(&wal::SEGMENT_MAGIC));
+    let row = "Covishield,Female,Clinic,1,\"Meena \"\"M\"\" Rao\",c2,41,110001".as_bytes();
+    assert!(seg.windows(row.len()).any(|w| w == row));
+}
+
+#[test]
+fn an_old_json_wal_is_refused_naming_the_file_and_the_fix() {
+    let env = Env::new();
+    // Uploads acknowledged and drained (checkpoint at 3) ...
+    let mut src = env.open("");
+    assert_eq!(
+        post_json(src.local_addr(), V1, &array(&["a", "b", "c"])).status,
+        200
+    );
+    src.resume(None).unwrap();
+    assert_eq!(poll_all(&mut src, 10).2, 3);
+    let pos = src.position();
+    let wal_dir = src.wal_dir().to_path_buf();
+    drop(src);
+    // ... by a binary that wrote JSON records: [len][crc][JSON], no segment header.
+    let payload = br#"{"seq":0,"ingest_time_ms":1,"kind":"certify_v1","upload_id":"u0","row":0,"tenant":"in","body":"{\"preEnrollmentCode\":\"p\"}"}"#;
+    let mut old = (payload.len() as u32).to_le_bytes().to_vec();
+    old.extend_from_slice(&divoc_connectors::http::crc32(payload).to_le_bytes());
+    old.extend_from_slice(payload);
+    let seg = wal_dir.join(wal::segment_name(0));
+    std::fs::write(&seg, &old).unwrap();
+    let err = config("").open(&env.ctx()).err().unwrap().to_string();
+    assert!(err.contains(&seg.display().to_string()), "{err}");
+    assert!(err.contains("JSON records"), "{err}");
+    assert!(
+        err.contains("drain it with the binary that wrote it"),
+        "{err}"
+    );
+    assert!(err.contains("delete the segment files"), "{err}");
+    // Refused, not misread or cut.
+    assert_eq!(std::fs::read(&seg).unwrap(), old);
+
+    // The fix: delete the drained segments. The log goes on after the registered uploads, so the
+    // checkpoint still fits and upload ids stay unique.
+    std::fs::remove_file(&seg).unwrap();
+    let mut src = env.open("");
+    assert_eq!(src.durable_seq(), 3);
+    assert_eq!(segment_files(&wal_dir), [wal::segment_name(3)]);
+    src.resume(Some(&pos)).unwrap();
+    assert!(matches!(src.poll(10).unwrap(), SourcePoll::Idle));
+    let addr = src.local_addr();
+    let r = post_json(addr, V1, &array(&["d"]));
+    assert_eq!(r.json()["transactionId"], "u3");
+    let (ev, _, _) = poll_all(&mut src, 10);
+    assert_eq!(offsets(&ev), [3]);
+    assert_eq!(
+        get(addr, "/divoc/api/v1/certify/uploads/u0", TOKEN).json()["rows"],
+        3
+    );
+    drop(src);
+    // And it reopens like any log.
+    let src = env.open("");
+    assert_eq!(src.durable_seq(), 4);
 }
 
 #[test]
@@ -1209,7 +1402,16 @@ fn component_check_and_build() {
     assert_eq!(source.position(), json!({"next_seq": 0}));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(
-        request(addr, "GET", "/health", Some(TOKEN), None, b"").status,
+        request(
+            addr,
+            "GET",
+            "/divoc/api/v1/certify/uploads",
+            Some(TOKEN),
+            None,
+            b""
+        )
+        .status,
         401
     );
+    assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 200);
 }

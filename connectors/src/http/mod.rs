@@ -3,10 +3,11 @@
 //! - `POST /divoc/api/v1/certify`, `POST /divoc/api/v3/certify`: JSON array of certify requests.
 //! - `POST /divoc/api/v1/bulkCertify`: DIVOC bulk CSV (multipart field `file`, or a text/csv body).
 //! - `GET /divoc/api/v1/certify/uploads[/{id}[/errors]]`: upload list, status, per-row errors.
-//! - `GET /health`.
+//! - `GET /health`: 200 `{"status":"ok"}` (503 `{"status":"failing"}` after a WAL write failure),
+//!   without authentication (probes carry no token), revealing nothing else.
 //!
-//! Every request needs `Authorization: Bearer <token>`; the token decides the tenant, and with no
-//! token configured every request is answered 401. An upload is answered 200
+//! Every other request needs `Authorization: Bearer <token>`; the token decides the tenant, and
+//! with no token configured every such request is answered 401. An upload is answered 200
 //! `{"transactionId": "u<first seq>", "accepted": n}` only once all its rows are durable in the
 //! write-ahead log ([`wal`]); a refused request (400/401/413/415) writes nothing.
 //!

@@ -233,6 +233,18 @@ impl Registry {
         if skipped > 0 {
             tracing::warn!(file = %uploads_path.display(), skipped, "skipping unreadable upload registry lines");
         }
+        // Segments deleted by the operator (e.g. after draining a log of an older format): the
+        // uploads were acknowledged, so the log goes on after them instead of reusing their seqs.
+        if let Some((_, last, _)) = entries.last().filter(|_| wal.fresh) {
+            let end = last.end();
+            tracing::warn!(
+                wal = %wal.dir.display(),
+                next_seq = end,
+                "the write-ahead log has no segments but the upload registry records uploads; \
+                 the log goes on after them"
+            );
+            wal.restart_at(end, fsync)?;
+        }
         // Entries are appended in sequence order; the acknowledged ones are a prefix.
         let committed = entries
             .iter()
@@ -563,6 +575,7 @@ mod tests {
             offsets: (0..6).map(|i| i * 10).collect(),
             last_len: 60,
             next_seq: 6,
+            fresh: false,
         };
         std::fs::create_dir_all(&wal.dir).unwrap();
         std::fs::write(

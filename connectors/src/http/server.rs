@@ -1,10 +1,14 @@
 //! The HTTP API: DIVOC's certify endpoints, upload status, bearer-token tenants.
 //!
-//! Every route requires `Authorization: Bearer <token>`; the token decides the tenant. A certify
-//! request is validated as a whole before anything is written: either every element reaches the
-//! write-ahead log (200 after it is durable) or none does (400 naming the element and JSON path).
+//! Every route but `GET /health` requires `Authorization: Bearer <token>`; the token decides the
+//! tenant. `/health` answers 200 `{"status":"ok"}` (503 `{"status":"failing"}` once the WAL writer
+//! failed) to anyone, and tells nothing else. A certify request is validated as a whole, in one
+//! pass over the body, before anything is written: either every element reaches the write-ahead
+//! log (200 after it is durable) or none does (400 naming the element and JSON path). Each record
+//! of the log is the exact text of its JSON element or CSV row, located in the request body.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -19,12 +23,13 @@ use divoc_model::event::{csv_header_index, parse_request_json, truncate, EventKi
 use divoc_pipeline::metrics::Metrics;
 use futures::StreamExt;
 use serde::de::IgnoredAny;
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{Registry, UploadStatus};
-use super::wal::{PendingRow, PendingUpload, WalShared, WriterMsg};
+use super::wal::{PendingBody, PendingRow, PendingUpload, WalShared, WriterMsg};
 
 /// Extra bytes a multipart envelope may add around the CSV file.
 const MULTIPART_SLACK: usize = 64 * 1024;
@@ -83,12 +88,10 @@ struct UploadList {
     uploads: Vec<UploadStatus>,
 }
 
+/// The unauthenticated `/health` answer: liveness only, nothing about the data.
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Health {
     status: &'static str,
-    /// Sequence number the next accepted event will get.
-    wal_next_seq: u64,
 }
 
 #[derive(Debug)]
@@ -160,8 +163,9 @@ pub(crate) fn router(state: AppState) -> Router {
             "/divoc/api/v1/certify/uploads/{id}/errors",
             get(upload_errors),
         )
-        .route("/health", get(health))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // After the auth layer: health probes carry no token.
+        .route("/health", get(health))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -302,27 +306,24 @@ async fn certify(s: AppState, tenant: Tenant, kind: EventKind, req: Request) -> 
         Err(r) => return r.into_response(),
     };
     let max_events = s.max_events;
-    let rows = match tokio::task::spawn_blocking(move || validate_certify(&bytes, max_events)).await
-    {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(r)) => return r.into_response(),
-        Err(_) => return Reject::unavailable().into_response(),
-    };
-    submit(&s, &tenant, kind, rows).await
+    let body =
+        match tokio::task::spawn_blocking(move || validate_certify(Vec::from(bytes), max_events))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(r)) => return r.into_response(),
+            Err(_) => return Reject::unavailable().into_response(),
+        };
+    submit(&s, &tenant, kind, body).await
 }
 
-async fn submit(
-    s: &ServerState,
-    tenant: &Tenant,
-    kind: EventKind,
-    rows: Vec<PendingRow>,
-) -> Response {
+async fn submit(s: &ServerState, tenant: &Tenant, kind: EventKind, body: PendingBody) -> Response {
     let (reply, answer) = oneshot::channel();
     let msg = WriterMsg {
         upload: PendingUpload {
             tenant: tenant.0.to_string(),
             kind,
-            rows,
+            body,
         },
         reply,
     };
@@ -343,94 +344,65 @@ async fn submit(
     }
 }
 
-/// Byte spans of the elements of a top-level JSON array. `text` must already be valid JSON.
-/// Returns `None` when the top-level value is not an array.
-pub(crate) fn split_json_array(text: &str) -> Option<Vec<&str>> {
-    let b = text.as_bytes();
-    let ws = |i: &mut usize| {
-        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
-            *i += 1;
-        }
-    };
-    let mut i = 0;
-    ws(&mut i);
-    if b.get(i) != Some(&b'[') {
-        return None;
-    }
-    i += 1;
-    ws(&mut i);
-    let mut out = Vec::new();
-    if b.get(i) == Some(&b']') {
-        return Some(out);
-    }
-    loop {
-        let start = i;
-        let mut depth = 0usize;
-        let mut in_str = false;
-        while i < b.len() {
-            let c = b[i];
-            if in_str {
-                match c {
-                    b'\\' => i += 1,
-                    b'"' => in_str = false,
-                    _ => {}
-                }
-            } else {
-                match c {
-                    b'"' => in_str = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' if depth == 0 => break,
-                    b'}' | b']' => depth -= 1,
-                    b',' if depth == 0 => break,
-                    _ => {}
-                }
-            }
-            i += 1;
-        }
-        out.push(
-            text.get(start..i)?
-                .trim_end_matches([' ', '\t', '\n', '\r']),
-        );
-        match b.get(i) {
-            Some(b',') => {
-                i += 1;
-                ws(&mut i);
-            }
-            _ => return Some(out),
-        }
-    }
-}
-
 fn blank(v: Option<&str>) -> bool {
     v.is_none_or(|s| s.trim().is_empty())
 }
 
-/// Validates a certify body: a non-empty JSON array of objects that parse as certify requests and
-/// carry `preEnrollmentCode` and one of `recipient.age` / `recipient.dob`.
-pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<PendingRow>, Reject> {
-    let text = std::str::from_utf8(body).map_err(|e| {
+/// The body as a `String`, or a 400 naming the first invalid byte.
+fn utf8_body(body: Vec<u8>, code: &'static str, what: &str) -> Result<String, Reject> {
+    String::from_utf8(body).map_err(|e| {
         Reject::bad(
-            "INVALID_BODY",
+            code,
             format!(
-                "the body is not UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
+                "{what} is not UTF-8 (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
             ),
         )
-    })?;
+    })
+}
+
+/// Byte span of `part` within `text` (`part` must borrow from `text`).
+fn span_in(text: &str, part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let range = start..start.checked_add(part.len())?;
+    // Holds only if `part` really is that slice of `text`.
+    (text.get(range.clone())?.as_ptr() == part.as_ptr()).then_some(range)
+}
+
+fn internal(what: &str) -> Reject {
+    Reject::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        format!("could not locate {what} in the body"),
+    )
+}
+
+/// Validates a certify body in one pass: a non-empty JSON array of objects that parse as certify
+/// requests and carry `preEnrollmentCode` and one of `recipient.age` / `recipient.dob`. The rows
+/// are the elements' exact text.
+pub(crate) fn validate_certify(body: Vec<u8>, max_events: usize) -> Result<PendingBody, Reject> {
+    let text = utf8_body(body, "INVALID_BODY", "the body")?;
     if text.trim().is_empty() {
         return Err(Reject::bad(
             "INVALID_BODY",
             "the body is empty; send a JSON array of certify requests",
         ));
     }
-    serde_json::from_str::<IgnoredAny>(text)
-        .map_err(|e| Reject::bad("INVALID_BODY", format!("the body is not valid JSON: {e}")))?;
-    let elements = split_json_array(text).ok_or_else(|| {
-        Reject::bad(
-            "INVALID_BODY",
-            "the body must be a JSON array of certify requests, e.g. [{\"preEnrollmentCode\": ...}]",
-        )
-    })?;
+    let not_json = |e: serde_json::Error| {
+        Reject::bad("INVALID_BODY", format!("the body is not valid JSON: {e}"))
+    };
+    let elements: Vec<&RawValue> = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        // A type error: the top-level value is not an array (if it is JSON at all).
+        Err(e) if e.classify() == Category::Data => {
+            serde_json::from_str::<IgnoredAny>(&text).map_err(not_json)?;
+            return Err(Reject::bad(
+                "INVALID_BODY",
+                "the body must be a JSON array of certify requests, e.g. [{\"preEnrollmentCode\": ...}]",
+            ));
+        }
+        Err(e) => return Err(not_json(e)),
+    };
     if elements.is_empty() {
         return Err(Reject::bad(
             "INVALID_BODY",
@@ -449,7 +421,9 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
     let mut details = Vec::new();
     let mut bad = 0usize;
     let mut type_errors = false;
+    let mut rows = Vec::with_capacity(elements.len());
     for (index, el) in elements.iter().enumerate() {
+        let el = el.get();
         let mut problems: Vec<String> = Vec::new();
         if !el.starts_with('{') {
             type_errors = true;
@@ -487,6 +461,12 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
                 });
             }
         }
+        if bad == 0 {
+            rows.push(PendingRow {
+                body: span_in(&text, el).ok_or_else(|| internal("an element"))?,
+                issue: None,
+            });
+        }
     }
     if bad > 0 {
         let (error, what) = if type_errors {
@@ -504,48 +484,41 @@ pub(crate) fn validate_certify(body: &[u8], max_events: usize) -> Result<Vec<Pen
         r.body.details = details;
         return Err(r);
     }
-    Ok(elements
-        .into_iter()
-        .map(|e| PendingRow {
-            body: e.to_owned(),
-            issue: None,
-        })
-        .collect())
+    Ok(PendingBody {
+        text,
+        header: 0..0,
+        rows,
+    })
 }
 
-/// A CSV row as a JSON object (column -> cell), columns in header order.
-struct CellMap<'a> {
-    names: &'a [String],
-    cells: &'a csv::StringRecord,
+/// Exact text of the CSV record that spans `start..end` of `text` (csv reader positions), without
+/// the blank lines before it and its line terminator.
+fn record_span(text: &str, start: u64, end: u64) -> Option<Range<usize>> {
+    let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
+    let s = text.get(start..end)?;
+    let lead = s.len() - s.trim_start_matches(['\r', '\n']).len();
+    let trail = s.len() - s.trim_end_matches(['\r', '\n']).len();
+    Some(start + lead..(end - trail).max(start + lead))
 }
 
-impl Serialize for CellMap<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.names.len()))?;
-        for (k, v) in self.names.iter().zip(self.cells.iter()) {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-/// Splits a DIVOC bulk CSV into rows. A bad header refuses the whole upload; a row whose cell
-/// count differs from the header is kept with an `issue` so it becomes a `malformed_csv` dead letter.
-pub(crate) fn parse_bulk_csv(bytes: &[u8], max_rows: usize) -> Result<Vec<PendingRow>, Reject> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Reject::bad(
-            "INVALID_ENCODING",
-            format!(
-                "the CSV is not UTF-8 (invalid byte at offset {}); save it as UTF-8",
-                e.valid_up_to()
-            ),
-        )
+/// Splits a DIVOC bulk CSV into rows, each kept as its exact text, and the header line. A bad
+/// header refuses the whole upload; a row whose cell count differs from the header is kept with an
+/// `issue` so it becomes a `malformed_csv` dead letter.
+pub(crate) fn parse_bulk_csv(bytes: Vec<u8>, max_rows: usize) -> Result<PendingBody, Reject> {
+    let text = utf8_body(bytes, "INVALID_ENCODING", "the CSV").map_err(|mut r| {
+        r.body.message.push_str("; save it as UTF-8");
+        r
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let bom = if text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
+    let csv_text = &text[bom..];
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(text.as_bytes());
+        .from_reader(csv_text.as_bytes());
     let header = rdr
         .headers()
         .map_err(|e| Reject::bad("INVALID_CSV", format!("cannot read the CSV header: {e}")))?
@@ -567,38 +540,45 @@ pub(crate) fn parse_bulk_csv(bytes: &[u8], max_rows: usize) -> Result<Vec<Pendin
         }
     }
     csv_header_index(&header).map_err(|m| Reject::bad("INVALID_CSV_HEADER", m))?;
+    // Spans of `csv_text`, shifted to spans of `text`.
+    let locate = |start: u64, end: u64, what: &str| {
+        record_span(csv_text, start, end)
+            .map(|r| r.start + bom..r.end + bom)
+            .ok_or_else(|| internal(what))
+    };
+    let header_span = locate(0, rdr.position().byte(), "the CSV header")?;
     let mut rows = Vec::new();
-    for result in rdr.records() {
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let start = rdr.position().byte();
+        let result = rdr.read_record(&mut rec);
+        if matches!(result, Ok(false)) {
+            break;
+        }
         if rows.len() >= max_rows {
             return Err(Reject::bad(
                 "TOO_MANY_ROWS",
                 format!("the CSV has more than {max_rows} rows; split the file"),
             ));
         }
-        let row = match result {
-            Ok(rec) if rec.len() == names.len() => PendingRow {
-                body: serde_json::to_string(&CellMap {
-                    names: &names,
-                    cells: &rec,
-                })
-                .map_err(|e| Reject::bad("INVALID_CSV", format!("cannot encode a row: {e}")))?,
-                issue: None,
-            },
-            Ok(rec) => PendingRow {
-                body: serde_json::to_string(&rec.iter().collect::<Vec<_>>())
-                    .map_err(|e| Reject::bad("INVALID_CSV", format!("cannot encode a row: {e}")))?,
-                issue: Some(format!(
-                    "row has {} cells but the header has {} columns",
-                    rec.len(),
-                    names.len()
-                )),
-            },
-            Err(e) => PendingRow {
-                body: "[]".to_owned(),
-                issue: Some(format!("unreadable CSV row: {e}")),
-            },
+        let end = rdr.position().byte();
+        let issue = match result {
+            Ok(_) if rec.len() == names.len() => None,
+            Ok(_) => Some(format!(
+                "row has {} cells but the header has {} columns",
+                rec.len(),
+                names.len()
+            )),
+            Err(e) => Some(format!("unreadable CSV row: {e}")),
         };
-        rows.push(row);
+        rows.push(PendingRow {
+            body: locate(start, end, "a CSV row")?,
+            issue,
+        });
+        if end == start {
+            // An error that consumed nothing would repeat forever.
+            break;
+        }
     }
     if rows.is_empty() {
         return Err(Reject::bad(
@@ -606,7 +586,11 @@ pub(crate) fn parse_bulk_csv(bytes: &[u8], max_rows: usize) -> Result<Vec<Pendin
             "the CSV has a header but no data rows",
         ));
     }
-    Ok(rows)
+    Ok(PendingBody {
+        text,
+        header: header_span,
+        rows,
+    })
 }
 
 fn media_type(headers: &HeaderMap) -> String {
@@ -673,12 +657,14 @@ async fn bulk_certify(
         Err(r) => return r.into_response(),
     };
     let max_rows = s.max_csv_rows;
-    let rows = match tokio::task::spawn_blocking(move || parse_bulk_csv(&bytes, max_rows)).await {
-        Ok(Ok(rows)) => rows,
+    let body = match tokio::task::spawn_blocking(move || parse_bulk_csv(Vec::from(bytes), max_rows))
+        .await
+    {
+        Ok(Ok(body)) => body,
         Ok(Err(r)) => return r.into_response(),
         Err(_) => return Reject::unavailable().into_response(),
     };
-    submit(&s, &t, EventKind::BulkCsv, rows).await
+    submit(&s, &t, EventKind::BulkCsv, body).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -731,52 +717,77 @@ async fn upload_errors(
 }
 
 async fn health(State(s): State<AppState>) -> Response {
-    let (next, failed) = {
-        let st = s.shared.lock();
-        (st.durable_next, st.failed.is_some())
-    };
-    let status = if failed {
-        StatusCode::SERVICE_UNAVAILABLE
+    let failed = s.shared.lock().failed.is_some();
+    let (status, text) = if failed {
+        (StatusCode::SERVICE_UNAVAILABLE, "failing")
     } else {
-        StatusCode::OK
+        (StatusCode::OK, "ok")
     };
-    (
-        status,
-        Json(Health {
-            status: if failed { "failing" } else { "ok" },
-            wal_next_seq: next,
-        }),
-    )
-        .into_response()
+    (status, Json(Health { status: text })).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn texts(b: &PendingBody) -> Vec<&str> {
+        b.rows.iter().map(|r| &b.text[r.body.clone()]).collect()
+    }
+
+    const OK: &str = r#"{"preEnrollmentCode":"p","recipient":{"age":"30"}}"#;
+
     #[test]
-    fn splits_top_level_elements_exactly() {
-        let text = " [ {\"a\":\"x,]}\\\"\"} ,\n{\"b\":[1,{\"c\":2}]},3 ,\"s\" ] ";
-        let parts = split_json_array(text).unwrap();
-        assert_eq!(
-            parts,
-            [
-                "{\"a\":\"x,]}\\\"\"}",
-                "{\"b\":[1,{\"c\":2}]}",
-                "3",
-                "\"s\""
-            ]
+    fn certify_rows_are_the_exact_element_text() {
+        let tricky = r#"{ "preEnrollmentCode" : "x,]}\"" , "recipient":{"age":"1"},"meta":{"b":[1,{"c":"]"}]}}"#;
+        let body = format!(" [ {tricky} ,\n{OK}\r\n,  {OK}\t] \n");
+        let b = validate_certify(body.clone().into_bytes(), 10).unwrap();
+        assert_eq!(texts(&b), [tricky, OK, OK]);
+        assert_eq!(b.text, body);
+        assert_eq!(b.header, 0..0);
+        assert!(b.rows.iter().all(|r| r.issue.is_none()));
+        assert_eq!(span_in("abc", "abc"), Some(0..3));
+        assert_eq!(span_in("abc", &"abc"[1..]), Some(1..3));
+        assert_eq!(span_in("abc", "bc"), None);
+    }
+
+    #[test]
+    fn certify_wrong_field_type_names_the_json_path() {
+        let body = format!(
+            r#"[{OK}, {{"preEnrollmentCode":"p","recipient":{{"age":"3"}},"vaccination":{{"dose":"one"}}}}]"#
         );
-        assert_eq!(split_json_array("[]").unwrap().len(), 0);
-        assert_eq!(split_json_array(" [ ] ").unwrap().len(), 0);
-        assert!(split_json_array("{}").is_none());
-        assert!(split_json_array("\"[\"").is_none());
+        let r = validate_certify(body.into_bytes(), 10).unwrap_err();
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.code(), "INVALID_FIELD_TYPE");
+        assert_eq!(r.body.details.len(), 1);
+        assert_eq!(r.body.details[0].index, 1);
+        assert!(
+            r.body.details[0].message.starts_with("vaccination.dose:"),
+            "{}",
+            r.body.details[0].message
+        );
+        assert_eq!(
+            r.body.message,
+            "1 of 2 elements are invalid; nothing was accepted"
+        );
+        // Messages of the whole-body checks.
+        let msg = |b: &[u8]| validate_certify(b.to_vec(), 10).unwrap_err().body.message;
+        assert!(msg(b"{\"a\":1}").starts_with("the body must be a JSON array"));
+        assert!(msg(b"\"[\"").starts_with("the body must be a JSON array"));
+        assert!(msg(b"{\"a\":}").starts_with("the body is not valid JSON"));
+        assert!(msg(b"[1,").starts_with("the body is not valid JSON"));
+        assert!(msg(b"[{}] x").starts_with("the body is not valid JSON"));
+        assert!(msg(b"[]").starts_with("the array is empty"));
+        assert!(msg(b"  ").starts_with("the body is empty"));
+        assert_eq!(
+            msg(b"[\"a\xff\"]"),
+            "the body is not UTF-8 (invalid byte at offset 3)"
+        );
     }
 
     #[test]
     fn certify_validation_codes() {
         let ok = br#"[{"preEnrollmentCode":"p","recipient":{"age":"30"}}]"#;
-        assert_eq!(validate_certify(ok, 10).unwrap().len(), 1);
+        assert_eq!(validate_certify(ok.to_vec(), 10).unwrap().rows.len(), 1);
         let cases: &[(&[u8], &str)] = &[
             (b"", "INVALID_BODY"),
             (b"{", "INVALID_BODY"),
@@ -799,7 +810,7 @@ mod tests {
             (b"[\xff]", "INVALID_BODY"),
         ];
         for (body, code) in cases {
-            let r = validate_certify(body, 10).unwrap_err();
+            let r = validate_certify(body.to_vec(), 10).unwrap_err();
             assert_eq!(r.code(), *code, "{:?}", String::from_utf8_lossy(body));
         }
         let many = format!(
@@ -807,13 +818,13 @@ mod tests {
             [r#"{"preEnrollmentCode":"p","recipient":{"age":"1"}}"#; 3].join(",")
         );
         assert_eq!(
-            validate_certify(many.as_bytes(), 2).unwrap_err().code(),
+            validate_certify(many.into_bytes(), 2).unwrap_err().code(),
             "TOO_MANY_EVENTS"
         );
         // Deep nesting is refused, not a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(
-            validate_certify(deep.as_bytes(), 10).unwrap_err().code(),
+            validate_certify(deep.into_bytes(), 10).unwrap_err().code(),
             "INVALID_FIELD_TYPE"
         );
         let deep = format!(
@@ -823,43 +834,64 @@ mod tests {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        assert!(validate_certify(deep.as_bytes(), 10).is_err());
+        assert!(validate_certify(deep.into_bytes(), 10).is_err());
+    }
+
+    fn csv(text: &str, max_rows: usize) -> Result<PendingBody, Reject> {
+        parse_bulk_csv(text.as_bytes().to_vec(), max_rows)
     }
 
     #[test]
-    fn csv_rows_become_objects_or_issues() {
-        let csv = "\u{feff}preEnrollmentCode,recipientName,vaccinationDose\np1,\"A, \"\"B\"\"\",1\np2,x\n";
-        let rows = parse_bulk_csv(csv.as_bytes(), 10).unwrap();
-        assert_eq!(rows.len(), 2);
+    fn csv_rows_keep_their_exact_text_or_get_issues() {
+        let text = "\u{feff}preEnrollmentCode,recipientName,vaccinationDose\np1,\"A, \"\"B\"\"\",1\np2,x\n";
+        let b = csv(text, 10).unwrap();
         assert_eq!(
-            rows[0].body,
-            r#"{"preEnrollmentCode":"p1","recipientName":"A, \"B\"","vaccinationDose":"1"}"#
+            &b.text[b.header.clone()],
+            "preEnrollmentCode,recipientName,vaccinationDose"
         );
-        assert!(rows[0].issue.is_none());
-        assert_eq!(rows[1].body, r#"["p2","x"]"#);
-        assert!(rows[1].issue.as_deref().unwrap().contains("2 cells"));
+        assert_eq!(texts(&b), ["p1,\"A, \"\"B\"\"\",1", "p2,x"]);
+        assert!(b.rows[0].issue.is_none());
+        assert!(b.rows[1].issue.as_deref().unwrap().contains("2 cells"));
+        // CRLF, blank lines, a quoted line break, no final terminator, non-ASCII text.
+        let text = "\r\n\r\nvaccinationDose,preEnrollmentCode\r\n1,\"a\r\nb\"\r\n\r\n\n2,अआ ,\"\"\n 3 ,\"😀\"";
+        let b = csv(text, 10).unwrap();
         assert_eq!(
-            parse_bulk_csv(b"bogus\n1\n", 10).unwrap_err().code(),
+            &b.text[b.header.clone()],
+            "vaccinationDose,preEnrollmentCode"
+        );
+        assert_eq!(texts(&b), ["1,\"a\r\nb\"", "2,अआ ,\"\"", " 3 ,\"😀\""]);
+        assert!(b.rows[0].issue.is_none());
+        assert!(b.rows[1].issue.as_deref().unwrap().contains("3 cells"));
+        assert!(b.rows[2].issue.is_none());
+        assert_eq!(
+            csv("bogus\n1\n", 10).unwrap_err().code(),
             "INVALID_CSV_HEADER"
         );
         assert_eq!(
-            parse_bulk_csv(b"preEnrollmentCode,preEnrollmentCode\n1,2\n", 10)
+            csv("preEnrollmentCode,preEnrollmentCode\n1,2\n", 10)
                 .unwrap_err()
                 .code(),
             "INVALID_CSV_HEADER"
         );
         assert_eq!(
-            parse_bulk_csv(b"preEnrollmentCode\n", 10)
-                .unwrap_err()
-                .code(),
+            csv("preEnrollmentCode\n", 10).unwrap_err().code(),
             "EMPTY_UPLOAD"
         );
-        assert_eq!(parse_bulk_csv(b"", 10).unwrap_err().code(), "EMPTY_UPLOAD");
         assert_eq!(
-            parse_bulk_csv(b"preEnrollmentCode\n1\n2\n3\n", 2)
-                .unwrap_err()
-                .code(),
+            csv("preEnrollmentCode\n\n\n", 10).unwrap_err().code(),
+            "EMPTY_UPLOAD"
+        );
+        assert_eq!(csv("", 10).unwrap_err().code(), "EMPTY_UPLOAD");
+        assert_eq!(
+            csv("preEnrollmentCode\n1\n2\n3\n", 2).unwrap_err().code(),
             "TOO_MANY_ROWS"
+        );
+        assert_eq!(csv("preEnrollmentCode\n1\n2\n", 2).unwrap().rows.len(), 2);
+        let r = parse_bulk_csv(b"preEnrollmentCode\n\xff\n".to_vec(), 2).unwrap_err();
+        assert_eq!(r.code(), "INVALID_ENCODING");
+        assert_eq!(
+            r.body.message,
+            "the CSV is not UTF-8 (invalid byte at offset 18); save it as UTF-8"
         );
     }
 

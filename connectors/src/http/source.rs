@@ -1,6 +1,5 @@
 //! [`HttpSource`]: builds the WAL, writer, server and listener, and replays the WAL as event batches.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,7 +179,7 @@ impl HttpSource {
         self.shared.lock().durable_next
     }
 
-    fn decode(rec: &WalRecord) -> Result<CertifyRequest, Reason> {
+    fn decode(rec: &WalRecord, headers: &mut CsvHeaders) -> Result<CertifyRequest, Reason> {
         if let Some(issue) = &rec.issue {
             return Err(Reason::new("malformed_csv", issue.clone()));
         }
@@ -189,20 +188,20 @@ impl HttpSource {
                 parse_request_json(&rec.body).map_err(|m| Reason::new("invalid_field_type", m))
             }
             EventKind::BulkCsv => {
-                let cells: BTreeMap<String, String> =
-                    serde_json::from_str(&rec.body).map_err(|e| {
-                        Reason::new(
-                            "malformed_csv",
-                            format!("row is not a column-to-cell object: {e}"),
-                        )
-                    })?;
-                let header =
-                    csv::StringRecord::from(cells.keys().map(String::as_str).collect::<Vec<_>>());
-                let row =
-                    csv::StringRecord::from(cells.values().map(String::as_str).collect::<Vec<_>>());
-                let index =
-                    csv_header_index(&header).map_err(|m| Reason::new("malformed_csv", m))?;
-                request_from_csv_row(&index, &row).map_err(|e| {
+                let (index, columns) = headers
+                    .get(&rec.header)
+                    .map_err(|m| Reason::new("malformed_csv", m.to_owned()))?;
+                let row = csv_record(&rec.body).map_err(|m| Reason::new("malformed_csv", m))?;
+                if row.len() != columns {
+                    return Err(Reason::new(
+                        "malformed_csv",
+                        format!(
+                            "row has {} cells but the header has {columns} columns",
+                            row.len()
+                        ),
+                    ));
+                }
+                request_from_csv_row(index, &row).map_err(|e| {
                     Reason::new("invalid_field_type", format!("{}: {}", e.column, e.message))
                 })
             }
@@ -212,6 +211,7 @@ impl HttpSource {
     fn convert(&self, records: &[WalRecord]) -> Result<SourcePoll, EngineError> {
         let mut events = EventBatchBuilder::with_capacity(records.len());
         let mut dead = RawDeadLetters::default();
+        let mut headers = CsvHeaders::default();
         for rec in records {
             let raw_origin = RawOrigin {
                 tenant: &rec.tenant,
@@ -220,7 +220,7 @@ impl HttpSource {
                 ingest_time_ms: rec.ingest_time_ms,
                 kind: rec.kind.as_str(),
             };
-            let req = match Self::decode(rec) {
+            let req = match Self::decode(rec, &mut headers) {
                 Ok(r) => r,
                 Err(reason) => {
                     dead.push(&raw_origin, &rec.body, reason);
@@ -257,6 +257,53 @@ impl HttpSource {
             },
             records: records.len() as u64,
         })
+    }
+}
+
+/// Parsed CSV headers of the records of one batch (uploads repeat theirs on every row).
+#[derive(Default)]
+struct CsvHeaders {
+    last: Option<(Arc<str>, ParsedHeader)>,
+}
+
+type ColumnIndex = [Option<usize>; 28];
+/// A header's column index and column count, or why it is unusable.
+type ParsedHeader = Result<(ColumnIndex, usize), String>;
+
+impl CsvHeaders {
+    /// The column index and column count of `header`.
+    fn get(&mut self, header: &Arc<str>) -> Result<(&ColumnIndex, usize), &str> {
+        let hit = matches!(&self.last, Some((h, _)) if Arc::ptr_eq(h, header) || **h == **header);
+        if !hit {
+            let parsed =
+                csv_record(header).and_then(|h| csv_header_index(&h).map(|index| (index, h.len())));
+            self.last = Some((header.clone(), parsed));
+        }
+        match &self.last {
+            Some((_, Ok((index, columns)))) => Ok((index, *columns)),
+            Some((_, Err(m))) => Err(m),
+            None => Err("no CSV header"),
+        }
+    }
+}
+
+/// Parses one CSV record (the exact text of a row or a header line, as the server kept it).
+fn csv_record(text: &str) -> Result<csv::StringRecord, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(text.len().clamp(64, 8192))
+        .from_reader(text.as_bytes());
+    let mut rec = csv::StringRecord::new();
+    match rdr.read_record(&mut rec) {
+        Ok(true) => {}
+        Ok(false) => return Err("empty CSV row".into()),
+        Err(e) => return Err(format!("unreadable CSV row: {e}")),
+    }
+    let mut extra = csv::StringRecord::new();
+    match rdr.read_record(&mut extra) {
+        Ok(false) => Ok(rec),
+        _ => Err("the row holds more than one CSV record".into()),
     }
 }
 
