@@ -287,7 +287,7 @@ kind = "publish"
             && text.contains("fix: put `sign` before it"),
         "{text}"
     );
-    let line = format!("{nodes}")
+    let line = nodes
         .lines()
         .position(|l| l == "[nodes.qr_payload]")
         .unwrap()

@@ -322,17 +322,17 @@ fn json_upload_is_durable_before_200_and_replays_as_events() {
     assert_eq!(strs(&ev, "event_kind"), ["certify_v3"]);
     assert_eq!(offsets(&ev), [3]);
 
-    assert_eq!(env.metrics.http_events_accepted.get(), 4);
+    assert_eq!(http_metrics(&env).events_accepted.get(), 4);
     assert_eq!(
-        env.metrics
-            .http_requests
+        http_metrics(&env)
+            .requests
             .with_label_values(&[V1, "200"])
             .get(),
         1
     );
     assert_eq!(
-        env.metrics
-            .http_requests
+        http_metrics(&env)
+            .requests
             .with_label_values(&[V3, "200"])
             .get(),
         1
@@ -436,8 +436,8 @@ fn unauthenticated_requests_get_401() {
         401
     );
     assert_eq!(
-        env.metrics
-            .http_requests
+        http_metrics(&env)
+            .requests
             .with_label_values(&[V1, "401"])
             .get(),
         5
@@ -493,8 +493,8 @@ fn health_answers_without_a_token_and_reveals_nothing() {
         assert!(!r.body.chars().any(|c| c.is_ascii_digit()), "{}", r.body);
     }
     assert_eq!(
-        env.metrics
-            .http_requests
+        http_metrics(&env)
+            .requests
             .with_label_values(&["/health", "200"])
             .get(),
         3
@@ -644,7 +644,7 @@ fn invalid_requests_get_400_naming_the_problem_and_write_nothing() {
     assert!(matches!(src.poll(100).unwrap(), SourcePoll::Idle));
     let list = get(addr, "/divoc/api/v1/certify/uploads", TOKEN).json();
     assert_eq!(list["uploads"].as_array().unwrap().len(), 0);
-    assert_eq!(env.metrics.http_events_accepted.get(), 0);
+    assert_eq!(http_metrics(&env).events_accepted.get(), 0);
 }
 
 fn multipart(boundary: &str, csv: &str) -> Vec<u8> {
@@ -1414,4 +1414,8 @@ fn component_check_and_build() {
         401
     );
     assert_eq!(request(addr, "GET", "/health", None, None, b"").status, 200);
+}
+
+fn http_metrics(env: &Env) -> divoc_connectors::http::HttpMetrics {
+    divoc_connectors::http::HttpMetrics::register(&env.metrics).unwrap()
 }

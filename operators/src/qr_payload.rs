@@ -17,8 +17,6 @@ use divoc_model::columns::{CREDENTIAL, QR_PAYLOAD};
 use divoc_pipeline::columns::Column;
 use divoc_qr::{zip_certificate, MAX_QR_BYTES_M};
 
-/// Column holding the QR payload bytes.
-
 /// Options of a `qr_payload` node (none yet; the table may be empty).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -34,8 +34,6 @@ use serde::Deserialize;
 use crate::keys::IssuerKey;
 use divoc_model::catalogue::VaccineCatalogue;
 
-/// Column holding the signed credential JSON.
-
 /// Options of a `sign` node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

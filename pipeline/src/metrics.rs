@@ -18,8 +18,6 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     pub checkpoints: IntCounter,
     pub last_epoch: IntGauge,
-    pub http_requests: IntCounterVec,
-    pub http_events_accepted: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -67,17 +65,6 @@ impl Metrics {
             "last_committed_epoch",
             "Epoch of the last committed checkpoint",
         ));
-        let http_requests = must(IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP ingest requests by route and status",
-            ),
-            &["route", "status"],
-        ));
-        let http_events_accepted = must(IntCounter::new(
-            "http_events_accepted_total",
-            "Events durably accepted over HTTP",
-        ));
         for c in [&records_in, &records_out] {
             must(registry.register(Box::new(c.clone())));
         }
@@ -86,8 +73,6 @@ impl Metrics {
         must(registry.register(Box::new(queue_depth.clone())));
         must(registry.register(Box::new(checkpoints.clone())));
         must(registry.register(Box::new(last_epoch.clone())));
-        must(registry.register(Box::new(http_requests.clone())));
-        must(registry.register(Box::new(http_events_accepted.clone())));
         Self {
             registry,
             component_series: Default::default(),
@@ -98,8 +83,6 @@ impl Metrics {
             queue_depth,
             checkpoints,
             last_epoch,
-            http_requests,
-            http_events_accepted,
         }
     }
 

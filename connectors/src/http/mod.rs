@@ -29,7 +29,7 @@ use divoc_pipeline::EngineError;
 pub use config::{HttpSourceConfig, TokenConfig, MIN_TOKEN_CHARS};
 pub use crc::crc32;
 pub use registry::{RowErrorView, UploadErrors, UploadStatus};
-pub use server::{Accepted, ApiError, ErrorDetail};
+pub use server::{Accepted, ApiError, ErrorDetail, HttpMetrics};
 pub use source::{HttpSource, HttpSourcePosition};
 
 impl Component for HttpSourceConfig {

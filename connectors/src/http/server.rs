@@ -22,6 +22,7 @@ use axum::{Extension, Json, Router};
 use divoc_model::event::{csv_header_index, parse_request_json, truncate, EventKind};
 use divoc_pipeline::metrics::Metrics;
 use futures::StreamExt;
+use prometheus::{IntCounter, IntCounterVec};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
@@ -38,6 +39,37 @@ const MAX_DETAILS: usize = 100;
 /// Longest message per detail (messages may quote the offending value).
 const MAX_DETAIL_CHARS: usize = 300;
 
+/// The ingest listener's own series, registered in the one registry.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// `divoc_http_requests_total{route, status}`.
+    pub requests: IntCounterVec,
+    /// `divoc_http_events_accepted_total`: events durably accepted over HTTP.
+    pub events_accepted: IntCounter,
+}
+
+impl HttpMetrics {
+    /// The families in `metrics` (created on first use, shared by every HTTP source).
+    pub fn register(metrics: &Metrics) -> Result<Self, divoc_pipeline::EngineError> {
+        let requests = metrics.counter_vec(
+            "http_requests_total",
+            "HTTP ingest requests by route and status",
+            &["route", "status"],
+        )?;
+        let events_accepted = metrics
+            .counter_vec(
+                "http_events_accepted_total",
+                "Events durably accepted over HTTP",
+                &[],
+            )?
+            .with_label_values(&[] as &[&str]);
+        Ok(Self {
+            requests,
+            events_accepted,
+        })
+    }
+}
+
 pub(crate) struct ServerState {
     /// (token bytes, tenant).
     pub tokens: Vec<(Vec<u8>, Arc<str>)>,
@@ -48,7 +80,7 @@ pub(crate) struct ServerState {
     pub tx: mpsc::Sender<WriterMsg>,
     pub registry: Arc<Registry>,
     pub shared: Arc<WalShared>,
-    pub metrics: Metrics,
+    pub metrics: HttpMetrics,
 }
 
 type AppState = Arc<ServerState>;
@@ -197,7 +229,7 @@ async fn count_requests(State(s): State<AppState>, req: Request, next: Next) -> 
     let route = route_label(req.uri().path());
     let resp = next.run(req).await;
     s.metrics
-        .http_requests
+        .requests
         .with_label_values(&[route, resp.status().as_str()])
         .inc();
     resp
@@ -205,7 +237,7 @@ async fn count_requests(State(s): State<AppState>, req: Request, next: Next) -> 
 
 async fn not_found(State(s): State<AppState>) -> Response {
     s.metrics
-        .http_requests
+        .requests
         .with_label_values(&["unmatched", "404"])
         .inc();
     Reject::not_found("route").into_response()
@@ -332,7 +364,7 @@ async fn submit(s: &ServerState, tenant: &Tenant, kind: EventKind, body: Pending
     }
     match answer.await {
         Ok(Ok(c)) => {
-            s.metrics.http_events_accepted.inc_by(c.rows as u64);
+            s.metrics.events_accepted.inc_by(c.rows as u64);
             tracing::debug!(upload_id = %c.upload_id, rows = c.rows, kind = kind.as_str(), "upload durable");
             Json(Accepted {
                 transaction_id: c.upload_id,

@@ -115,7 +115,7 @@ impl HttpSourceConfig {
             tx,
             registry: registry.clone(),
             shared: shared.clone(),
-            metrics: ctx.metrics.clone(),
+            metrics: super::server::HttpMetrics::register(ctx.metrics)?,
         });
         let app = router(state);
         let listener = {

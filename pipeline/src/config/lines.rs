@@ -19,7 +19,7 @@ pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
         };
         best = Some(k.span().start);
         let value = match (v.get_ref(), index) {
-            (DeValue::Array(items), Some(i)) => match items.iter().nth(i) {
+            (DeValue::Array(items), Some(i)) => match items.get(i) {
                 Some(item) => {
                     best = Some(item.span().start);
                     item.get_ref()
