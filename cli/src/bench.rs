@@ -158,7 +158,7 @@ pub fn bench(opts: &BenchOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
     let cpu_before = process_cpu_seconds();
     let summary = crate::run(&plan, rt, stop)?;
     let cpu_seconds = process_cpu_seconds() - cpu_before;
-    let published: u64 = summary.published.values().sum();
+    let published: u64 = summary.accepted();
     let processed = published + summary.dead_letters;
     let secs = summary.elapsed.as_secs_f64();
     let report = BenchReport {

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod demo_formats;
 pub mod keys;
+pub mod sql;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub fn registry() -> Registry {
         entry::<divoc_connectors::sinks::blob::PdfSinkConfig>(),
         entry::<divoc_connectors::sinks::ndjson::NdjsonSinkConfig>(),
         entry::<divoc_connectors::sinks::manifest::ManifestConfig>(),
+        entry::<divoc_connectors::sinks::analytics::AnalyticsConfig>(),
     ])
     .with_default_node("dead_letter", "dead_letter")
     .with_default_node("manifest", "checkpoint_manifest")
@@ -125,7 +127,7 @@ pub fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
 /// Human summary of a run.
 pub fn format_summary(s: &RunSummary, events_in: Option<u64>) -> String {
     let mut out = String::new();
-    let published: u64 = s.published.values().sum();
+    let published: u64 = s.accepted();
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let processed = events_in.unwrap_or(published + s.dead_letters);
     out.push_str(&format!("accepted (published): {published}\n"));

@@ -152,6 +152,27 @@ enum Command {
         #[arg(long = "set")]
         sets: Vec<String>,
     },
+    /// SQL over the published data (DataFusion): `divoc sql "SELECT ..."`, or a shell without a query.
+    Sql {
+        /// The query; without one, an interactive shell (history, Tab completes tables and columns).
+        query: Option<String>,
+        /// Pipeline file whose [storage] names the store.
+        #[arg(long, default_value = "config/pipeline.toml")]
+        config: PathBuf,
+        /// Store URL or directory, instead of the pipeline file's.
+        #[arg(long)]
+        storage: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: divoc::sql::OutputFormat,
+        /// Write the answer to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also the tables with personal data (`accepted`).
+        #[arg(long)]
+        full: bool,
+        #[arg(long, default_value_t = 100_000)]
+        max_rows: usize,
+    },
     /// Verify a signed certificate offline: credential JSON, a DIVOC QR payload (ZIP) file, or a QR image (PNG).
     Verify {
         /// certificate.json, QR payload file, or QR image (PNG).
@@ -335,6 +356,26 @@ fn main() -> Result<()> {
         Command::Keys {
             action: KeysAction::Shc { out },
         } => divoc::keys::create_shc_key(&out)?,
+        Command::Sql {
+            query,
+            config,
+            storage,
+            format,
+            out,
+            full,
+            max_rows,
+        } => divoc::sql::sql(
+            divoc::sql::SqlOptions {
+                config,
+                storage,
+                query,
+                format,
+                out,
+                full,
+                max_rows,
+            },
+            &rt,
+        )?,
         Command::Serve { config, sets } => {
             let plan = divoc_serve::ServePlan::load(&config, &sets)?;
             let stop = divoc::stop_on_signals(&rt);

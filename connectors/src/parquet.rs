@@ -7,7 +7,7 @@
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{Date32Type, SchemaRef, TimestampMillisecondType};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -28,6 +28,8 @@ pub struct PartitionedParquet {
     storage: Storage,
     /// Columns dropped before writing (e.g. `raw` for accepted events).
     drop_columns: Vec<String>,
+    /// The column whose UTC date names the `date=` partition (a millisecond timestamp or a Date32).
+    date_column: String,
     buffers: BTreeMap<(String, String), Vec<RecordBatch>>,
     rows: u64,
 }
@@ -44,9 +46,16 @@ impl PartitionedParquet {
             prefix: prefix.into(),
             storage,
             drop_columns,
+            date_column: envelope::INGEST_TIME.name.to_owned(),
             buffers: BTreeMap::new(),
             rows: 0,
         }
+    }
+
+    /// Partitions by the date of `column` instead of the ingest time.
+    pub fn with_date_column(mut self, column: &str) -> Self {
+        self.date_column = column.to_owned();
+        self
     }
 
     pub fn buffered_rows(&self) -> u64 {
@@ -64,14 +73,26 @@ impl PartitionedParquet {
             .ok_or_else(|| EngineError::Schema("output batch lacks tenant".into()))?
             .as_string::<i32>()
             .clone();
-        let ingest = batch
-            .column_by_name(envelope::INGEST_TIME.name)
-            .ok_or_else(|| EngineError::Schema("output batch lacks ingest_time".into()))?
-            .as_primitive::<TimestampMillisecondType>()
-            .clone();
+        let date_col = batch.column_by_name(&self.date_column).ok_or_else(|| {
+            EngineError::Schema(format!("output batch lacks {}", self.date_column))
+        })?;
+        let days: Vec<Option<i32>> = if let Some(ts) =
+            date_col.as_primitive_opt::<TimestampMillisecondType>()
+        {
+            ts.iter()
+                .map(|v| v.map(|ms| ms.div_euclid(86_400_000) as i32))
+                .collect()
+        } else if let Some(d) = date_col.as_primitive_opt::<Date32Type>() {
+            d.iter().collect()
+        } else {
+            return Err(EngineError::Schema(format!(
+                "{} must be a millisecond timestamp or a date",
+                self.date_column
+            )));
+        };
         let key_of = |i: usize| -> (String, String) {
-            let days = ingest.value(i).div_euclid(86_400_000) as i32;
-            (tenant.value(i).to_owned(), format_date(days))
+            let date = days[i].map_or_else(|| "unknown".to_owned(), format_date);
+            (tenant.value(i).to_owned(), date)
         };
         self.rows += batch.num_rows() as u64;
         let first = key_of(0);

@@ -2,6 +2,7 @@
 //! column's declaration, the vaccine catalogue. Sources build events with it; operators and sinks
 //! read its columns; the engine never sees it.
 
+pub mod analytics;
 pub mod catalogue;
 pub mod columns;
 pub mod event;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use arrow::array::{StringBuilder, TimestampMillisecondBuilder, UInt16Builder, UInt64Builder};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use divoc_connectors::parquet::encode_parquet;
 use divoc_connectors::storage::Storage;
@@ -89,20 +89,9 @@ impl DownloadLog {
     }
 }
 
+/// The download events' schema (declared with the other analytics tables in `divoc-model`).
 pub fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "time",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
-            false,
-        ),
-        Field::new("tenant", DataType::Utf8, false),
-        Field::new("certificate_id", DataType::Utf8, true),
-        Field::new("format", DataType::Utf8, false),
-        Field::new("language", DataType::Utf8, true),
-        Field::new("status", DataType::UInt16, false),
-        Field::new("bytes", DataType::UInt64, false),
-    ]))
+    divoc_model::analytics::downloads_schema()
 }
 
 fn to_batch(events: &[DownloadEvent]) -> Result<RecordBatch> {

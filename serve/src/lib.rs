@@ -22,6 +22,7 @@ pub mod formats;
 pub mod index;
 pub mod metrics_server;
 mod routes;
+pub mod sql_api;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -74,6 +75,9 @@ pub struct ServeConfig {
     /// SMART Health Card issuing; absent = SHC downloads answer 404.
     #[serde(default)]
     pub shc: Option<ShcSection>,
+    /// SQL API and dashboard; absent = not served.
+    #[serde(default)]
+    pub analytics: Option<sql_api::AnalyticsSection>,
 }
 
 fn default_accepted() -> String {
@@ -230,7 +234,15 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
             )
         })?;
     let addr = listener.local_addr()?;
-    let app = routes::router(state.clone());
+    let mut app = routes::router(state.clone());
+    if let Some(section) = &plan.cfg.analytics {
+        let sql = rt
+            .block_on(sql_api::SqlState::open(section, &plan.storage_url(), |p| {
+                plan.resolve(p)
+            }))
+            .context("[analytics]")?;
+        app = app.merge(sql_api::router(Arc::new(sql)));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = rt.spawn(async move {
         let _ = axum::serve(listener, app)

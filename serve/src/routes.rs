@@ -55,7 +55,7 @@ fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
 }
 
 /// Constant-time comparison, so response timing does not reveal how much of a token matched.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;

@@ -1,6 +1,7 @@
 //! Sinks: where batches leave the pipeline, each through the two-phase commit of
 //! [`divoc_pipeline::sink`].
 
+pub mod analytics;
 pub mod blob;
 pub mod dead_letter;
 pub mod manifest;

@@ -13,7 +13,11 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Date32Type, Int64Type, TimestampMillisecondType, UInt64Type};
+use arrow::datatypes::{
+    DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow::record_batch::RecordBatch;
 use base64::Engine;
 use bytes::Bytes;
@@ -104,9 +108,12 @@ impl NdjsonSink {
     fn final_key(&self, epoch: u64) -> String {
         format!("{}/part-{epoch:012}.ndjson", self.prefix)
     }
-    fn selected(&self, batch: &RecordBatch) -> Result<Vec<(String, ArrayRef)>, EngineError> {
-        let schema = batch.schema();
-        if self.columns.is_empty() {
+}
+
+fn selected(batch: &RecordBatch, columns: &[String]) -> Result<Vec<(String, ArrayRef)>, EngineError> {
+    let schema = batch.schema();
+    {
+        if columns.is_empty() {
             return Ok(schema
                 .fields()
                 .iter()
@@ -115,7 +122,7 @@ impl NdjsonSink {
                 .map(|(f, c)| (f.name().clone(), c.clone()))
                 .collect());
         }
-        self.columns
+        columns
             .iter()
             .map(|name| {
                 batch
@@ -163,25 +170,39 @@ fn json_value(col: &ArrayRef, i: usize) -> Result<Option<Value>, EngineError> {
             }
             Value::Array(out)
         }
-        other => {
-            return Err(EngineError::Schema(format!(
-                "ndjson_sink cannot write a column of type {other}"
-            )))
+        DataType::Float64 => Value::from(col.as_primitive::<Float64Type>().value(i)),
+        DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(i)),
+        DataType::UInt16 => Value::from(col.as_primitive::<UInt16Type>().value(i)),
+        DataType::UInt32 => Value::from(col.as_primitive::<UInt32Type>().value(i)),
+        // Anything else (decimals, other temporal types) as its display text.
+        _ => {
+            let f = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?;
+            Value::from(f.value(i).to_string())
         }
     };
     Ok(Some(v))
 }
 
+/// Rows of `batch` as JSON objects (typed values, nulls left out) over `columns` (empty: every
+/// non-binary column except `raw`).
+pub fn json_rows(batch: &RecordBatch, columns: &[String]) -> Result<Vec<Map<String, Value>>, EngineError> {
+    let columns = selected(batch, columns)?;
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let mut row = Map::with_capacity(columns.len());
+        for (name, col) in &columns {
+            if let Some(v) = json_value(col, i)? {
+                row.insert(name.clone(), v);
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 impl Sink for NdjsonSink {
     fn write(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
-        let columns = self.selected(&batch)?;
-        for i in 0..batch.num_rows() {
-            let mut row = Map::with_capacity(columns.len());
-            for (name, col) in &columns {
-                if let Some(v) = json_value(col, i)? {
-                    row.insert(name.clone(), v);
-                }
-            }
+        for row in json_rows(&batch, &self.columns)? {
             serde_json::to_writer(&mut self.buffer, &row)
                 .map_err(|e| EngineError::Other(format!("ndjson_sink: {e}")))?;
             self.buffer.push(b'\n');

@@ -155,6 +155,14 @@ pub struct RunSummary {
     pub resumed_from_epoch: u64,
 }
 
+impl RunSummary {
+    /// Accepted rows: what the busiest sink wrote (sinks on parallel branches see the same rows,
+    /// so they are not added up).
+    pub fn accepted(&self) -> u64 {
+        self.published.values().copied().max().unwrap_or(0)
+    }
+}
+
 /// Everything needed to start a pipeline.
 pub struct RunOptions {
     pub state_dir: PathBuf,
