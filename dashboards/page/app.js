@@ -260,7 +260,7 @@
     };
     const categoryAxis = {
       type: "category",
-      name: sideways ? "" : category,
+      name: sideways || kind === "line" ? "" : category,
       nameLocation: "middle",
       nameGap: 28,
       data: categories,
@@ -268,8 +268,11 @@
       axisTick: { alignWithLabel: true },
       axisLabel: sideways ? { width: 190, overflow: "truncate" } : { hideOverlap: true },
     };
+    // Long series (years of days) get a zoom slider under the axis.
+    const zoom = kind === "line" && categories.length > 60;
     const out = Object.assign(base, {
-      grid: { left: 12, right: 36, top: series.length > 1 ? 36 : 30, bottom: sideways ? 8 : 36, containLabel: true },
+      dataZoom: zoom ? [{ type: "inside" }, { type: "slider", height: 18, bottom: 6 }] : [],
+      grid: { left: 12, right: 36, top: series.length > 1 ? 36 : 30, bottom: zoom ? 64 : sideways ? 8 : 36, containLabel: true },
       xAxis: sideways ? valueAxis : categoryAxis,
       yAxis: sideways ? categoryAxis : valueAxis,
       series: series.map((s) => ({
