@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the independent verifiers need, then runs every test.
-#   apt: zbar-tools (zbarimg decodes our QR images), poppler-utils (pdftoppm/pdftotext read our PDFs)
+#   apt: zbar-tools (zbarimg decodes our QR images), poppler-utils (pdftoppm/pdftotext read our PDFs),
+#        chromium (tests/dashboard.rs opens the dashboard page in it), nodejs + npm if missing
 #   pip: pyld (URDNA2015 reference), pynacl (Ed25519 reference), pycose + cbor2<6 + base45 +
 #        cryptography (EU DCC), jsonschema (DCC schema), jwcrypto (SMART Health Card JWS),
 #        fhir.resources (FHIR R4 models)
+#   npm: playwright-core (tests/browser/package.json, pinned in its lock file) drives chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v zbarimg >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+if ! command -v zbarimg >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1 ||
+   ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq zbar-tools poppler-utils >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq zbar-tools poppler-utils chromium >/dev/null
 fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+[ -d tests/browser/node_modules/playwright-core ] ||
+  (cd tests/browser && { npm ci --no-audit --no-fund -q || npm install --no-audit --no-fund -q; })
 python3 -c "import pyld, nacl, pycose, cbor2, base45, cryptography, jsonschema, jwcrypto, fhir.resources" 2>/dev/null ||
   python3 -m pip install -q "pyld==2.0.4" "pynacl==1.5.0" "pycose==1.1.0" "cbor2<6" "base45==0.4.4" \
     "cryptography>=42" "jsonschema>=4.20" "jwcrypto>=1.5" "fhir.resources==8.3.0"
