@@ -104,7 +104,9 @@ fn chrono_free_date(t: &str) -> Option<i32> {
     }
     let num = |s: &str| s.parse::<i64>().ok();
     let (y, m, d) = (num(&t[0..4])?, num(&t[5..7])?, num(&t[8..10])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return None;
     }
     // Howard Hinnant's days_from_civil.
@@ -150,12 +152,16 @@ impl SqlEngine {
             let mut truncated = false;
             while let Some(b) = stream.next().await {
                 let b = b?;
-                rows += b.num_rows();
-                batches.push(b);
-                if rows > limits.max_rows {
+                if rows + b.num_rows() > limits.max_rows {
+                    let keep = limits.max_rows - rows;
+                    if keep > 0 {
+                        batches.push(b.slice(0, keep));
+                    }
                     truncated = true;
                     break;
                 }
+                rows += b.num_rows();
+                batches.push(b);
             }
             Ok::<_, AnalyticsError>(QueryResult {
                 schema,
@@ -179,6 +185,8 @@ mod tests {
         assert_eq!(chrono_free_date("2021-09-17"), Some(18887));
         assert_eq!(chrono_free_date("2000-02-29"), Some(11016));
         assert_eq!(chrono_free_date("2021-13-01"), None);
+        assert_eq!(chrono_free_date("2021-02-29"), None);
+        assert_eq!(chrono_free_date("2021-04-31"), None);
         assert_eq!(chrono_free_date("21-09-17"), None);
     }
 

@@ -21,6 +21,7 @@ fn store() -> tempfile::TempDir {
         let batch = RecordBatch::try_new(
             certificate_rollup_schema(),
             vec![
+                Arc::new(Date32Array::from_iter_values(chunk.iter().map(|_| 18890))),
                 Arc::new(Date32Array::from_iter_values(chunk.iter().map(|r| r.0))),
                 Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| r.1))),
                 Arc::new(StringArray::from(vec![Some("p"); n])),

@@ -116,11 +116,12 @@ fn table(fields: Vec<Field>) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// `analytics/rollups/certificates`: per-epoch counts by day x tenant x program x state x
+/// `analytics/rollups/certificates`: per-epoch counts by issue date x (vaccination) day x tenant x program x state x
 /// district x vaccine x dose x age band x gender (sum `certificates` over epochs).
 pub fn certificate_rollup_schema() -> SchemaRef {
     let t = |n: &str, nullable| Field::new(n, DataType::Utf8, nullable);
     table(vec![
+        Field::new("issued_on", DataType::Date32, false),
         Field::new("day", DataType::Date32, true),
         t("tenant", false),
         t("program_id", true),
@@ -138,6 +139,7 @@ pub fn certificate_rollup_schema() -> SchemaRef {
 pub fn facility_rollup_schema() -> SchemaRef {
     let t = |n: &str, nullable| Field::new(n, DataType::Utf8, nullable);
     table(vec![
+        Field::new("issued_on", DataType::Date32, false),
         Field::new("day", DataType::Date32, true),
         t("tenant", false),
         t("facility_id", false),

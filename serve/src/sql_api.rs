@@ -161,7 +161,10 @@ pub fn router(state: Arc<SqlState>) -> Router {
         .route("/api/sql", post(sql))
         .route("/api/dashboard", get(list_queries))
         .route("/api/dashboard/{name}", get(named))
-        .route("/dashboard", get(page_index))
+        .route(
+            "/dashboard",
+            get(|| async { axum::response::Redirect::permanent("/dashboard/") }),
+        )
         .route("/dashboard/", get(page_index))
         .route("/dashboard/{*path}", get(page_file))
         .with_state(state)
@@ -398,6 +401,8 @@ fn serve_file(s: &SqlState, path: &str) -> Response {
         Some("json") => "application/json",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
+        Some("md") | Some("txt") => "text/plain; charset=utf-8",
+        None => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     };
     ([(header::CONTENT_TYPE, kind)], bytes).into_response()

@@ -4,8 +4,10 @@
 //!   certificate ([`divoc_model::analytics`]: age band, gender, state, district, pincode prefix,
 //!   facility and vaccinator pseudonyms, vaccine, ICD-11 code, dose...; no name, contact, identity,
 //!   address line or date of birth).
-//! - `<prefix>/rollups/certificates/tenant=<t>/date=<vaccination date>/part-<epoch>.parquet`: the
-//!   epoch's counts by day x tenant x program x state x district x vaccine x dose x age band x gender.
+//! - `<prefix>/rollups/certificates/tenant=<t>/date=<issue date>/part-<epoch>.parquet`: the
+//!   epoch's counts by day x tenant x program x state x district x vaccine x dose x age band x gender
+//!   (partitioned by issue date like the rows, so an epoch writes one file per tenant, not one per
+//!   vaccination day).
 //! - `<prefix>/rollups/facilities/...`: the epoch's counts by day x tenant x facility x vaccine.
 //!
 //! Rollups are partial counts per epoch: a query sums them. Everything is written in
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringArray,
 };
-use arrow::datatypes::{Date32Type, Int64Type};
+use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use divoc_model::analytics::{
     self as an, analytics_batch, certificate_rollup_schema, facility_rollup_schema,
 };
@@ -85,13 +87,13 @@ impl Component for AnalyticsConfig {
                 format!("{p}/rollups/certificates"),
                 vec![],
             )
-            .with_date_column("day"),
+            .with_date_column("issued_on"),
             facility_rollup: PartitionedParquet::new(
                 storage,
                 format!("{p}/rollups/facilities"),
                 vec![],
             )
-            .with_date_column("day"),
+            .with_date_column("issued_on"),
             certificates: BTreeMap::new(),
             facilities: BTreeMap::new(),
         })))
@@ -99,10 +101,10 @@ impl Component for AnalyticsConfig {
 }
 
 type Text = Option<String>;
-/// day, tenant, program, state, district, vaccine, dose, age band, gender.
-type CertificateKey = (Option<i32>, String, Text, Text, Text, Text, Option<i64>, String, Text);
-/// day, tenant, facility id, name, state, district, vaccine.
-type FacilityKey = (Option<i32>, String, String, Text, Text, Text, Text);
+/// issued on, day, tenant, program, state, district, vaccine, dose, age band, gender.
+type CertificateKey = (i32, Option<i32>, String, Text, Text, Text, Text, Option<i64>, String, Text);
+/// issued on, day, tenant, facility id, name, state, district, vaccine.
+type FacilityKey = (i32, Option<i32>, String, String, Text, Text, Text, Text);
 
 pub struct Analytics {
     catalogue: VaccineCatalogue,
@@ -134,6 +136,10 @@ impl Analytics {
             .column_by_name(an::VACCINATION_DATE.name)
             .and_then(|a| a.as_primitive_opt::<Date32Type>())
             .ok_or_else(|| EngineError::Schema("analytics row lacks vaccination_date".into()))?;
+        let issued = rows
+            .column_by_name(an::ISSUED_AT.name)
+            .and_then(|a| a.as_primitive_opt::<TimestampMillisecondType>())
+            .ok_or_else(|| EngineError::Schema("analytics row lacks issued_at".into()))?;
         let dose = rows
             .column_by_name(an::DOSE.name)
             .and_then(|a| a.as_primitive_opt::<Int64Type>())
@@ -157,7 +163,9 @@ impl Analytics {
         );
         for i in 0..rows.num_rows() {
             let d = (!day.is_null(i)).then(|| day.value(i));
+            let on = issued.value(i).div_euclid(86_400_000) as i32;
             let key = (
+                on,
                 d,
                 tenant.value(i).to_owned(),
                 value(program, i),
@@ -170,6 +178,7 @@ impl Analytics {
             );
             *self.certificates.entry(key).or_default() += 1;
             let key = (
+                on,
                 d,
                 tenant.value(i).to_owned(),
                 fid.value(i).to_owned(),
@@ -189,15 +198,16 @@ impl Analytics {
         let certificates = RecordBatch::try_new(
             certificate_rollup_schema(),
             vec![
-                Arc::new(Date32Array::from_iter(keys.iter().map(|k| k.0))),
-                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.1))),
-                strings(keys.iter().map(|k| &k.2)),
+                Arc::new(Date32Array::from_iter_values(keys.iter().map(|k| k.0))),
+                Arc::new(Date32Array::from_iter(keys.iter().map(|k| k.1))),
+                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.2))),
                 strings(keys.iter().map(|k| &k.3)),
                 strings(keys.iter().map(|k| &k.4)),
                 strings(keys.iter().map(|k| &k.5)),
-                Arc::new(Int64Array::from_iter(keys.iter().map(|k| k.6))),
-                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.7))),
-                strings(keys.iter().map(|k| &k.8)),
+                strings(keys.iter().map(|k| &k.6)),
+                Arc::new(Int64Array::from_iter(keys.iter().map(|k| k.7))),
+                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.8))),
+                strings(keys.iter().map(|k| &k.9)),
                 Arc::new(Int64Array::from_iter_values(c.values().copied())),
             ],
         )?;
@@ -206,13 +216,14 @@ impl Analytics {
         let facilities = RecordBatch::try_new(
             facility_rollup_schema(),
             vec![
-                Arc::new(Date32Array::from_iter(keys.iter().map(|k| k.0))),
-                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.1))),
+                Arc::new(Date32Array::from_iter_values(keys.iter().map(|k| k.0))),
+                Arc::new(Date32Array::from_iter(keys.iter().map(|k| k.1))),
                 Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.2))),
-                strings(keys.iter().map(|k| &k.3)),
+                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.3))),
                 strings(keys.iter().map(|k| &k.4)),
                 strings(keys.iter().map(|k| &k.5)),
                 strings(keys.iter().map(|k| &k.6)),
+                strings(keys.iter().map(|k| &k.7)),
                 Arc::new(Int64Array::from_iter_values(f.values().copied())),
             ],
         )?;

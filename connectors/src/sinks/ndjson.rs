@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt16Type,
-    UInt32Type, UInt64Type,
+    DataType, Date32Type, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt16Type,
+    TimeUnit, UInt32Type, UInt64Type,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow::record_batch::RecordBatch;
@@ -152,7 +152,7 @@ fn json_value(col: &ArrayRef, i: usize) -> Result<Option<Value>, EngineError> {
             let days = col.as_primitive::<Date32Type>().value(i);
             Value::from(divoc_model::schema::format_date(days))
         }
-        DataType::Timestamp(_, _) => {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
             let ms = col.as_primitive::<TimestampMillisecondType>().value(i);
             let t = chrono::DateTime::from_timestamp_millis(ms)
                 .ok_or_else(|| EngineError::Schema(format!("timestamp {ms} ms is out of range")))?;
@@ -171,6 +171,7 @@ fn json_value(col: &ArrayRef, i: usize) -> Result<Option<Value>, EngineError> {
             Value::Array(out)
         }
         DataType::Float64 => Value::from(col.as_primitive::<Float64Type>().value(i)),
+        DataType::Float32 => Value::from(col.as_primitive::<Float32Type>().value(i)),
         DataType::Int32 => Value::from(col.as_primitive::<Int32Type>().value(i)),
         DataType::UInt16 => Value::from(col.as_primitive::<UInt16Type>().value(i)),
         DataType::UInt32 => Value::from(col.as_primitive::<UInt32Type>().value(i)),

@@ -159,3 +159,35 @@ fn chosen_columns_and_missing_ones() {
     let err = s.write(batch(&["a"])).unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn any_column_type_becomes_json_without_panicking() {
+    use arrow::array::{Float32Array, TimestampNanosecondArray, UInt16Array};
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())),
+                false,
+            ),
+            Field::new("f", DataType::Float32, false),
+            Field::new("s", DataType::UInt16, false),
+        ])),
+        vec![
+            Arc::new(
+                TimestampNanosecondArray::from(vec![1_700_000_000_123_456_789]).with_timezone("+00:00"),
+            ),
+            Arc::new(Float32Array::from(vec![1.5])),
+            Arc::new(UInt16Array::from(vec![200])),
+        ],
+    )
+    .unwrap();
+    let rows = json_rows(&batch, &[]).unwrap();
+    assert_eq!(rows[0]["f"], 1.5);
+    assert_eq!(rows[0]["s"], 200);
+    assert!(
+        rows[0]["t"].as_str().unwrap().starts_with("2023-11-14T22:13:20.123456789"),
+        "{}",
+        rows[0]["t"]
+    );
+}
