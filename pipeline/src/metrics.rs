@@ -1,22 +1,42 @@
 //! The one Prometheus registry and the per-node metrics every node reports.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// A family a component registered by name (see [`Metrics::counter_vec`]).
+#[derive(Clone)]
+enum ComponentFamily {
+    Counter(IntCounterVec),
+    Histogram(HistogramVec),
+}
+
+impl ComponentFamily {
+    fn kind(&self) -> &'static str {
+        match self {
+            ComponentFamily::Counter(_) => "a counter",
+            ComponentFamily::Histogram(_) => "a histogram",
+        }
+    }
+}
 
 /// All metrics of one process. Cheap to clone (prometheus handles are shared).
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    component_series:
-        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, IntCounterVec>>>,
+    component_series: Arc<Mutex<HashMap<String, ComponentFamily>>>,
     pub records_in: IntCounterVec,
     pub records_out: IntCounterVec,
     pub rejected: IntCounterVec,
     pub batch_latency: HistogramVec,
     pub queue_depth: IntGaugeVec,
     pub checkpoints: IntCounter,
+    /// `divoc_checkpoint_duration_seconds`: from an epoch's trigger to its stored checkpoint.
+    pub checkpoint_duration: Histogram,
     pub last_epoch: IntGauge,
 }
 
@@ -61,6 +81,15 @@ impl Metrics {
             "checkpoints_total",
             "Checkpoints committed",
         ));
+        let checkpoint_duration = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "checkpoint_duration_seconds",
+                "Time from an epoch's trigger to its committed checkpoint",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
+        ));
         let last_epoch = must(IntGauge::new(
             "last_committed_epoch",
             "Epoch of the last committed checkpoint",
@@ -72,6 +101,7 @@ impl Metrics {
         must(registry.register(Box::new(batch_latency.clone())));
         must(registry.register(Box::new(queue_depth.clone())));
         must(registry.register(Box::new(checkpoints.clone())));
+        must(registry.register(Box::new(checkpoint_duration.clone())));
         must(registry.register(Box::new(last_epoch.clone())));
         Self {
             registry,
@@ -82,6 +112,7 @@ impl Metrics {
             batch_latency,
             queue_depth,
             checkpoints,
+            checkpoint_duration,
             last_epoch,
         }
     }
@@ -96,6 +127,56 @@ impl Metrics {
         help: &str,
         labels: &[&str],
     ) -> Result<IntCounterVec, crate::EngineError> {
+        let family = self.component_family(name, || {
+            IntCounterVec::new(Opts::new(name, help), labels)
+                .and_then(|c| self.registry.register(Box::new(c.clone())).map(|_| c))
+                .map(ComponentFamily::Counter)
+        })?;
+        match family {
+            ComponentFamily::Counter(c) => Ok(c),
+            other => Err(kind_clash(name, "a counter", &other)),
+        }
+    }
+
+    /// A component's own histogram family (name in base units, ending in `_seconds`,
+    /// `_bytes`...), registered once like [`Metrics::counter_vec`]: asking again with the same
+    /// name returns the same family (the first caller's help and buckets). `buckets` (upper
+    /// bounds) must be non-empty, finite and strictly increasing; Prometheus adds `+Inf`.
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> Result<HistogramVec, crate::EngineError> {
+        // The prometheus crate checks buckets only when a labelled child is created (and panics
+        // there), so they are checked here, where the component can still report it.
+        let increasing = buckets.windows(2).all(|w| w[0] < w[1]);
+        if buckets.is_empty() || !increasing || buckets.iter().any(|b| !b.is_finite()) {
+            return Err(crate::EngineError::Config(format!(
+                "metric {name}: buckets {buckets:?} must be finite and strictly increasing"
+            )));
+        }
+        let family = self.component_family(name, || {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )
+            .and_then(|h| self.registry.register(Box::new(h.clone())).map(|_| h))
+            .map(ComponentFamily::Histogram)
+        })?;
+        match family {
+            ComponentFamily::Histogram(h) => Ok(h),
+            other => Err(kind_clash(name, "a histogram", &other)),
+        }
+    }
+
+    /// The family registered under `name`, creating it with `create` on first use.
+    fn component_family(
+        &self,
+        name: &str,
+        create: impl FnOnce() -> prometheus::Result<ComponentFamily>,
+    ) -> Result<ComponentFamily, crate::EngineError> {
         let mut owned = self
             .component_series
             .lock()
@@ -103,9 +184,8 @@ impl Metrics {
         if let Some(existing) = owned.get(name) {
             return Ok(existing.clone());
         }
-        let family = IntCounterVec::new(Opts::new(name, help), labels)
-            .and_then(|c| self.registry.register(Box::new(c.clone())).map(|_| c))
-            .map_err(|e| crate::EngineError::Config(format!("metric {name}: {e}")))?;
+        let family =
+            create().map_err(|e| crate::EngineError::Config(format!("metric {name}: {e}")))?;
         owned.insert(name.to_owned(), family.clone());
         Ok(family)
     }
@@ -117,6 +197,13 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+fn kind_clash(name: &str, wanted: &str, existing: &ComponentFamily) -> crate::EngineError {
+    crate::EngineError::Config(format!(
+        "metric {name}: asked for {wanted}, but it is registered as {}; give it another name",
+        existing.kind()
+    ))
 }
 
 impl Default for Metrics {
@@ -145,5 +232,64 @@ mod tests {
         assert!(m
             .counter_vec("records_in_total", "clash", &["node"])
             .is_err());
+    }
+
+    #[test]
+    fn components_register_their_own_histograms_once() {
+        let m = Metrics::new();
+        let buckets = [0.1, 1.0];
+        let a = m
+            .histogram_vec("widget_seconds", "Time per widget", &["node"], &buckets)
+            .unwrap();
+        let b = m
+            .histogram_vec("widget_seconds", "Time per widget", &["node"], &buckets)
+            .unwrap();
+        a.with_label_values(&["x"]).observe(0.05);
+        b.with_label_values(&["x"]).observe(0.5);
+        let text = m.render();
+        for line in [
+            "divoc_widget_seconds_bucket{node=\"x\",le=\"0.1\"} 1",
+            "divoc_widget_seconds_bucket{node=\"x\",le=\"1\"} 2",
+            "divoc_widget_seconds_bucket{node=\"x\",le=\"+Inf\"} 2",
+            "divoc_widget_seconds_count{node=\"x\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        // Engine names, a name taken by a counter, and unordered buckets are refused.
+        assert!(m
+            .histogram_vec("batch_latency_seconds", "clash", &["node"], &buckets)
+            .is_err());
+        m.counter_vec("gadgets_total", "Gadgets", &["node"])
+            .unwrap();
+        assert!(m
+            .histogram_vec("gadgets_total", "clash", &["node"], &buckets)
+            .is_err());
+        assert!(m.counter_vec("widget_seconds", "clash", &["node"]).is_err());
+        for bad in [
+            &[1.0, 0.1][..],
+            &[0.1, 0.1],
+            &[],
+            &[0.1, f64::NAN],
+            &[f64::INFINITY],
+        ] {
+            assert!(
+                m.histogram_vec("bad_seconds", "bad buckets", &["node"], bad)
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn checkpoint_duration_is_exported_before_the_first_checkpoint() {
+        let text = Metrics::new().render();
+        assert!(
+            text.contains("# TYPE divoc_checkpoint_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("divoc_checkpoint_duration_seconds_count 0"),
+            "{text}"
+        );
     }
 }

@@ -53,6 +53,8 @@ impl Coordinator {
         let mut last_triggered = self.committed.epoch;
         let mut final_epoch: Option<u64> = None;
         let mut last_trigger_at = Instant::now();
+        // When each epoch not yet committed was triggered (for the checkpoint duration).
+        let mut triggered_at: BTreeMap<u64, Instant> = BTreeMap::new();
         let mut checkpoint_requested = false;
         let mut stats = CoordinatorStats {
             rows: BTreeMap::new(),
@@ -64,6 +66,7 @@ impl Coordinator {
         // Re-issue the epochs that were cut before a crash, so every source reaches them.
         if self.replay_upto > self.committed.epoch {
             self.trigger(self.replay_upto, false);
+            triggered_at.insert(self.replay_upto, Instant::now());
             last_triggered = self.replay_upto;
         }
 
@@ -74,6 +77,7 @@ impl Coordinator {
             if final_epoch.is_none() && stopping && last_triggered >= self.replay_upto {
                 let e = self.next_epoch.max(last_triggered + 1);
                 self.trigger(e, true);
+                triggered_at.insert(e, Instant::now());
                 last_triggered = e;
                 final_epoch = Some(e);
             } else if final_epoch.is_none()
@@ -84,6 +88,7 @@ impl Coordinator {
                 self.trigger(e, false);
                 last_triggered = e;
                 last_trigger_at = Instant::now();
+                triggered_at.insert(e, last_trigger_at);
                 checkpoint_requested = false;
             }
             if let Some(f) = final_epoch {
@@ -147,7 +152,10 @@ impl Coordinator {
                 for (n, o) in &state.outputs {
                     *stats.rows.entry(n.clone()).or_default() += o.rows;
                 }
-                self.commit(epoch, state)?;
+                // Epochs replayed after a crash were all re-issued by one trigger (the highest).
+                let since = triggered_at.range(epoch..).next().map(|(_, t)| *t);
+                triggered_at.retain(|e, _| *e > epoch);
+                self.commit(epoch, state, since)?;
                 stats.epochs += 1;
                 stats.last_epoch = epoch;
             }
@@ -161,7 +169,13 @@ impl Coordinator {
         }
     }
 
-    fn commit(&mut self, epoch: u64, state: EpochState) -> Result<(), EngineError> {
+    /// Stores the checkpoint of `epoch` (`triggered`: when the epoch was triggered).
+    fn commit(
+        &mut self,
+        epoch: u64,
+        state: EpochState,
+        triggered: Option<Instant>,
+    ) -> Result<(), EngineError> {
         let cp = Checkpoint {
             epoch,
             positions: state.positions,
@@ -171,6 +185,11 @@ impl Coordinator {
         // on restart, when every sink's commit runs again for the last committed epoch).
         store_checkpoint(&self.state_dir, &cp)?;
         self.metrics.checkpoints.inc();
+        if let Some(t) = triggered {
+            self.metrics
+                .checkpoint_duration
+                .observe(t.elapsed().as_secs_f64());
+        }
         self.metrics.last_epoch.set(epoch as i64);
         for (name, tx) in &self.sources {
             if let Some(p) = cp.positions.get(name) {
@@ -189,5 +208,91 @@ impl Coordinator {
         }
         self.committed = Checkpoint::clone(&shared);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a coordinator with one source that answers each trigger `pause` later with the
+    /// barriers of every epoch up to the triggered one; stops after `epochs` answers.
+    fn run_one_source(replay_upto: u64, epochs: usize, pause: Duration) -> (Metrics, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new();
+        let (src_tx, src_rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let coordinator = Coordinator {
+            state_dir: dir.path().to_owned(),
+            metrics: metrics.clone(),
+            settings: EngineSettings {
+                checkpoint_interval_ms: 10,
+                ..Default::default()
+            },
+            sources: BTreeMap::from([("src".to_owned(), src_tx)]),
+            sinks: BTreeMap::new(),
+            ack_nodes: Vec::new(),
+            committed: Checkpoint::default(),
+            next_epoch: replay_upto + 1,
+            replay_upto,
+            stop: stop.clone(),
+        };
+        let run = std::thread::spawn(move || coordinator.run(rx));
+        let mut answered = 0;
+        let mut barriers_up_to = 0;
+        while let Ok(ctl) = src_rx.recv_timeout(Duration::from_secs(20)) {
+            let SourceControl::Trigger { epoch, last } = ctl else {
+                continue;
+            };
+            std::thread::sleep(pause);
+            for e in barriers_up_to + 1..=epoch {
+                tx.send(CoordMsg::SourceBarrier {
+                    source: "src".into(),
+                    epoch: e,
+                    position: serde_json::json!(e),
+                })
+                .unwrap();
+            }
+            barriers_up_to = epoch;
+            answered += 1;
+            if answered >= epochs {
+                stop.store(true, Ordering::Relaxed);
+            }
+            if last {
+                break;
+            }
+        }
+        let stats = run.join().unwrap().unwrap();
+        (metrics, stats.epochs)
+    }
+
+    #[test]
+    fn checkpoint_duration_runs_from_trigger_to_commit() {
+        let pause = Duration::from_millis(30);
+        let (m, epochs) = run_one_source(0, 3, pause);
+        assert!(epochs >= 3, "{epochs}");
+        let h = &m.checkpoint_duration;
+        assert_eq!(h.get_sample_count(), epochs);
+        assert_eq!(m.checkpoints.get(), epochs);
+        assert!(
+            h.get_sample_sum() >= pause.as_secs_f64() * epochs as f64,
+            "every epoch waited for its barrier: {}",
+            h.get_sample_sum()
+        );
+    }
+
+    #[test]
+    fn replayed_epochs_are_timed_from_their_reissue() {
+        let pause = Duration::from_millis(30);
+        // Epochs 1..=3 were cut before a crash: one trigger re-issues them all.
+        let (m, epochs) = run_one_source(3, 1, pause);
+        assert!(
+            epochs >= 4,
+            "three replayed epochs and a final one: {epochs}"
+        );
+        let h = &m.checkpoint_duration;
+        assert_eq!(h.get_sample_count(), epochs);
+        assert!(h.get_sample_sum() >= pause.as_secs_f64() * epochs as f64);
     }
 }
