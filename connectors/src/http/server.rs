@@ -22,7 +22,7 @@ use axum::{Extension, Json, Router};
 use divoc_model::event::{csv_header_index, parse_request_json, truncate, EventKind};
 use divoc_pipeline::metrics::Metrics;
 use futures::StreamExt;
-use prometheus::{IntCounter, IntCounterVec};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
@@ -34,6 +34,11 @@ use super::wal::{PendingBody, PendingRow, PendingUpload, WalShared, WriterMsg};
 
 /// Extra bytes a multipart envelope may add around the CSV file.
 const MULTIPART_SLACK: usize = 64 * 1024;
+/// Buckets of `divoc_http_request_duration_seconds`: a certify answer waits for the WAL fsync; a
+/// bulk upload of many MiB takes seconds.
+const REQUEST_DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Most per-element problems listed in one 400 answer.
 const MAX_DETAILS: usize = 100;
 /// Longest message per detail (messages may quote the offending value).
@@ -44,6 +49,9 @@ const MAX_DETAIL_CHARS: usize = 300;
 pub struct HttpMetrics {
     /// `divoc_http_requests_total{route, status}`.
     pub requests: IntCounterVec,
+    /// `divoc_http_request_duration_seconds{route}`: from the request's arrival at the router to
+    /// its answer (after the WAL fsync for an accepted certify request).
+    pub duration: HistogramVec,
     /// `divoc_http_events_accepted_total`: events durably accepted over HTTP.
     pub events_accepted: IntCounter,
 }
@@ -56,6 +64,12 @@ impl HttpMetrics {
             "HTTP ingest requests by route and status",
             &["route", "status"],
         )?;
+        let duration = metrics.histogram_vec(
+            "http_request_duration_seconds",
+            "HTTP ingest request latency by route",
+            &["route"],
+            &REQUEST_DURATION_BUCKETS,
+        )?;
         let events_accepted = metrics
             .counter_vec(
                 "http_events_accepted_total",
@@ -65,6 +79,7 @@ impl HttpMetrics {
             .with_label_values(&[] as &[&str]);
         Ok(Self {
             requests,
+            duration,
             events_accepted,
         })
     }
@@ -227,7 +242,12 @@ fn route_label(path: &str) -> &'static str {
 
 async fn count_requests(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_label(req.uri().path());
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
+    s.metrics
+        .duration
+        .with_label_values(&[route])
+        .observe(started.elapsed().as_secs_f64());
     s.metrics
         .requests
         .with_label_values(&[route, resp.status().as_str()])
