@@ -27,7 +27,10 @@ fn text(b: &RecordBatch, name: &str, i: usize) -> Option<String> {
 fn band(b: &RecordBatch, i: usize) -> String {
     let age = text(b, "recipient_age", i).and_then(|a| a.parse::<i64>().ok());
     let age = age.or_else(|| {
-        let dob = b.column_by_name("recipient_dob").unwrap().as_primitive::<Date32Type>();
+        let dob = b
+            .column_by_name("recipient_dob")
+            .unwrap()
+            .as_primitive::<Date32Type>();
         let vd = b
             .column_by_name("vaccination_date")
             .unwrap()
@@ -69,7 +72,11 @@ fn pairs(r: &QueryResult) -> BTreeMap<String, i64> {
 
 /// The one value of a single-value answer.
 fn number(r: &QueryResult) -> i64 {
-    let b = r.batches.iter().find(|b| b.num_rows() > 0).expect("one row");
+    let b = r
+        .batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .expect("one row");
     arrow::util::display::array_value_to_string(b.column(0), 0)
         .unwrap()
         .parse()
@@ -130,7 +137,11 @@ fn dashboard_queries_agree_with_independent_tallies_after_crashes() {
     }
     assert!(kills >= 2, "the run was killed mid-way ({kills} kills)");
     let out = Command::new(bin()).args(&args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let store = tmp.path().join("out");
     let accepted = read_output(&store, "accepted");
@@ -184,7 +195,11 @@ fn dashboard_queries_agree_with_independent_tallies_after_crashes() {
             format!(
                 "{} dose {}",
                 none(text(b, "vaccine_name", i)),
-                if dose.is_null(i) { "?".to_owned() } else { dose.value(i).to_string() }
+                if dose.is_null(i) {
+                    "?".to_owned()
+                } else {
+                    dose.value(i).to_string()
+                }
             )
         })
     );
@@ -288,10 +303,19 @@ fn dashboard_queries_agree_with_independent_tallies_after_crashes() {
         "json",
         "SELECT COUNT(*) AS n FROM certificates",
     ]);
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(rows[0]["n"].as_u64(), Some(valid));
-    let refused = divoc(&["sql", "--storage", store.to_str().unwrap(), "DROP TABLE certificates"]);
+    let refused = divoc(&[
+        "sql",
+        "--storage",
+        store.to_str().unwrap(),
+        "DROP TABLE certificates",
+    ]);
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("only queries are allowed"),

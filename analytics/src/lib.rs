@@ -24,13 +24,15 @@ use std::time::Duration;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use divoc_model::analytics::{
     analytics_schema, certificate_rollup_schema, downloads_schema, facility_rollup_schema,
 };
-use divoc_pipeline::dead_letter::{REASON_CODE, STAGE};
 use divoc_pipeline::columns::envelope;
+use divoc_pipeline::dead_letter::{REASON_CODE, STAGE};
 use futures::StreamExt;
 use thiserror::Error;
 
@@ -44,7 +46,9 @@ pub enum AnalyticsError {
     Refused(String),
     #[error("query: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
-    #[error("query took longer than {0:?}; narrow it (a date range, a tenant) or use the rollup tables")]
+    #[error(
+        "query took longer than {0:?}; narrow it (a date range, a tenant) or use the rollup tables"
+    )]
     Timeout(Duration),
     #[error("configuration: {0}")]
     Config(String),
@@ -181,11 +185,14 @@ pub struct SqlEngine {
     tables: Vec<String>,
 }
 
-/// `(object store for the URL's root, the URL of the store's root as DataFusion sees it)`.
+/// An object store to register with DataFusion, under the URL of its root.
+type RootStore = (url::Url, Arc<dyn object_store::ObjectStore>);
+
+/// `(the store to register, if DataFusion lacks one; the base URL of the tables)`.
 fn store_for(
     url: &str,
     options: &BTreeMap<String, String>,
-) -> Result<(Option<(url::Url, Arc<dyn object_store::ObjectStore>)>, String), AnalyticsError> {
+) -> Result<(Option<RootStore>, String), AnalyticsError> {
     let bad = |problem: String| AnalyticsError::Storage {
         url: url.to_owned(),
         problem,
@@ -264,7 +271,11 @@ impl SqlEngine {
     /// Column names of a table (for completion and the dashboard's filters).
     pub async fn columns(&self, table: &str) -> Result<Vec<String>, AnalyticsError> {
         let t = self.ctx.table_provider(table).await?;
-        Ok(t.schema().fields().iter().map(|f| f.name().clone()).collect())
+        Ok(t.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect())
     }
 
     /// Runs one read-only statement.

@@ -90,9 +90,8 @@ impl DashboardQueries {
 
 fn date(text: Option<&str>, default: &str) -> Result<ScalarValue, AnalyticsError> {
     let t = text.filter(|t| !t.is_empty()).unwrap_or(default);
-    let d = chrono_free_date(t).ok_or_else(|| {
-        AnalyticsError::Refused(format!("date {t:?} is not YYYY-MM-DD"))
-    })?;
+    let d = chrono_free_date(t)
+        .ok_or_else(|| AnalyticsError::Refused(format!("date {t:?} is not YYYY-MM-DD")))?;
     Ok(ScalarValue::Date32(Some(d)))
 }
 
@@ -105,7 +104,20 @@ fn chrono_free_date(t: &str) -> Option<i32> {
     let num = |s: &str| s.parse::<i64>().ok();
     let (y, m, d) = (num(&t[0..4])?, num(&t[5..7])?, num(&t[8..10])?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return None;
     }

@@ -35,7 +35,9 @@ fn store() -> tempfile::TempDir {
             ],
         )
         .unwrap();
-        let dir = dir.path().join("analytics/rollups/certificates/tenant=x/date=y");
+        let dir = dir
+            .path()
+            .join("analytics/rollups/certificates/tenant=x/date=y");
         std::fs::create_dir_all(&dir).unwrap();
         let f = std::fs::File::create(dir.join(format!("part-{i:012}.parquet"))).unwrap();
         let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
@@ -121,11 +123,16 @@ async fn read_only_and_pii_tables_need_full_access() {
         .iter()
         .flat_map(|b| {
             let a = b.column(0).as_string::<i32>();
-            (0..a.len()).map(|i| a.value(i).to_owned()).collect::<Vec<_>>()
+            (0..a.len())
+                .map(|i| a.value(i).to_owned())
+                .collect::<Vec<_>>()
         })
         .collect();
     assert!(names.contains(&"reason_code".to_owned()));
-    assert!(!names.contains(&"raw".to_owned()), "no original text: {names:?}");
+    assert!(
+        !names.contains(&"raw".to_owned()),
+        "no original text: {names:?}"
+    );
 }
 
 #[tokio::test]

@@ -38,8 +38,12 @@ pub struct SqlOptions {
 /// The store URL and options of a pipeline file, relative paths resolved against its directory.
 /// Only `[storage]` is read: the rest of the pipeline need not be runnable here.
 pub fn storage_of(config: &Path) -> Result<(String, BTreeMap<String, String>)> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read {}; pass --config or --storage", config.display()))?;
+    let text = std::fs::read_to_string(config).with_context(|| {
+        format!(
+            "cannot read {}; pass --config or --storage",
+            config.display()
+        )
+    })?;
     let doc: toml::Table =
         toml::from_str(&text).map_err(|e| anyhow!("{}: {}", config.display(), e.message()))?;
     let storage = doc.get("storage").and_then(|s| s.as_table());
@@ -225,7 +229,11 @@ fn shell(engine: &SqlEngine, limits: &Limits, rt: &tokio::runtime::Runtime) -> R
     );
     let mut statement = String::new();
     loop {
-        let prompt = if statement.is_empty() { "sql> " } else { "...> " };
+        let prompt = if statement.is_empty() {
+            "sql> "
+        } else {
+            "...> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 statement.push_str(&line);

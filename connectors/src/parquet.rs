@@ -76,20 +76,19 @@ impl PartitionedParquet {
         let date_col = batch.column_by_name(&self.date_column).ok_or_else(|| {
             EngineError::Schema(format!("output batch lacks {}", self.date_column))
         })?;
-        let days: Vec<Option<i32>> = if let Some(ts) =
-            date_col.as_primitive_opt::<TimestampMillisecondType>()
-        {
-            ts.iter()
-                .map(|v| v.map(|ms| ms.div_euclid(86_400_000) as i32))
-                .collect()
-        } else if let Some(d) = date_col.as_primitive_opt::<Date32Type>() {
-            d.iter().collect()
-        } else {
-            return Err(EngineError::Schema(format!(
-                "{} must be a millisecond timestamp or a date",
-                self.date_column
-            )));
-        };
+        let days: Vec<Option<i32>> =
+            if let Some(ts) = date_col.as_primitive_opt::<TimestampMillisecondType>() {
+                ts.iter()
+                    .map(|v| v.map(|ms| ms.div_euclid(86_400_000) as i32))
+                    .collect()
+            } else if let Some(d) = date_col.as_primitive_opt::<Date32Type>() {
+                d.iter().collect()
+            } else {
+                return Err(EngineError::Schema(format!(
+                    "{} must be a millisecond timestamp or a date",
+                    self.date_column
+                )));
+            };
         let key_of = |i: usize| -> (String, String) {
             let date = days[i].map_or_else(|| "unknown".to_owned(), format_date);
             (tenant.value(i).to_owned(), date)

@@ -106,7 +106,10 @@ pub fn analytics_schema() -> SchemaRef {
     static S: std::sync::OnceLock<SchemaRef> = std::sync::OnceLock::new();
     S.get_or_init(|| {
         Arc::new(Schema::new(
-            ANALYTICS_COLUMNS.iter().map(Column::field).collect::<Vec<_>>(),
+            ANALYTICS_COLUMNS
+                .iter()
+                .map(Column::field)
+                .collect::<Vec<_>>(),
         ))
     })
     .clone()
@@ -189,15 +192,17 @@ pub fn pseudonym(parts: &[&str]) -> String {
     format!("{:016x}", h.digest())
 }
 
-fn text_col<'a>(batch: &'a RecordBatch, c: Column) -> Result<&'a StringArray, ArrowError> {
+fn text_col(batch: &RecordBatch, c: Column) -> Result<&StringArray, ArrowError> {
     batch
         .column_by_name(c.name)
         .and_then(|a| a.as_string_opt::<i32>())
         .ok_or_else(|| ArrowError::SchemaError(format!("analytics needs Utf8 column {}", c.name)))
 }
 
-fn opt<'a>(a: &'a StringArray, i: usize) -> Option<&'a str> {
-    (!a.is_null(i)).then(|| a.value(i).trim()).filter(|s| !s.is_empty())
+fn opt(a: &StringArray, i: usize) -> Option<&str> {
+    (!a.is_null(i))
+        .then(|| a.value(i).trim())
+        .filter(|s| !s.is_empty())
 }
 
 /// Projects accepted events (with their certificate ids) to analytics rows.
@@ -232,7 +237,8 @@ pub fn analytics_batch(
     let mut facility_id = StringBuilder::with_capacity(n, n * 16);
     let mut vaccinator_id = StringBuilder::with_capacity(n, n * 16);
     for i in 0..n {
-        let day = (!vaccinated.is_null(i)).then(|| vaccinated.value(i).div_euclid(86_400_000) as i32);
+        let day =
+            (!vaccinated.is_null(i)).then(|| vaccinated.value(i).div_euclid(86_400_000) as i32);
         vaccination_date.append_option(day);
         icd11.append_option(
             opt(vaccine, i)
@@ -240,15 +246,13 @@ pub fn analytics_batch(
                 .map(|e| e.icd11.as_str()),
         );
         // Age at vaccination: the registry's age, else from the date of birth (as DIVOC derives it).
-        let years = opt(age, i)
-            .and_then(|a| a.parse::<i64>().ok())
-            .or_else(|| {
-                let born = (!dob.is_null(i)).then(|| i64::from(dob.value(i)))?;
-                let at = day
-                    .map(i64::from)
-                    .unwrap_or_else(|| ingest.value(i).div_euclid(86_400_000));
-                Some(((at - born) as f64 / 365.25).floor() as i64)
-            });
+        let years = opt(age, i).and_then(|a| a.parse::<i64>().ok()).or_else(|| {
+            let born = (!dob.is_null(i)).then(|| i64::from(dob.value(i)))?;
+            let at = day
+                .map(i64::from)
+                .unwrap_or_else(|| ingest.value(i).div_euclid(86_400_000));
+            Some(((at - born) as f64 / 365.25).floor() as i64)
+        });
         band.append_value(age_band(years));
         gender_out.append_option(opt(gender, i));
         prefix.append_option(opt(pincode, i).map(|p| p.get(..3).unwrap_or(p)));

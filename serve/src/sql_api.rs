@@ -232,13 +232,7 @@ fn json_answer(result: &QueryResult, started: Instant) -> Response {
     for b in &result.batches {
         match divoc_connectors::sinks::ndjson::json_rows(b, &[]) {
             Ok(r) => rows.extend(r),
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ENCODING",
-                    e.to_string(),
-                )
-            }
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "ENCODING", e.to_string()),
         }
     }
     Json(Answer {
@@ -384,10 +378,7 @@ async fn page_file(State(s): State<Arc<SqlState>>, Path(path): Path<String>) -> 
 /// A file of the page directory; paths that leave it are not found.
 fn serve_file(s: &SqlState, path: &str) -> Response {
     let rel = std::path::Path::new(path);
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-    {
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such file");
     }
     let file = s.page.join(rel);

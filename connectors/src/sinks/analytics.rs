@@ -18,9 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use divoc_model::analytics::{
     self as an, analytics_batch, certificate_rollup_schema, facility_rollup_schema,
@@ -102,7 +100,18 @@ impl Component for AnalyticsConfig {
 
 type Text = Option<String>;
 /// issued on, day, tenant, program, state, district, vaccine, dose, age band, gender.
-type CertificateKey = (i32, Option<i32>, String, Text, Text, Text, Text, Option<i64>, String, Text);
+type CertificateKey = (
+    i32,
+    Option<i32>,
+    String,
+    Text,
+    Text,
+    Text,
+    Text,
+    Option<i64>,
+    String,
+    Text,
+);
 /// issued on, day, tenant, facility id, name, state, district, vaccine.
 type FacilityKey = (i32, Option<i32>, String, String, Text, Text, Text, Text);
 

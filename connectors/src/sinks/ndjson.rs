@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt16Type,
-    TimeUnit, UInt32Type, UInt64Type,
+    DataType, Date32Type, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit,
+    TimestampMillisecondType, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use base64::Engine;
 use bytes::Bytes;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
@@ -110,7 +110,10 @@ impl NdjsonSink {
     }
 }
 
-fn selected(batch: &RecordBatch, columns: &[String]) -> Result<Vec<(String, ArrayRef)>, EngineError> {
+fn selected(
+    batch: &RecordBatch,
+    columns: &[String],
+) -> Result<Vec<(String, ArrayRef)>, EngineError> {
     let schema = batch.schema();
     {
         if columns.is_empty() {
@@ -186,7 +189,10 @@ fn json_value(col: &ArrayRef, i: usize) -> Result<Option<Value>, EngineError> {
 
 /// Rows of `batch` as JSON objects (typed values, nulls left out) over `columns` (empty: every
 /// non-binary column except `raw`).
-pub fn json_rows(batch: &RecordBatch, columns: &[String]) -> Result<Vec<Map<String, Value>>, EngineError> {
+pub fn json_rows(
+    batch: &RecordBatch,
+    columns: &[String],
+) -> Result<Vec<Map<String, Value>>, EngineError> {
     let columns = selected(batch, columns)?;
     let mut rows = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {

@@ -175,7 +175,8 @@ fn any_column_type_becomes_json_without_panicking() {
         ])),
         vec![
             Arc::new(
-                TimestampNanosecondArray::from(vec![1_700_000_000_123_456_789]).with_timezone("+00:00"),
+                TimestampNanosecondArray::from(vec![1_700_000_000_123_456_789])
+                    .with_timezone("+00:00"),
             ),
             Arc::new(Float32Array::from(vec![1.5])),
             Arc::new(UInt16Array::from(vec![200])),
@@ -186,7 +187,10 @@ fn any_column_type_becomes_json_without_panicking() {
     assert_eq!(rows[0]["f"], 1.5);
     assert_eq!(rows[0]["s"], 200);
     assert!(
-        rows[0]["t"].as_str().unwrap().starts_with("2023-11-14T22:13:20.123456789"),
+        rows[0]["t"]
+            .as_str()
+            .unwrap()
+            .starts_with("2023-11-14T22:13:20.123456789"),
         "{}",
         rows[0]["t"]
     );
