@@ -65,10 +65,32 @@ fn shipped_pipeline_is_valid() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        text.contains("input -> validate -> dedupe -> sign -> qr_payload -> publish"),
-        "{text}"
-    );
+    let order: Vec<&str> = text
+        .split("order: ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .split(" -> ")
+        .collect();
+    let at = |n: &str| {
+        order
+            .iter()
+            .position(|o| *o == n)
+            .unwrap_or_else(|| panic!("{n} in {order:?}"))
+    };
+    for pair in [
+        "input",
+        "validate",
+        "dedupe",
+        "sign",
+        "qr_payload",
+        "publish",
+    ]
+    .windows(2)
+    {
+        assert!(at(pair[0]) < at(pair[1]), "{pair:?} in {order:?}");
+    }
+    assert!(at("qr_payload") < at("analytics"), "{order:?}");
     for kind in [
         "file_source",
         "http_source",

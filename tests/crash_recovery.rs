@@ -171,7 +171,7 @@ fn ndjson_sinks() -> Vec<String> {
         "nodes.rejected.prefix=ndjson-dead",
         "nodes.rejected.stream=dead_letters",
         r#"nodes.rejected.columns=["source_id","source_offset","reason_code"]"#,
-        r#"edges=[{from="input",to="validate"},{from="validate",to="dedupe"},{from="dedupe",to="sign"},{from="sign",to="qr_payload"},{from="qr_payload",to="publish"},{from="qr_payload",to="debug"}]"#,
+        r#"edges=[{from="input",to="validate"},{from="validate",to="dedupe"},{from="dedupe",to="sign"},{from="sign",to="qr_payload"},{from="qr_payload",to="publish"},{from="qr_payload",to="analytics"},{from="qr_payload",to="debug"}]"#,
     ]
     .iter()
     .map(|s| s.to_string())
