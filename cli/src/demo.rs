@@ -183,8 +183,16 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
         storage.url()
     );
     println!(
+        "  analytics (PII-free):      {}/analytics/certificates/, analytics/rollups/",
+        storage.url()
+    );
+    println!(
         "  engine state:              {}",
         dir.join("state").display()
+    );
+    println!(
+        "\nquery it: divoc sql --storage {} \"SELECT state, SUM(certificates) AS n FROM certificate_counts GROUP BY state ORDER BY n DESC\"",
+        storage.url()
     );
     Ok(())
 }
