@@ -193,4 +193,38 @@ fn sql_api_answers_read_only_queries_by_access_level() {
     assert!(String::from_utf8_lossy(&page).contains("<html"));
     let (status, _, _) = request(&addr, "GET", "/dashboard/../Cargo.toml", None, None, "");
     assert_eq!(status, 404);
+
+    // `divoc sql` without a query is a shell: statements end with ';', errors do not end it.
+    let mut shell = Command::new(bin())
+        .args([
+            "sql",
+            "--storage",
+            &tmp.path().join("out").display().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"SELECT COUNT(*)\n  AS n FROM certificates;\nDROP TABLE certificates;\nSHOW TABLES;\n",
+        )
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("| {valid} ")), "{stdout}");
+    assert!(stdout.contains("certificate_counts"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only queries are allowed"),
+        "the refused statement is reported and the shell goes on"
+    );
 }
