@@ -280,16 +280,29 @@ impl SqlEngine {
 
     /// Runs one read-only statement.
     pub async fn query(&self, sql: &str, limits: &Limits) -> Result<QueryResult, AnalyticsError> {
+        self.run(sql, None, limits).await
+    }
+
+    /// Plans `sql` read-only, binds `params` if given, and collects the answer within `limits`.
+    pub(crate) async fn run(
+        &self,
+        sql: &str,
+        params: Option<Vec<(&str, datafusion::common::ScalarValue)>>,
+        limits: &Limits,
+    ) -> Result<QueryResult, AnalyticsError> {
         let read_only = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
         let run = async {
-            let df = self
+            let mut df = self
                 .ctx
                 .sql_with_options(sql, read_only)
                 .await
                 .map_err(refusal)?;
+            if let Some(params) = params {
+                df = df.with_param_values(params)?;
+            }
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await?;
             let mut batches = Vec::new();

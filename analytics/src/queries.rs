@@ -8,8 +8,6 @@
 use std::path::Path;
 
 use datafusion::common::ScalarValue;
-use datafusion::execution::context::SQLOptions;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{AnalyticsError, Limits, QueryResult, SqlEngine};
@@ -147,43 +145,7 @@ impl SqlEngine {
             ("state", text(&filters.state)),
             ("vaccine", text(&filters.vaccine)),
         ];
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let run = async {
-            let df = self
-                .ctx
-                .sql_with_options(&query.sql, read_only)
-                .await?
-                .with_param_values(params)?;
-            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await?;
-            let mut batches = Vec::new();
-            let mut rows = 0;
-            let mut truncated = false;
-            while let Some(b) = stream.next().await {
-                let b = b?;
-                if rows + b.num_rows() > limits.max_rows {
-                    let keep = limits.max_rows - rows;
-                    if keep > 0 {
-                        batches.push(b.slice(0, keep));
-                    }
-                    truncated = true;
-                    break;
-                }
-                rows += b.num_rows();
-                batches.push(b);
-            }
-            Ok::<_, AnalyticsError>(QueryResult {
-                schema,
-                batches,
-                truncated,
-            })
-        };
-        tokio::time::timeout(limits.timeout, run)
-            .await
-            .map_err(|_| AnalyticsError::Timeout(limits.timeout))?
+        self.run(&query.sql, Some(params), limits).await
     }
 }
 
