@@ -96,6 +96,19 @@ fn tally(
     out
 }
 
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn none(v: Option<String>) -> String {
     v.unwrap_or_else(|| "(none)".to_owned())
 }
@@ -117,6 +130,8 @@ fn dashboard_queries_agree_with_independent_tallies_after_crashes() {
     sets.extend([
         "pipeline.checkpoint_max_records=4000".to_owned(),
         "pipeline.batch_size=1024".to_owned(),
+        // Compact rollup partitions often, so compactions happen before, between and after crashes.
+        "nodes.analytics.compact_after_parts=3".to_owned(),
     ]);
     let config = default_config().display().to_string();
     let args = with_sets(&["run", "--config", &config], &sets);
@@ -148,6 +163,23 @@ fn dashboard_queries_agree_with_independent_tallies_after_crashes() {
     assert_eq!(
         accepted.iter().map(|b| b.num_rows() as u64).sum::<u64>(),
         valid
+    );
+
+    // Rollup partitions were compacted (with compact_after_parts = 3) and what the compactions
+    // superseded is gone once their epochs committed.
+    let rollup_files: Vec<String> = walk(&store.join("analytics/rollups"))
+        .into_iter()
+        .map(|p| p.strip_prefix(&store).unwrap().display().to_string())
+        .collect();
+    let (live, superseded) = divoc_model::analytics::rollup_files::classify(&rollup_files);
+    assert!(
+        live.iter().any(|k| k.contains("/compact-")),
+        "no rollup partition was compacted: {live:?}"
+    );
+    assert_eq!(
+        superseded,
+        Vec::<String>::new(),
+        "superseded rollup files left behind"
     );
 
     // No PII column in what the analytics sink wrote.

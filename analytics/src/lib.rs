@@ -16,6 +16,7 @@
 //! before planning, and a result is cut at a row limit and a time limit.
 
 mod queries;
+mod rollup_table;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct TableSpec {
     pub schema: SchemaRef,
     pub access: Access,
     pub about: &'static str,
+    /// Partial counts with compacted partitions: read through the live-file rule.
+    pub rollup: bool,
 }
 
 /// Every table, in the order `SHOW TABLES` lists them.
@@ -123,6 +126,7 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: analytics_schema(),
             access: Access::Analytics,
             about: "one PII-free row per issued certificate",
+            rollup: false,
         },
         TableSpec {
             name: "certificate_counts",
@@ -130,6 +134,7 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: certificate_rollup_schema(),
             access: Access::Analytics,
             about: "certificates by day, tenant, program, state, district, vaccine, dose, age band, gender (sum the counts)",
+            rollup: true,
         },
         TableSpec {
             name: "facility_counts",
@@ -137,6 +142,7 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: facility_rollup_schema(),
             access: Access::Analytics,
             about: "certificates by day, tenant, facility and vaccine (sum the counts)",
+            rollup: true,
         },
         TableSpec {
             name: "dead_letters",
@@ -144,6 +150,7 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: dead_letters,
             access: Access::Analytics,
             about: "rejected events: tenant, time, kind, stage, reason (no original text)",
+            rollup: false,
         },
         TableSpec {
             name: "downloads",
@@ -151,6 +158,7 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: downloads_schema(),
             access: Access::Analytics,
             about: "certificate downloads served",
+            rollup: false,
         },
         TableSpec {
             name: "accepted",
@@ -158,6 +166,7 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: accepted_schema(),
             access: Access::Full,
             about: "published events with personal data (full access only)",
+            rollup: false,
         },
     ]
 }
@@ -252,6 +261,12 @@ impl SqlEngine {
                 continue;
             }
             let table_url = ListingTableUrl::parse(format!("{base}{}", spec.prefix))?;
+            if spec.rollup {
+                let table = rollup_table::RollupTable::new(table_url, spec.schema.clone());
+                ctx.register_table(spec.name, Arc::new(table))?;
+                tables.push(spec.name.to_owned());
+                continue;
+            }
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet");
             let config = ListingTableConfig::new(table_url)

@@ -189,3 +189,39 @@ async fn named_queries_bind_filters_as_parameters() {
     };
     assert!(e.run_named(&q, &bad, &Limits::default()).await.is_err());
 }
+
+/// Copies the partition's files into one compact file the way the pipeline does: the reader must
+/// count the compact file and later parts, and ignore the parts (and older compacts) it covers.
+#[tokio::test]
+async fn a_compact_file_replaces_the_parts_it_covers() {
+    let dir = store();
+    let e = engine(&dir, Access::Analytics).await;
+    let total = "SELECT SUM(certificates) FROM certificate_counts";
+    let before = ints(&e.query(total, &Limits::default()).await.unwrap(), 0);
+    assert_eq!(before, [17]);
+    let part = dir
+        .path()
+        .join("analytics/rollups/certificates/tenant=x/date=y");
+    // Epoch 0's counts (3 + 2 + 4 + 7 = 16) compacted at epoch 0: part 0 superseded, part 1 live.
+    std::fs::copy(
+        part.join("part-000000000000.parquet"),
+        part.join("compact-000000000000.parquet"),
+    )
+    .unwrap();
+    assert_eq!(
+        ints(&e.query(total, &Limits::default()).await.unwrap(), 0),
+        [17],
+        "the same running engine sees the compaction without counting twice"
+    );
+    // A compact file at epoch 1 that (wrongly, for this test) holds only epoch 0's counts: both
+    // parts and the older compact file are superseded, so the answer drops to 16.
+    std::fs::copy(
+        part.join("part-000000000000.parquet"),
+        part.join("compact-000000000001.parquet"),
+    )
+    .unwrap();
+    assert_eq!(
+        ints(&e.query(total, &Limits::default()).await.unwrap(), 0),
+        [16]
+    );
+}

@@ -9,6 +9,7 @@
 pub mod gen;
 pub mod load;
 
+pub use gen::analytics_rows::{AnalyticsRows, AnalyticsRowsConfig};
 pub use gen::{
     write_events, EventGenerator, Expected, GenConfig, GenFormat, GenSummary, GeneratedEvent,
 };

@@ -184,20 +184,22 @@ pub fn read_parquet_objects(
 ) -> Result<Vec<RecordBatch>, EngineError> {
     let mut out = Vec::new();
     for key in storage.list(prefix)? {
-        if !key.ends_with(".parquet") {
-            continue;
-        }
-        let Some(bytes) = storage.get(&key)? else {
-            continue;
-        };
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
-            .map_err(parquet_err)?;
-        for b in reader {
-            out.push(b?);
+        if key.ends_with(".parquet") {
+            out.extend(read_parquet_object(storage, &key)?);
         }
     }
     Ok(out)
+}
+
+/// Reads one Parquet object into batches; a missing object reads as no batches.
+pub fn read_parquet_object(storage: &Storage, key: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    let Some(bytes) = storage.get(key)? else {
+        return Ok(Vec::new());
+    };
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(parquet_err)?;
+    reader.map(|b| Ok(b?)).collect()
 }
 
 fn parquet_err(e: parquet::errors::ParquetError) -> EngineError {

@@ -171,6 +171,83 @@ pub fn downloads_schema() -> SchemaRef {
     ])
 }
 
+/// How rollup partitions are compacted, shared by the writer (the `analytics` sink) and the readers.
+///
+/// A rollup partition directory holds `part-<epoch>.parquet` files (one epoch's partial counts) and
+/// `compact-<epoch>.parquet` files (the sum of everything in the partition up to that epoch). The
+/// partition's live files are the newest compact file and the parts after it; older files are
+/// superseded and ignored even before they are deleted, so a compaction never counts twice.
+pub mod rollup_files {
+    const PART: &str = "part-";
+    const COMPACT: &str = "compact-";
+    const EXT: &str = ".parquet";
+
+    /// What a rollup file name says about its content.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RollupFile {
+        /// One epoch's counts.
+        Part(u64),
+        /// Every count up to and including this epoch.
+        Compact(u64),
+    }
+
+    /// The key of the compacted file written at `epoch` in partition `dir`.
+    pub fn compact_key(dir: &str, epoch: u64) -> String {
+        format!("{dir}/{COMPACT}{epoch:012}{EXT}")
+    }
+
+    /// Reads a rollup file name (the last path segment); `None` for anything else.
+    pub fn parse(name: &str) -> Option<RollupFile> {
+        let stem = name.strip_suffix(EXT)?;
+        if let Some(e) = stem.strip_prefix(PART) {
+            e.parse().ok().map(RollupFile::Part)
+        } else if let Some(e) = stem.strip_prefix(COMPACT) {
+            e.parse().ok().map(RollupFile::Compact)
+        } else {
+            None
+        }
+    }
+
+    fn split(key: &str) -> (&str, &str) {
+        key.rsplit_once('/').unwrap_or(("", key))
+    }
+
+    /// Splits `keys` (any order, any partitions) into `(live, superseded)`. Parquet files with
+    /// other names are live (never dropped by a rule they do not follow); non-Parquet keys are left out.
+    pub fn classify<S: AsRef<str>>(keys: &[S]) -> (Vec<String>, Vec<String>) {
+        use std::collections::BTreeMap;
+        let mut newest_compact: BTreeMap<&str, u64> = BTreeMap::new();
+        for k in keys {
+            let (dir, name) = split(k.as_ref());
+            if let Some(RollupFile::Compact(e)) = parse(name) {
+                let m = newest_compact.entry(dir).or_insert(e);
+                *m = (*m).max(e);
+            }
+        }
+        let (mut live, mut superseded) = (Vec::new(), Vec::new());
+        for k in keys {
+            let k = k.as_ref();
+            if !k.ends_with(EXT) {
+                continue;
+            }
+            let (dir, name) = split(k);
+            let keep = match (parse(name), newest_compact.get(dir)) {
+                (Some(RollupFile::Part(e)), Some(&m)) => e > m,
+                (Some(RollupFile::Compact(e)), Some(&m)) => e == m,
+                _ => true,
+            };
+            if keep {
+                live.push(k.to_owned());
+            } else {
+                superseded.push(k.to_owned());
+            }
+        }
+        live.sort();
+        superseded.sort();
+        (live, superseded)
+    }
+}
+
 /// The decade band of an age in whole years.
 pub fn age_band(age: Option<i64>) -> &'static str {
     const BANDS: [&str; 9] = [
@@ -311,6 +388,47 @@ mod tests {
                 c.name
             );
         }
+    }
+
+    #[test]
+    fn the_newest_compact_file_supersedes_older_files_of_its_partition_only() {
+        use rollup_files::{classify, compact_key, parse, RollupFile};
+        let a = "r/tenant=t/date=2026-12-01";
+        let b = "r/tenant=t/date=2026-12-02";
+        let keys = vec![
+            format!("{a}/part-000000000001.parquet"),
+            format!("{a}/part-000000000002.parquet"),
+            compact_key(a, 2),
+            format!("{a}/part-000000000003.parquet"),
+            compact_key(a, 1),
+            format!("{b}/part-000000000001.parquet"),
+            format!("{b}/other.parquet"),
+            format!("{b}/notes.txt"),
+        ];
+        let (live, superseded) = classify(&keys);
+        assert_eq!(
+            live,
+            vec![
+                compact_key(a, 2),
+                format!("{a}/part-000000000003.parquet"),
+                format!("{b}/other.parquet"),
+                format!("{b}/part-000000000001.parquet"),
+            ]
+        );
+        assert_eq!(
+            superseded,
+            vec![
+                compact_key(a, 1),
+                format!("{a}/part-000000000001.parquet"),
+                format!("{a}/part-000000000002.parquet"),
+            ]
+        );
+        assert_eq!(
+            parse("part-000000000007.parquet"),
+            Some(RollupFile::Part(7))
+        );
+        assert_eq!(parse("compact-12.parquet"), Some(RollupFile::Compact(12)));
+        assert_eq!(parse("part-x.parquet"), None);
     }
 
     #[test]

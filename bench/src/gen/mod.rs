@@ -10,6 +10,7 @@
 //! always yields the same bytes. Memory stays bounded for any `count`: only the last
 //! [`RESERVOIR_CAPACITY`] recipients are remembered for follow-up doses and duplicates.
 
+pub mod analytics_rows;
 mod data;
 mod event;
 mod render;
