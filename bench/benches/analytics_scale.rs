@@ -305,21 +305,21 @@ fn main() {
         count("SELECT COUNT(*) FROM facility_counts")
     );
 
-    let filtered = Filters {
-        from: Some("2021-07-01".into()),
-        to: Some("2021-07-31".into()),
-        state: Some("Maharashtra".into()),
-        ..Default::default()
-    };
-    let mut table: BTreeMap<(usize, &str), Vec<String>> = BTreeMap::new();
-    let mut mismatches = Vec::new();
-    for (fi, (label, f)) in [
+    let filters = [
         ("all", Filters::default()),
-        ("Jul 2021, Maharashtra", filtered),
-    ]
-    .iter()
-    .enumerate()
-    {
+        (
+            "Jul 2021, Maharashtra",
+            Filters {
+                from: Some("2021-07-01".into()),
+                to: Some("2021-07-31".into()),
+                state: Some("Maharashtra".into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut table: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut mismatches = Vec::new();
+    for (fi, (label, f)) in filters.iter().enumerate() {
         for (qi, q) in queries.queries.iter().enumerate() {
             let raw = time(&rt, &engine, &over_raw(q), f, a.runs);
             let mut cells = vec![
@@ -337,11 +337,11 @@ fn main() {
             } else {
                 cells.extend(["-".into(), "-".into()]);
             }
-            table.insert((fi * 100 + qi, "x"), cells);
+            table.insert(fi * 100 + qi, cells);
         }
     }
     // Compact (as the sink does every `compact_after_parts` epochs) and time the rollups again.
-    let (took, written) = compact(&store_after(&a, &rt), a.rows.div_ceil(a.epoch_rows) + 1);
+    let (took, written) = compact(&storage(&a.dir, &rt), a.rows.div_ceil(a.epoch_rows) + 1);
     println!(
         "compacted {written} rollup partitions in {:.1} s; {}",
         took.as_secs_f64(),
@@ -352,23 +352,9 @@ fn main() {
         count("SELECT COUNT(*) FROM certificate_counts"),
         count("SELECT COUNT(*) FROM facility_counts")
     );
-    for (fi, (label, f)) in [
-        ("all", Filters::default()),
-        (
-            "Jul 2021, Maharashtra",
-            Filters {
-                from: Some("2021-07-01".into()),
-                to: Some("2021-07-31".into()),
-                state: Some("Maharashtra".into()),
-                ..Default::default()
-            },
-        ),
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (fi, (label, f)) in filters.iter().enumerate() {
         for (qi, q) in queries.queries.iter().enumerate() {
-            let cells = table.get_mut(&(fi * 100 + qi, "x")).expect("row");
+            let cells = table.get_mut(&(fi * 100 + qi)).expect("row");
             if reads_rollups(q) {
                 let compacted = time(&rt, &engine, q, f, a.runs);
                 let raw = time(&rt, &engine, &over_raw(q), f, 0);
@@ -395,8 +381,4 @@ fn main() {
         println!("\nANSWERS DIFFER: {mismatches:?}");
         std::process::exit(1);
     }
-}
-
-fn store_after(a: &Args, rt: &tokio::runtime::Runtime) -> Storage {
-    storage(&a.dir, rt)
 }

@@ -49,7 +49,7 @@ pub const FACILITY_ADDRESS_PINCODE: Column = text("facility_address_pincode");
 pub const META: Column = text("meta");
 
 /// The schema every source emits, in order.
-pub const EVENT_COLUMNS: [Column; 40] = [
+pub const EVENT_COLUMNS: [Column; 41] = [
     TENANT,
     PROGRAM_ID,
     PRE_ENROLLMENT_CODE,
@@ -85,6 +85,7 @@ pub const EVENT_COLUMNS: [Column; 40] = [
     FACILITY_ADDRESS_COUNTRY,
     FACILITY_ADDRESS_PINCODE,
     META,
+    SUSPEND_UNTIL,
     EVENT_KIND,
     INGEST_TIME,
     SOURCE_ID,
@@ -94,6 +95,10 @@ pub const EVENT_COLUMNS: [Column; 40] = [
 
 /// Added by `dedupe`: the certificate id (`<namespace>` + counter), stable across replays.
 pub const CERTIFICATE_ID: Column = Column::required("certificate_id", ColumnType::Utf8);
+/// Added by `dedupe`: for an `update`, the id of the certificate it replaces (now revoked).
+pub const PREVIOUS_CERTIFICATE_ID: Column = text("previous_certificate_id");
+/// The last day of a suspension (`suspend` events); none means until lifted.
+pub const SUSPEND_UNTIL: Column = Column::new("suspend_until", ColumnType::Date32);
 /// Added by `sign`: the signed W3C verifiable credential, JSON text.
 pub const CREDENTIAL: Column = Column::required("credential", ColumnType::Utf8);
 /// Added by `qr_payload`: DIVOC's QR payload (a ZIP holding `certificate.json`).

@@ -19,6 +19,9 @@ pub struct CertifyRequest {
     pub facility: Option<Facility>,
     /// Kept verbatim (as JSON text) so updates and reconciliation can read it later.
     pub meta: Option<serde_json::Value>,
+    /// `suspend` events only: the last day of the suspension (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_until: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -96,15 +99,64 @@ pub enum EventKind {
     CertifyV1,
     CertifyV3,
     BulkCsv,
+    /// A correction: a certify body that replaces the dose's certificate (`PUT .../certificate`).
+    Update,
+    Revoke,
+    /// A revocation until a day (`suspend_until`), or until lifted.
+    Suspend,
+    LiftSuspension,
+}
+
+/// What an event does to a dose's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Certify,
+    Update,
+    Revoke,
+    Suspend,
+    LiftSuspension,
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::CertifyV1,
+        EventKind::CertifyV3,
+        EventKind::BulkCsv,
+        EventKind::Update,
+        EventKind::Revoke,
+        EventKind::Suspend,
+        EventKind::LiftSuspension,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::CertifyV1 => "certify_v1",
             EventKind::CertifyV3 => "certify_v3",
             EventKind::BulkCsv => "bulk_csv",
+            EventKind::Update => "update",
+            EventKind::Revoke => "revoke",
+            EventKind::Suspend => "suspend",
+            EventKind::LiftSuspension => "lift_suspension",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    pub fn action(self) -> Action {
+        match self {
+            EventKind::CertifyV1 | EventKind::CertifyV3 | EventKind::BulkCsv => Action::Certify,
+            EventKind::Update => Action::Update,
+            EventKind::Revoke => Action::Revoke,
+            EventKind::Suspend => Action::Suspend,
+            EventKind::LiftSuspension => Action::LiftSuspension,
+        }
+    }
+
+    /// True when the event issues a (new) certificate to sign, render and count.
+    pub fn issues_certificate(self) -> bool {
+        matches!(self.action(), Action::Certify | Action::Update)
     }
 }
 
@@ -222,6 +274,7 @@ pub fn request_from_csv_row(
             }),
         }),
         meta: None,
+        suspend_until: None,
     })
 }
 

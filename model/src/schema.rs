@@ -16,7 +16,8 @@
 //! | `dose`, `total_doses` | Int64 | request |
 //! | `vaccinator_name`, `facility_name`, `facility_address_{...}` | Utf8 | request |
 //! | `meta` | Utf8 (JSON text) | request |
-//! | `event_kind` | Utf8 | `certify_v1`, `certify_v3`, `bulk_csv` |
+//! | `suspend_until` | Date32 | `suspendUntil` of a `suspend` event |
+//! | `event_kind` | Utf8 | `certify_v1`, `certify_v3`, `bulk_csv`; `update`, `revoke`, `suspend`, `lift_suspension` |
 //! | `ingest_time` | Timestamp(ms, UTC) | when the event became durable at the source |
 //! | `source_id`, `source_offset` | Utf8, UInt64 | replay position: unique per event |
 //! | `raw` | Utf8 | the original event text (dead letters keep it; publish drops it) |
@@ -152,6 +153,7 @@ struct TypedDates {
     vaccination_date: Option<i64>,
     effective_start: Option<i32>,
     effective_until: Option<i32>,
+    suspend_until: Option<i32>,
 }
 
 /// Builds event batches row by row. Rows with untypeable fields are refused with a [`FieldError`].
@@ -175,6 +177,7 @@ pub struct EventBatchBuilder {
     vaccination_date: TimestampMillisecondBuilder,
     effective_start: Date32Builder,
     effective_until: Date32Builder,
+    suspend_until: Date32Builder,
     dose: Int64Builder,
     total_doses: Int64Builder,
     vaccinator_name: StringBuilder,
@@ -216,6 +219,7 @@ impl EventBatchBuilder {
                 .with_timezone("+00:00"),
             effective_start: Date32Builder::with_capacity(cap),
             effective_until: Date32Builder::with_capacity(cap),
+            suspend_until: Date32Builder::with_capacity(cap),
             dose: Int64Builder::with_capacity(cap),
             total_doses: Int64Builder::with_capacity(cap),
             vaccinator_name: s(cap),
@@ -261,6 +265,7 @@ impl EventBatchBuilder {
                 "vaccination.effectiveUntil",
                 vac.and_then(|v| v.effective_until.as_deref()),
             )?,
+            suspend_until: parse_date_field("suspendUntil", req.suspend_until.as_deref())?,
         };
         let meta = match &req.meta {
             Some(v) => Some(serde_json::to_string(v).map_err(|e| FieldError {
@@ -313,6 +318,7 @@ impl EventBatchBuilder {
         self.facility_address
             .append(req.facility.as_ref().and_then(|f| f.address.as_ref()));
         self.meta.append_option(meta);
+        self.suspend_until.append_option(dates.suspend_until);
         self.event_kind.append_value(origin.kind.as_str());
         self.ingest_time.append_value(origin.ingest_time_ms);
         self.source_id.append_value(origin.source_id);
@@ -354,6 +360,7 @@ impl EventBatchBuilder {
         self.facility_address.finish(&mut cols);
         cols.extend([
             Arc::new(self.meta.finish()) as ArrayRef,
+            Arc::new(self.suspend_until.finish()),
             Arc::new(self.event_kind.finish()),
             Arc::new(self.ingest_time.finish()),
             Arc::new(self.source_id.finish()),

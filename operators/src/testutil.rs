@@ -8,17 +8,23 @@ use divoc_model::schema::{EventBatchBuilder, EventOrigin};
 pub const INGEST_MS: i64 = 1_654_041_600_000;
 
 pub fn batch_from_json(lines: &[&str]) -> RecordBatch {
-    let mut b = EventBatchBuilder::with_capacity(lines.len());
-    for (i, l) in lines.iter().enumerate() {
+    let kinds: Vec<(EventKind, &str)> = lines.iter().map(|l| (EventKind::CertifyV1, *l)).collect();
+    batch_of_kinds(&kinds, 0)
+}
+
+/// Events of the given kinds, with source offsets from `first_offset`.
+pub fn batch_of_kinds(events: &[(EventKind, &str)], first_offset: u64) -> RecordBatch {
+    let mut b = EventBatchBuilder::with_capacity(events.len());
+    for (i, (kind, l)) in events.iter().enumerate() {
         let req = parse_request_json(l).expect("test JSON parses");
         b.append(
             &req,
             &EventOrigin {
                 tenant: "t1",
-                kind: EventKind::CertifyV1,
+                kind: *kind,
                 ingest_time_ms: INGEST_MS,
                 source_id: "test",
-                source_offset: i as u64,
+                source_offset: first_offset + i as u64,
                 raw: l,
             },
         )

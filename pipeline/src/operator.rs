@@ -33,19 +33,29 @@ impl Processed {
         column: ArrayRef,
         stage: &str,
     ) -> Result<Self, EngineError> {
+        let field = Field::new(name, column.data_type().clone(), false);
+        Self::keep_and_append_columns(input, keep, rejections, vec![(field, column)], stage)
+    }
+
+    /// [`Processed::keep_and_append`] with several appended columns, each with its own field.
+    pub fn keep_and_append_columns(
+        input: &RecordBatch,
+        keep: Vec<bool>,
+        rejections: Rejections,
+        columns: Vec<(Field, ArrayRef)>,
+        stage: &str,
+    ) -> Result<Self, EngineError> {
         let accepted = if rejections.is_empty() {
             input.clone()
         } else {
             arrow::compute::filter_record_batch(input, &arrow::array::BooleanArray::from(keep))?
         };
         let mut fields: Vec<Arc<Field>> = accepted.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(
-            name,
-            column.data_type().clone(),
-            false,
-        )));
         let mut cols = accepted.columns().to_vec();
-        cols.push(column);
+        for (field, column) in columns {
+            fields.push(Arc::new(field));
+            cols.push(column);
+        }
         let output = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
         let dead_letters = if rejections.is_empty() {
             None
@@ -75,6 +85,18 @@ pub struct EpochOutput {
 pub trait Operator: Send {
     /// Processes one batch in arrival order.
     fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError>;
+
+    /// Called once at start, before any batch, with the last committed checkpoint's epoch (0 when
+    /// none): an operator with durable state brings it back to the end of that epoch, since every
+    /// later epoch is replayed (the same batches, cut at the same barriers).
+    ///
+    /// Epoch numbers are not told to `process`: the batches after barrier `n` belong to `n + 1`.
+    /// The coordinator keeps at most two epochs in flight, and a stopping run cuts one more, so
+    /// when an operator handles barrier `n` the checkpoint of `n - 3` is stored: undo information
+    /// of epochs up to `n - 3` can go.
+    fn restore(&mut self, _committed_epoch: u64) -> Result<(), EngineError> {
+        Ok(())
+    }
 
     /// Called when every input has delivered the barrier of `epoch`: make all effects durable.
     fn on_barrier(&mut self, _epoch: u64) -> Result<EpochOutput, EngineError> {

@@ -184,9 +184,6 @@ impl HttpSource {
             return Err(Reason::new("malformed_csv", issue.clone()));
         }
         match rec.kind {
-            EventKind::CertifyV1 | EventKind::CertifyV3 => {
-                parse_request_json(&rec.body).map_err(|m| Reason::new("invalid_field_type", m))
-            }
             EventKind::BulkCsv => {
                 let (index, columns) = headers
                     .get(&rec.header)
@@ -205,6 +202,8 @@ impl HttpSource {
                     Reason::new("invalid_field_type", format!("{}: {}", e.column, e.message))
                 })
             }
+            // Certify, update and the lifecycle bodies are JSON objects.
+            _ => parse_request_json(&rec.body).map_err(|m| Reason::new("invalid_field_type", m)),
         }
     }
 

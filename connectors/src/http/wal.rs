@@ -13,7 +13,8 @@
 //! frame   = u32 payload_len | u32 crc32(payload) | payload
 //! payload = u64 seq
 //!           i64 ingest_time_ms
-//!           u8  kind            1 certify_v1, 2 certify_v3, 3 bulk_csv
+//!           u8  kind            1 certify_v1, 2 certify_v3, 3 bulk_csv, 4 update, 5 revoke,
+//!                               6 suspend, 7 lift_suspension (bodies: JSON objects)
 //!           u32 row             JSON: index in the array (0-based); CSV: data row (1-based)
 //!           u16 len | tenant    UTF-8
 //!           u8  has_issue       0 or 1; when 1: u32 len | issue (UTF-8)
@@ -112,7 +113,7 @@ impl RecordView<'_> {
     pub fn upload_first_seq(&self) -> Option<u64> {
         let index = match self.kind {
             EventKind::BulkCsv => u64::from(self.row.checked_sub(1)?),
-            EventKind::CertifyV1 | EventKind::CertifyV3 => u64::from(self.row),
+            _ => u64::from(self.row),
         };
         self.seq.checked_sub(index)
     }
@@ -123,6 +124,10 @@ fn kind_code(kind: EventKind) -> u8 {
         EventKind::CertifyV1 => 1,
         EventKind::CertifyV3 => 2,
         EventKind::BulkCsv => 3,
+        EventKind::Update => 4,
+        EventKind::Revoke => 5,
+        EventKind::Suspend => 6,
+        EventKind::LiftSuspension => 7,
     }
 }
 
@@ -131,6 +136,10 @@ fn kind_from_code(code: u8) -> Option<EventKind> {
         1 => Some(EventKind::CertifyV1),
         2 => Some(EventKind::CertifyV3),
         3 => Some(EventKind::BulkCsv),
+        4 => Some(EventKind::Update),
+        5 => Some(EventKind::Revoke),
+        6 => Some(EventKind::Suspend),
+        7 => Some(EventKind::LiftSuspension),
         _ => None,
     }
 }
@@ -1326,7 +1335,7 @@ mod tests {
             ("zero length", vec![0u8; 8]),
             ("bad CRC", bad_crc),
             ("bad UTF-8", corrupt_payload(&|q| q[23] = 0xff)),
-            ("unknown kind", corrupt_payload(&|q| q[16] = 7)),
+            ("unknown kind", corrupt_payload(&|q| q[16] = 99)),
             ("field past the payload", corrupt_payload(&|q| q[21] = 99)),
             ("wrong seq", encode(&rec(9, "{}"))),
         ];

@@ -126,3 +126,142 @@ fn namespaces_keep_ids_apart() {
         "id_namespace"
     );
 }
+
+mod lifecycle {
+    use super::*;
+    use crate::testutil::batch_of_kinds;
+    use divoc_model::event::EventKind::{self, *};
+
+    /// (certificate id, previous id) of kept rows and reason codes of refused ones, in row order.
+    fn run(
+        d: &mut Dedupe,
+        events: &[(EventKind, String)],
+        offset: u64,
+    ) -> (Vec<(String, Option<String>)>, Vec<String>) {
+        let refs: Vec<(EventKind, &str)> = events.iter().map(|(k, l)| (*k, l.as_str())).collect();
+        let out = d.process(batch_of_kinds(&refs, offset), "dedupe").unwrap();
+        let ids = out
+            .output
+            .column_by_name(schema::CERTIFICATE_ID)
+            .unwrap()
+            .as_string::<i32>();
+        let prev = out
+            .output
+            .column_by_name("previous_certificate_id")
+            .unwrap()
+            .as_string::<i32>();
+        let kept = (0..ids.len())
+            .map(|i| {
+                (
+                    ids.value(i).to_owned(),
+                    (!prev.is_null(i)).then(|| prev.value(i).to_owned()),
+                )
+            })
+            .collect();
+        (
+            kept,
+            ids_and_reasons(&out).1.into_iter().map(|r| r.0).collect(),
+        )
+    }
+
+    fn ev(kind: EventKind, pre: &str, dose: i64) -> (EventKind, String) {
+        (kind, event(pre, dose, |_| {}))
+    }
+
+    fn id(n: u64) -> String {
+        format!("1{n:012}")
+    }
+
+    #[test]
+    fn every_transition_and_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d =
+            Dedupe::open(dir.path(), &toml::from_str("correction_limit = 2").unwrap()).unwrap();
+        let (kept, refused) = run(
+            &mut d,
+            &[
+                ev(CertifyV1, "A", 1),      // id 1
+                ev(Update, "A", 1),         // id 2 replaces 1
+                ev(Update, "A", 1),         // id 3 replaces 2 (2nd correction)
+                ev(Update, "A", 1),         // refused: limit 2
+                ev(Update, "B", 1),         // refused: unknown
+                ev(Revoke, "A", 1),         // revokes 3
+                ev(Revoke, "A", 1),         // refused: already revoked
+                ev(CertifyV1, "A", 1),      // id 4: a revoked dose can be certified again
+                ev(CertifyV1, "A", 1),      // duplicate of 4
+                ev(Suspend, "A", 1),        // suspends 4
+                ev(Update, "A", 1),         // refused: suspended
+                ev(LiftSuspension, "A", 1), // lifts 4
+                ev(LiftSuspension, "A", 1), // refused: not suspended
+                ev(Suspend, "C", 1),        // refused: unknown
+            ],
+            0,
+        );
+        assert_eq!(
+            kept,
+            vec![
+                (id(1), None),
+                (id(2), Some(id(1))),
+                (id(3), Some(id(2))),
+                (id(3), None),
+                (id(4), None),
+                (id(4), None),
+                (id(4), None),
+            ]
+        );
+        assert_eq!(
+            refused,
+            vec![
+                "correction_limit",
+                "unknown_certificate",
+                "unknown_certificate",
+                "duplicate",
+                "suspended",
+                "not_suspended",
+                "unknown_certificate"
+            ]
+        );
+    }
+
+    /// A crash after the state was written but before the epoch's checkpoint: `restore` rolls the
+    /// state back, and the replayed epoch (the same batches) gets exactly the same outcome.
+    #[test]
+    fn an_uncommitted_epoch_is_rolled_back_and_replays_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let epoch1 = vec![ev(CertifyV1, "A", 1), ev(CertifyV1, "B", 1)];
+        let epoch2a = vec![ev(Update, "A", 1), ev(Revoke, "B", 1)];
+        let epoch2b = vec![
+            ev(Revoke, "A", 1),
+            ev(CertifyV1, "B", 1),
+            ev(CertifyV1, "C", 1),
+        ];
+        let first;
+        {
+            let mut d = Dedupe::open(dir.path(), &cfg()).unwrap();
+            d.restore(0).unwrap();
+            run(&mut d, &epoch1, 0);
+            d.on_barrier(1).unwrap();
+            first = (run(&mut d, &epoch2a, 10), run(&mut d, &epoch2b, 20));
+            d.on_barrier(2).unwrap();
+            // Checkpoint 2 never stored: the process dies here.
+        }
+        let mut d = Dedupe::open(dir.path(), &cfg()).unwrap();
+        d.restore(1).unwrap();
+        let again = (run(&mut d, &epoch2a, 10), run(&mut d, &epoch2b, 20));
+        assert_eq!(again, first);
+        assert_eq!(
+            first.1 .0,
+            vec![(id(3), None), (id(4), None), (id(5), None)],
+            "A's update (id 3) revoked, B re-certified (4), C new (5)"
+        );
+        d.on_barrier(2).unwrap();
+        // Committed epochs are never rolled back.
+        drop(d);
+        let mut d = Dedupe::open(dir.path(), &cfg()).unwrap();
+        d.restore(2).unwrap();
+        assert_eq!(
+            run(&mut d, &[ev(CertifyV1, "C", 1)], 30).1,
+            vec!["duplicate"]
+        );
+    }
+}

@@ -363,7 +363,10 @@ pub fn run_pipeline(
     let mut node_tasks = Vec::new();
     for (name, body) in built.nodes {
         let body = match body {
-            Body::Operator(op) => node_task::NodeBody::Operator(op),
+            Body::Operator(mut op) => {
+                op.restore(checkpoint.epoch)?;
+                node_task::NodeBody::Operator(op)
+            }
             Body::Sink(mut sink) => {
                 recover_sink(&name, sink.as_mut(), &checkpoint)?;
                 if Some(&name) == counted_dead_letters.as_ref() {
