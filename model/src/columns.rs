@@ -99,10 +99,12 @@ pub const CERTIFICATE_ID: Column = Column::required("certificate_id", ColumnType
 pub const PREVIOUS_CERTIFICATE_ID: Column = text("previous_certificate_id");
 /// The last day of a suspension (`suspend` events); none means until lifted.
 pub const SUSPEND_UNTIL: Column = Column::new("suspend_until", ColumnType::Date32);
-/// Added by `sign`: the signed W3C verifiable credential, JSON text.
-pub const CREDENTIAL: Column = Column::required("credential", ColumnType::Utf8);
-/// Added by `qr_payload`: DIVOC's QR payload (a ZIP holding `certificate.json`).
-pub const QR_PAYLOAD: Column = Column::required("qr_payload", ColumnType::Binary);
+/// Added by `sign`: the signed W3C verifiable credential, JSON text (null for events that issue
+/// no certificate: revoke, suspend, lift_suspension).
+pub const CREDENTIAL: Column = Column::new("credential", ColumnType::Utf8);
+/// Added by `qr_payload`: DIVOC's QR payload (a ZIP holding `certificate.json`; null with
+/// `credential`).
+pub const QR_PAYLOAD: Column = Column::new("qr_payload", ColumnType::Binary);
 /// Added by `render`: the PDF certificate (null when it could not be rendered).
 pub const PDF: Column = Column::new("pdf", ColumnType::Binary);
 /// Added by `render`: the object key the PDF is stored under (null with `pdf`).

@@ -54,15 +54,22 @@ impl Operator for QrPayload {
                     "qr_payload needs the credential column (put sign before it)".into(),
                 )
             })?;
-        let zips: Vec<Vec<u8>> = (0..batch.num_rows())
+        // A null credential (an event that issues no certificate) gets a null payload.
+        let zips: Vec<Option<Vec<u8>>> = (0..batch.num_rows())
             .into_par_iter()
-            .map(|i| zip_certificate(creds.value(i).as_bytes()))
+            .map(|i| creds.is_valid(i).then(|| zip_certificate(creds.value(i).as_bytes())))
             .collect();
-        let mut out = BinaryBuilder::with_capacity(zips.len(), zips.iter().map(Vec::len).sum());
+        let bytes = zips.iter().flatten().map(Vec::len).sum();
+        let mut out = BinaryBuilder::with_capacity(zips.len(), bytes);
         let mut keep = Vec::with_capacity(zips.len());
         let mut rejections = Rejections::default();
         for (i, z) in zips.iter().enumerate() {
-            if z.len() > MAX_QR_BYTES_M || creds.is_null(i) {
+            let Some(z) = z else {
+                out.append_null();
+                keep.push(true);
+                continue;
+            };
+            if z.len() > MAX_QR_BYTES_M {
                 rejections.push(
                     i,
                     Reason::new(
@@ -79,12 +86,11 @@ impl Operator for QrPayload {
                 keep.push(true);
             }
         }
-        Processed::keep_and_append(
+        Processed::keep_and_append_columns(
             &batch,
             keep,
             rejections,
-            QR_PAYLOAD.name,
-            Arc::new(out.finish()),
+            vec![(QR_PAYLOAD.field(), Arc::new(out.finish()) as _)],
             stage,
         )
     }

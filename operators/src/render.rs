@@ -198,8 +198,10 @@ impl Operator for Render {
                 tenant: tenant.value(i).to_owned(),
                 pre: pre.value(i).to_owned(),
                 certificate_id: ids.value(i).to_owned(),
-                credential: serde_json::from_str(creds.value(i))
-                    .ok()
+                credential: creds
+                    .is_valid(i)
+                    .then(|| serde_json::from_str(creds.value(i)).ok())
+                    .flatten()
                     .and_then(|v| VaccinationCredential::from_json(&v).ok()),
                 qr: qr.value(i).to_vec(),
             })
@@ -210,9 +212,14 @@ impl Operator for Render {
                 history.entry((&r.tenant, &r.pre)).or_default().push(c);
             }
         }
-        let outcomes: Vec<Result<(String, Vec<u8>), String>> = rows
+        let outcomes: Vec<Result<Option<(String, Vec<u8>)>, String>> = rows
             .par_iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
+                // No credential: an event that issues no certificate (revoke, suspend, lift).
+                if creds.is_null(i) {
+                    return Ok(None);
+                }
                 let doses = history
                     .get(&(r.tenant.as_str(), r.pre.as_str()))
                     .map(Vec::as_slice)
@@ -224,21 +231,28 @@ impl Operator for Render {
                     sanitize_partition_value(&r.tenant),
                     sanitize_partition_value(&r.certificate_id)
                 );
-                Ok((key, pdf))
+                Ok(Some((key, pdf)))
             })
             .collect();
         let mut keys = StringBuilder::with_capacity(rows.len(), rows.len() * 48);
         let pdf_bytes: usize = outcomes
             .iter()
-            .map(|o| o.as_ref().map(|(_, p)| p.len()).unwrap_or(0))
+            .map(|o| match o {
+                Ok(Some((_, p))) => p.len(),
+                _ => 0,
+            })
             .sum();
         let mut pdfs = BinaryBuilder::with_capacity(rows.len(), pdf_bytes);
         let mut failures: HashMap<String, u64> = HashMap::new();
         for o in outcomes {
             match o {
-                Ok((key, pdf)) => {
+                Ok(Some((key, pdf))) => {
                     keys.append_value(&key);
                     pdfs.append_value(&pdf);
+                }
+                Ok(None) => {
+                    keys.append_null();
+                    pdfs.append_null();
                 }
                 Err(reason) => {
                     keys.append_null();

@@ -22,6 +22,7 @@ use divoc_credential::{
     VaccinationNamespace,
 };
 use divoc_model::columns::{CERTIFICATE_ID, CREDENTIAL, EVENT_COLUMNS, RAW};
+use divoc_model::event::EventKind;
 use divoc_model::schema::{self, format_date};
 use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
@@ -325,32 +326,41 @@ impl Operator for Sign {
     fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
         let n = batch.num_rows();
         let this = &*self;
-        let signed: Vec<Result<String, String>> = (0..n)
+        let kinds = batch
+            .column_by_name(schema::EVENT_KIND)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| EngineError::Schema("sign needs Utf8 column event_kind".into()))?;
+        // Revoke, suspend and lift events change a certificate's status: nothing to sign.
+        let issues = |i: usize| EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate);
+        let signed: Vec<Option<Result<String, String>>> = (0..n)
             .into_par_iter()
             .with_min_len(64)
-            .map(|i| this.sign_row(&batch, i))
+            .map(|i| issues(i).then(|| this.sign_row(&batch, i)))
             .collect();
         let mut out = StringBuilder::with_capacity(n, n * 2048);
         let mut keep = Vec::with_capacity(n);
         let mut rejections = Rejections::default();
         for (i, s) in signed.into_iter().enumerate() {
             match s {
-                Ok(json) => {
+                None => {
+                    out.append_null();
+                    keep.push(true);
+                }
+                Some(Ok(json)) => {
                     out.append_value(json);
                     keep.push(true);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     rejections.push(i, Reason::new("sign_failed", e));
                     keep.push(false);
                 }
             }
         }
-        Processed::keep_and_append(
+        Processed::keep_and_append_columns(
             &batch,
             keep,
             rejections,
-            CREDENTIAL.name,
-            Arc::new(out.finish()),
+            vec![(CREDENTIAL.field(), Arc::new(out.finish()) as _)],
             stage,
         )
     }

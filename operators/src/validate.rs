@@ -16,6 +16,9 @@
 //! | `dob_after_vaccination` | dob on or before the vaccination date |
 //! | `unknown_vaccine` | vaccination.name maps to the catalogue (ICD-11) |
 //!
+//! `revoke`, `suspend` and `lift_suspension` events carry no certificate: they need only
+//! preEnrollmentCode and a dose in range (and the text rules); `update` is checked like certify.
+//!
 //! "Now" is the event's own ingest time, never the wall clock, so a replay decides the same way.
 
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use divoc_model::columns::{EVENT_COLUMNS, RAW};
+use divoc_model::event::EventKind;
 use divoc_model::schema::{self, parse_date, TEXT_COLUMNS};
 use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
@@ -168,6 +172,7 @@ struct Cols<'a> {
     effective_start: &'a Date32Array,
     ingest: &'a TimestampMillisecondArray,
     meta: &'a StringArray,
+    kind: &'a StringArray,
     texts: Vec<(&'static str, &'a StringArray)>,
 }
 
@@ -201,6 +206,7 @@ impl<'a> Cols<'a> {
             effective_start: col(b, schema::EFFECTIVE_START)?.as_primitive::<Date32Type>(),
             ingest: col(b, schema::INGEST_TIME)?.as_primitive::<TimestampMillisecondType>(),
             meta: s("meta")?,
+            kind: s(schema::EVENT_KIND)?,
             texts,
         })
     }
@@ -221,6 +227,10 @@ fn opt<T: arrow::datatypes::ArrowPrimitiveType>(
 
 impl Validate {
     fn check_row(&self, c: &Cols<'_>, i: usize) -> Option<Reason> {
+        let kind = EventKind::parse(c.kind.value(i));
+        if kind.is_some_and(|k| !k.issues_certificate()) {
+            return self.check_status_change(c, i);
+        }
         for (field, present) in [
             (
                 "preEnrollmentCode",
@@ -243,33 +253,8 @@ impl Validate {
                 "recipient.age or recipient.dob is required",
             ));
         }
-        for (name, arr) in &c.texts {
-            if arr.is_null(i) {
-                continue;
-            }
-            let v = arr.value(i);
-            if v.len() > self.cfg.max_text_bytes {
-                return Some(Reason::new(
-                    "field_too_long",
-                    format!(
-                        "{name} is {} bytes; the limit is {}",
-                        v.len(),
-                        self.cfg.max_text_bytes
-                    ),
-                ));
-            }
-            if v.chars().any(char::is_control) {
-                return Some(Reason::new(
-                    "invalid_characters",
-                    format!("{name} contains control characters; remove them"),
-                ));
-            }
-        }
-        if !c.meta.is_null(i) && c.meta.value(i).len() > self.cfg.max_meta_bytes {
-            return Some(Reason::new(
-                "field_too_long",
-                format!("meta exceeds {} bytes", self.cfg.max_meta_bytes),
-            ));
+        if let Some(r) = self.check_texts(c, i) {
+            return Some(r);
         }
         if let Some(a) = age {
             match a.trim().parse::<u32>() {
@@ -344,6 +329,63 @@ impl Validate {
         }
         None
     }
+}
+
+impl Validate {
+    /// Length and control-character rules of every text field and `meta`.
+    fn check_texts(&self, c: &Cols<'_>, i: usize) -> Option<Reason> {
+        for (name, arr) in &c.texts {
+            if arr.is_null(i) {
+                continue;
+            }
+            let v = arr.value(i);
+            if v.len() > self.cfg.max_text_bytes {
+                return Some(Reason::new(
+                    "field_too_long",
+                    format!(
+                        "{name} is {} bytes; the limit is {}",
+                        v.len(),
+                        self.cfg.max_text_bytes
+                    ),
+                ));
+            }
+            if v.chars().any(char::is_control) {
+                return Some(Reason::new(
+                    "invalid_characters",
+                    format!("{name} contains control characters; remove them"),
+                ));
+            }
+        }
+        if !c.meta.is_null(i) && c.meta.value(i).len() > self.cfg.max_meta_bytes {
+            return Some(Reason::new(
+                "field_too_long",
+                format!("meta exceeds {} bytes", self.cfg.max_meta_bytes),
+            ));
+        }
+        None
+    }
+
+    /// `revoke`, `suspend`, `lift_suspension`: the key of the dose and nothing else is required.
+    fn check_status_change(&self, c: &Cols<'_>, i: usize) -> Option<Reason> {
+        if opt_str(c.pre_enrollment_code, i).is_none() {
+            return Some(Reason::new("missing_field", "preEnrollmentCode is required"));
+        }
+        if c.dose.is_null(i) {
+            return Some(Reason::new("missing_field", "vaccination.dose is required"));
+        }
+        if let Some(r) = self.check_texts(c, i) {
+            return Some(r);
+        }
+        let dose = c.dose.value(i);
+        if dose < 1 || dose > self.cfg.max_doses {
+            return Some(Reason::new(
+                "dose_out_of_range",
+                format!("vaccination.dose {dose} must be 1..={}", self.cfg.max_doses),
+            ));
+        }
+        None
+    }
+
 }
 
 impl Operator for Validate {

@@ -25,7 +25,9 @@ pub mod rollup;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use divoc_model::event::EventKind;
 use arrow::datatypes::SchemaRef;
 use divoc_model::analytics::{
     self as an, analytics_batch, certificate_rollup_schema, facility_rollup_schema, rollup_files,
@@ -156,6 +158,22 @@ impl Analytics {
 
 impl Sink for Analytics {
     fn write(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
+        // One row per issued certificate: status changes (revoke, suspend, lift) are not counted.
+        let kinds = batch
+            .column_by_name(an::EVENT_KIND.name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| EngineError::Schema("analytics needs Utf8 column event_kind".into()))?;
+        let issued: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate)))
+            .collect();
+        let batch = if issued.true_count() == batch.num_rows() {
+            batch
+        } else {
+            filter_record_batch(&batch, &issued)?
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         let rows = analytics_batch(&batch, &self.catalogue)?;
         self.rollups.add_rows(&rows)?;
         self.rows.push(rows)
