@@ -9,8 +9,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,50 +23,6 @@ const DS_UID: &str = "${DS_PROMETHEUS}";
 
 fn dashboard_path() -> PathBuf {
     repo().join("dashboards/grafana/divoc-pipeline.json")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 request on a fresh connection; returns (status, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    auth: bool,
-    ctype: &str,
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if auth {
-        head.push_str(&format!("Authorization: Bearer {TOKEN}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 struct Server {
@@ -300,7 +256,7 @@ impl Scrape {
 }
 
 fn scrape(addr: SocketAddr) -> (String, Scrape) {
-    let (st, body) = http(addr, "GET", "/metrics", false, "text/plain", b"");
+    let (st, body) = http(addr, "GET", "/metrics", None, "text/plain", b"");
     assert_eq!(st, 200, "{body}");
     let parsed = parse_exposition(&body);
     (body, parsed)
@@ -795,7 +751,7 @@ fn every_dashboard_query_names_series_the_pipeline_exports() {
         addr,
         "POST",
         "/divoc/api/v1/certify",
-        true,
+        Some(&format!("Bearer {TOKEN}")),
         json,
         certify.to_string().as_bytes(),
     );
@@ -805,7 +761,7 @@ fn every_dashboard_query_names_series_the_pipeline_exports() {
         addr,
         "POST",
         "/divoc/api/v3/certify",
-        true,
+        Some(&format!("Bearer {TOKEN}")),
         json,
         dup.to_string().as_bytes(),
     );
@@ -817,17 +773,17 @@ fn every_dashboard_query_names_series_the_pipeline_exports() {
         addr,
         "POST",
         "/divoc/api/v1/bulkCertify",
-        true,
+        Some(&format!("Bearer {TOKEN}")),
         "text/csv",
         csv.as_bytes(),
     );
     assert_eq!(st, 200, "{body}");
     // A refused request and a health probe: more routes and statuses.
     assert_eq!(
-        http(addr, "POST", "/divoc/api/v1/certify", false, json, b"[]").0,
+        http(addr, "POST", "/divoc/api/v1/certify", None, json, b"[]").0,
         401
     );
-    assert_eq!(http(addr, "GET", "/health", false, json, b"").0, 200);
+    assert_eq!(http(addr, "GET", "/health", None, json, b"").0, 200);
     let accepted_over_http = 5 + 1 + 2;
     let reach_render = 4.0; // g1, g2, g3, c1
 

@@ -117,7 +117,7 @@ fn generate(a: &Args, store: &Storage) -> Duration {
             table.flush(epoch + 1).expect("write epoch");
         }
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if d % 50 == 0 || d == epochs {
+        if d.is_multiple_of(50) || d == epochs {
             let s = started.elapsed().as_secs_f64();
             eprintln!(
                 "  {d}/{epochs} epochs, {:.0} rows/s",

@@ -86,6 +86,7 @@ pub fn run(
     };
     let mut resources = Resources::new();
     resources.insert(storage);
+    resources.insert(divoc_model::lifecycle::SharedCertificateStates::default());
     let opts = RunOptions {
         state_dir: resolve(plan, &plan.file.storage.state_dir),
         resources,

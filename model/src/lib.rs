@@ -6,4 +6,5 @@ pub mod analytics;
 pub mod catalogue;
 pub mod columns;
 pub mod event;
+pub mod lifecycle;
 pub mod schema;

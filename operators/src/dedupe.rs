@@ -26,10 +26,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, StringArray, StringBuilder};
-use arrow::datatypes::{Date32Type, Int64Type, UInt64Type};
+use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use divoc_model::columns;
 use divoc_model::event::{Action, EventKind};
+use divoc_model::lifecycle::{CertificateStates, DoseState, DoseStatus, SharedCertificateStates};
 use divoc_model::schema;
 use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
@@ -93,6 +94,7 @@ impl Component for DedupeConfig {
             columns::DOSE,
             columns::SOURCE_ID,
             columns::SOURCE_OFFSET,
+            columns::INGEST_TIME,
         ]
     }
     fn adds() -> Vec<Column> {
@@ -131,7 +133,11 @@ impl Component for DedupeConfig {
             Some(p) => ctx.resolve(p),
             None => ctx.state_dir.join("keys"),
         };
-        Ok(BuiltNode::Operator(Box::new(Dedupe::open(&path, &self)?)))
+        let dedupe = Dedupe::open(&path, &self)?;
+        if let Ok(shared) = ctx.resources.get::<SharedCertificateStates>() {
+            shared.set(Arc::new(dedupe.reader()));
+        }
+        Ok(BuiltNode::Operator(Box::new(dedupe)))
     }
 }
 
@@ -204,7 +210,16 @@ impl Dedupe {
     }
 
     fn format_id(&self, counter: u64) -> String {
-        format!("{}{:012}", self.namespace, counter)
+        format_id(self.namespace, counter)
+    }
+
+    /// A read handle on the state for the ingest side (lookups only; thread-safe).
+    pub fn reader(&self) -> StateReader {
+        StateReader {
+            keys: self.keys.clone(),
+            namespace: self.namespace,
+            correction_limit: self.correction_limit,
+        }
     }
 
     /// Bulk-loads `count` synthetic keys (benchmarks preload tens of millions this way).
@@ -247,6 +262,48 @@ impl Dedupe {
     }
 }
 
+fn format_id(namespace: u64, counter: u64) -> String {
+    format!("{namespace}{counter:012}")
+}
+
+/// Doses looked up per person: far above any vaccination schedule.
+const MAX_LOOKUP_DOSE: i64 = 16;
+
+/// Lookups into a dedupe node's state, published for the HTTP lifecycle endpoints.
+pub struct StateReader {
+    keys: Keyspace,
+    namespace: u64,
+    correction_limit: u16,
+}
+
+impl CertificateStates for StateReader {
+    fn doses(&self, tenant: &str, program: &str, pre: &str) -> Result<Vec<DoseState>, String> {
+        let mut out = Vec::new();
+        for dose in 1..=MAX_LOOKUP_DOSE {
+            let Some(v) = self
+                .keys
+                .get(dedupe_key(tenant, program, pre, dose))
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            let s = CertState::decode(&v).ok_or("corrupt certificate state")?;
+            out.push(DoseState {
+                dose,
+                certificate_id: format_id(self.namespace, s.counter),
+                status: match s.status {
+                    Status::Active => DoseStatus::Active,
+                    Status::Revoked => DoseStatus::Revoked,
+                    Status::Suspended { until_day } => DoseStatus::Suspended { until_day },
+                },
+                corrections: s.corrections,
+                correction_limit: self.correction_limit,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// Key bytes: the 128-bit XXH3 of the length-prefixed fields. Fixed 16-byte keys keep the LSM's
 /// comparisons and index small whatever the identifiers look like (long shared prefixes such as
 /// tenant and programId made full-text keys measurably slower); at 10^10 keys the chance of any
@@ -282,8 +339,14 @@ struct Request<'a> {
     action: Action,
     origin: u64,
     until_day: Option<i32>,
+    /// The event's ingest day: a suspension ending before it has lifted itself.
+    day: i32,
     _kind: &'a str,
 }
+
+/// A transition's outcome: the key's new state, the row's certificate id counter and, for an
+/// update, the replaced certificate's counter.
+type Transition = (CertState, u64, Option<u64>);
 
 /// Why a row is refused.
 fn refusal(code: &'static str, detail: &str, existing: Option<String>) -> Reason {
@@ -299,8 +362,15 @@ impl Dedupe {
         &mut self,
         req: &Request<'_>,
         before: Option<CertState>,
-    ) -> Result<Result<(CertState, u64, Option<u64>), Reason>, EngineError> {
+    ) -> Result<Result<Transition, Reason>, EngineError> {
         let existing = |s: &CertState| Some(self.format_id(s.counter));
+        let before = before.map(|s| match s.status {
+            Status::Suspended { until_day } if until_day < req.day => CertState {
+                status: Status::Active,
+                ..s
+            },
+            _ => s,
+        });
         let live = before.filter(|s| s.status != Status::Revoked);
         Ok(match (req.action, live) {
             (Action::Certify, Some(s)) if s.origin == req.origin => {
@@ -440,6 +510,10 @@ impl Operator for Dedupe {
             .column_by_name(schema::SOURCE_OFFSET)
             .ok_or_else(|| EngineError::Schema("dedupe needs column source_offset".into()))?
             .as_primitive::<UInt64Type>();
+        let ingest = batch
+            .column_by_name(schema::INGEST_TIME)
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .ok_or_else(|| EngineError::Schema("dedupe needs column ingest_time".into()))?;
         let until = batch
             .column_by_name(columns::SUSPEND_UNTIL.name)
             .and_then(|c| c.as_primitive_opt::<Date32Type>());
@@ -462,7 +536,7 @@ impl Operator for Dedupe {
                         i,
                         Reason::new(
                             "unknown_event_kind",
-                            &format!("event kind {:?} is not one dedupe knows", kind.value(i)),
+                            format!("event kind {:?} is not one dedupe knows", kind.value(i)),
                         ),
                     );
                     return None;
@@ -477,6 +551,7 @@ impl Operator for Dedupe {
                     action,
                     origin: origin_hash(source_id.value(i), offset.value(i)),
                     until_day: until.filter(|u| u.is_valid(i)).map(|u| u.value(i)),
+                    day: ingest.value(i).div_euclid(86_400_000) as i32,
                     _kind: kind.value(i),
                 })
             })

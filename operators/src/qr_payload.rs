@@ -57,7 +57,11 @@ impl Operator for QrPayload {
         // A null credential (an event that issues no certificate) gets a null payload.
         let zips: Vec<Option<Vec<u8>>> = (0..batch.num_rows())
             .into_par_iter()
-            .map(|i| creds.is_valid(i).then(|| zip_certificate(creds.value(i).as_bytes())))
+            .map(|i| {
+                creds
+                    .is_valid(i)
+                    .then(|| zip_certificate(creds.value(i).as_bytes()))
+            })
             .collect();
         let bytes = zips.iter().flatten().map(Vec::len).sum();
         let mut out = BinaryBuilder::with_capacity(zips.len(), bytes);

@@ -212,7 +212,9 @@ impl Operator for Render {
                 history.entry((&r.tenant, &r.pre)).or_default().push(c);
             }
         }
-        let outcomes: Vec<Result<Option<(String, Vec<u8>)>, String>> = rows
+        // Per row: (object key, PDF), none for a row without a certificate, or why not.
+        type Outcome = Result<Option<(String, Vec<u8>)>, String>;
+        let outcomes: Vec<Outcome> = rows
             .par_iter()
             .enumerate()
             .map(|(i, r)| {

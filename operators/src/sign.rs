@@ -331,7 +331,8 @@ impl Operator for Sign {
             .and_then(|c| c.as_string_opt::<i32>())
             .ok_or_else(|| EngineError::Schema("sign needs Utf8 column event_kind".into()))?;
         // Revoke, suspend and lift events change a certificate's status: nothing to sign.
-        let issues = |i: usize| EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate);
+        let issues =
+            |i: usize| EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate);
         let signed: Vec<Option<Result<String, String>>> = (0..n)
             .into_par_iter()
             .with_min_len(64)

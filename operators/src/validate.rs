@@ -368,7 +368,10 @@ impl Validate {
     /// `revoke`, `suspend`, `lift_suspension`: the key of the dose and nothing else is required.
     fn check_status_change(&self, c: &Cols<'_>, i: usize) -> Option<Reason> {
         if opt_str(c.pre_enrollment_code, i).is_none() {
-            return Some(Reason::new("missing_field", "preEnrollmentCode is required"));
+            return Some(Reason::new(
+                "missing_field",
+                "preEnrollmentCode is required",
+            ));
         }
         if c.dose.is_null(i) {
             return Some(Reason::new("missing_field", "vaccination.dose is required"));
@@ -385,7 +388,6 @@ impl Validate {
         }
         None
     }
-
 }
 
 impl Operator for Validate {

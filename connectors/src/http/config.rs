@@ -17,6 +17,23 @@ pub struct TokenConfig {
     pub token: String,
     /// Tenant stamped on every event sent with this token (ASCII letters, digits, `_`, `-`, `.`).
     pub tenant: String,
+    /// What the token may do: `certify` (certify, update, revoke, suspend, lift, and read its
+    /// uploads), `admin` (the same), `read` (upload status and errors only). Default `["certify"]`.
+    #[serde(default = "default_roles")]
+    pub roles: Vec<TokenRole>,
+}
+
+/// A role of an ingest token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    Certify,
+    Admin,
+    Read,
+}
+
+fn default_roles() -> Vec<TokenRole> {
+    vec![TokenRole::Certify]
 }
 
 /// `http_source`: DIVOC's certify API in front of a write-ahead log.
@@ -199,11 +216,13 @@ impl HttpSourceConfig {
     }
 
     /// All (token, tenant) pairs, reading `token_env` now. Errors name the key.
-    pub(crate) fn resolved_tokens(&self) -> Result<Vec<(String, String)>, ConfigIssue> {
-        let mut out: Vec<(String, String)> = self
+    pub(crate) fn resolved_tokens(
+        &self,
+    ) -> Result<Vec<(String, String, Vec<TokenRole>)>, ConfigIssue> {
+        let mut out: Vec<(String, String, Vec<TokenRole>)> = self
             .tokens
             .iter()
-            .map(|t| (t.token.clone(), t.tenant.clone()))
+            .map(|t| (t.token.clone(), t.tenant.clone(), t.roles.clone()))
             .collect();
         if let Some(name) = &self.token_env {
             let token = std::env::var(name).map_err(|_| {
@@ -223,14 +242,14 @@ impl HttpSourceConfig {
                     "store a random secret of at least 16 printable characters",
                 ));
             }
-            if out.iter().any(|(t, _)| *t == token) {
+            if out.iter().any(|(t, _, _)| *t == token) {
                 return Err(ConfigIssue::new(
                     "token_env",
                     format!("the token in {name} is also listed under tokens"),
                     "give every tenant its own token",
                 ));
             }
-            out.push((token, "default".to_owned()));
+            out.push((token, "default".to_owned(), default_roles()));
         }
         Ok(out)
     }
@@ -244,6 +263,7 @@ mod tests {
         HttpSourceConfig {
             listen: "127.0.0.1:0".into(),
             tokens: vec![TokenConfig {
+                roles: default_roles(),
                 token: "0123456789abcdef".into(),
                 tenant: "in".into(),
             }],

@@ -18,6 +18,7 @@
 
 mod config;
 mod crc;
+mod lifecycle;
 mod registry;
 mod server;
 mod source;
@@ -26,7 +27,7 @@ pub mod wal;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
 use divoc_pipeline::EngineError;
 
-pub use config::{HttpSourceConfig, TokenConfig, MIN_TOKEN_CHARS};
+pub use config::{HttpSourceConfig, TokenConfig, TokenRole, MIN_TOKEN_CHARS};
 pub use crc::crc32;
 pub use registry::{RowErrorView, UploadErrors, UploadStatus};
 pub use server::{Accepted, ApiError, ErrorDetail, HttpMetrics};

@@ -17,7 +17,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use divoc_model::event::{csv_header_index, parse_request_json, truncate, EventKind};
 use divoc_pipeline::metrics::Metrics;
@@ -29,8 +29,11 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
+use super::config::TokenRole;
+use super::lifecycle;
 use super::registry::{Registry, UploadStatus};
 use super::wal::{PendingBody, PendingRow, PendingUpload, WalShared, WriterMsg};
+use divoc_model::lifecycle::SharedCertificateStates;
 
 /// Extra bytes a multipart envelope may add around the CSV file.
 const MULTIPART_SLACK: usize = 64 * 1024;
@@ -86,8 +89,8 @@ impl HttpMetrics {
 }
 
 pub(crate) struct ServerState {
-    /// (token bytes, tenant).
-    pub tokens: Vec<(Vec<u8>, Arc<str>)>,
+    /// (token bytes, tenant, roles).
+    pub tokens: Vec<(Vec<u8>, Arc<str>, Vec<TokenRole>)>,
     pub max_body: usize,
     pub max_events: usize,
     pub max_csv: usize,
@@ -96,13 +99,27 @@ pub(crate) struct ServerState {
     pub registry: Arc<Registry>,
     pub shared: Arc<WalShared>,
     pub metrics: HttpMetrics,
+    /// The pipeline's certificate state, when a `dedupe` node runs in this process.
+    pub certificate_states: SharedCertificateStates,
 }
 
-type AppState = Arc<ServerState>;
+pub(crate) type AppState = Arc<ServerState>;
 
-/// The tenant of an authenticated request.
+/// Who sent an authenticated request: the token's tenant and roles.
 #[derive(Clone)]
-struct Tenant(Arc<str>);
+pub(crate) struct Caller {
+    pub tenant: Arc<str>,
+    pub roles: Vec<TokenRole>,
+}
+
+impl Caller {
+    /// May submit events (certify, update, revoke, suspend, lift).
+    pub fn can_write(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|r| matches!(r, TokenRole::Certify | TokenRole::Admin))
+    }
+}
 
 /// A JSON error answer.
 #[derive(Debug, Serialize)]
@@ -148,7 +165,7 @@ pub(crate) struct Reject {
 }
 
 impl Reject {
-    fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             body: ApiError {
@@ -158,7 +175,7 @@ impl Reject {
             },
         }
     }
-    fn bad(error: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad(error: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, message)
     }
     fn too_large(limit: usize) -> Self {
@@ -168,7 +185,7 @@ impl Reject {
             format!("the body exceeds the limit of {limit} bytes; split it into smaller requests"),
         )
     }
-    fn unavailable() -> Self {
+    pub(crate) fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -206,6 +223,15 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/divoc/api/v1/bulkCertify", post(bulk_certify))
         .route("/divoc/api/v1/certify/uploads", get(list_uploads))
         .route("/divoc/api/v1/certify/uploads/{id}", get(upload_status))
+        .route("/divoc/api/v1/certificate", put(lifecycle::update))
+        .route(
+            "/divoc/api/v1/certificates/{pre}",
+            delete(lifecycle::revoke),
+        )
+        .route(
+            "/divoc/api/v1/certificates/{pre}/suspension",
+            post(lifecycle::suspend).delete(lifecycle::lift),
+        )
         .route(
             "/divoc/api/v1/certify/uploads/{id}/errors",
             get(upload_errors),
@@ -232,6 +258,13 @@ fn route_label(path: &str) -> &'static str {
         "/divoc/api/v1/bulkCertify" => "/divoc/api/v1/bulkCertify",
         UPLOADS => UPLOADS,
         "/health" => "/health",
+        "/divoc/api/v1/certificate" => "/divoc/api/v1/certificate",
+        p if p.starts_with("/divoc/api/v1/certificates/") && p.ends_with("/suspension") => {
+            "/divoc/api/v1/certificates/{preEnrollmentCode}/suspension"
+        }
+        p if p.starts_with("/divoc/api/v1/certificates/") => {
+            "/divoc/api/v1/certificates/{preEnrollmentCode}"
+        }
         p if p.starts_with(UPLOADS) && p.ends_with("/errors") => {
             "/divoc/api/v1/certify/uploads/{id}/errors"
         }
@@ -271,7 +304,10 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn tenant_for(tokens: &[(Vec<u8>, Arc<str>)], headers: &HeaderMap) -> Option<Arc<str>> {
+fn caller_for(
+    tokens: &[(Vec<u8>, Arc<str>, Vec<TokenRole>)],
+    headers: &HeaderMap,
+) -> Option<Caller> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -280,18 +316,21 @@ fn tenant_for(tokens: &[(Vec<u8>, Arc<str>)], headers: &HeaderMap) -> Option<Arc
     let token = token.trim().as_bytes();
     let mut found = None;
     // Check every token so timing does not reveal which one matched.
-    for (t, tenant) in tokens {
+    for (t, tenant, roles) in tokens {
         if ct_eq(t, token) {
-            found = Some(tenant.clone());
+            found = Some(Caller {
+                tenant: tenant.clone(),
+                roles: roles.clone(),
+            });
         }
     }
     found
 }
 
 async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    match tenant_for(&s.tokens, req.headers()) {
-        Some(tenant) => {
-            req.extensions_mut().insert(Tenant(tenant));
+    match caller_for(&s.tokens, req.headers()) {
+        Some(caller) => {
+            req.extensions_mut().insert(caller);
             next.run(req).await
         }
         None => Reject::new(
@@ -314,7 +353,11 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Reads a body of at most `limit` bytes.
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Reject> {
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Reject> {
     if content_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(Reject::too_large(limit));
     }
@@ -337,7 +380,7 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
 
 async fn certify_v1(
     State(s): State<AppState>,
-    Extension(t): Extension<Tenant>,
+    Extension(t): Extension<Caller>,
     req: Request,
 ) -> Response {
     certify(s, t, EventKind::CertifyV1, req).await
@@ -345,13 +388,21 @@ async fn certify_v1(
 
 async fn certify_v3(
     State(s): State<AppState>,
-    Extension(t): Extension<Tenant>,
+    Extension(t): Extension<Caller>,
     req: Request,
 ) -> Response {
     certify(s, t, EventKind::CertifyV3, req).await
 }
 
-async fn certify(s: AppState, tenant: Tenant, kind: EventKind, req: Request) -> Response {
+async fn certify(s: AppState, caller: Caller, kind: EventKind, req: Request) -> Response {
+    if !caller.can_write() {
+        return Reject::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this token may not certify; give it the `certify` or `admin` role",
+        )
+        .into_response();
+    }
     let (parts, body) = req.into_parts();
     let bytes = match read_limited(&parts.headers, body, s.max_body).await {
         Ok(b) => b,
@@ -366,14 +417,19 @@ async fn certify(s: AppState, tenant: Tenant, kind: EventKind, req: Request) -> 
             Ok(Err(r)) => return r.into_response(),
             Err(_) => return Reject::unavailable().into_response(),
         };
-    submit(&s, &tenant, kind, body).await
+    submit(&s, &caller.tenant, kind, body).await
 }
 
-async fn submit(s: &ServerState, tenant: &Tenant, kind: EventKind, body: PendingBody) -> Response {
+pub(crate) async fn submit(
+    s: &ServerState,
+    tenant: &str,
+    kind: EventKind,
+    body: PendingBody,
+) -> Response {
     let (reply, answer) = oneshot::channel();
     let msg = WriterMsg {
         upload: PendingUpload {
-            tenant: tenant.0.to_string(),
+            tenant: tenant.to_string(),
             kind,
             body,
         },
@@ -701,9 +757,17 @@ async fn bulk_csv_bytes(s: &ServerState, req: Request) -> Result<Bytes, Reject> 
 
 async fn bulk_certify(
     State(s): State<AppState>,
-    Extension(t): Extension<Tenant>,
+    Extension(t): Extension<Caller>,
     req: Request,
 ) -> Response {
+    if !t.can_write() {
+        return Reject::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this token may not certify; give it the `certify` or `admin` role",
+        )
+        .into_response();
+    }
     let bytes = match bulk_csv_bytes(&s, req).await {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -716,7 +780,7 @@ async fn bulk_certify(
         Ok(Err(r)) => return r.into_response(),
         Err(_) => return Reject::unavailable().into_response(),
     };
-    submit(&s, &t, EventKind::BulkCsv, body).await
+    submit(&s, &t.tenant, EventKind::BulkCsv, body).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -727,7 +791,7 @@ struct ListQuery {
 
 async fn list_uploads(
     State(s): State<AppState>,
-    Extension(t): Extension<Tenant>,
+    Extension(t): Extension<Caller>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     let limit = match q {
@@ -741,17 +805,17 @@ async fn list_uploads(
         }
     };
     Json(UploadList {
-        uploads: s.registry.list(&t.0, limit),
+        uploads: s.registry.list(&t.tenant, limit),
     })
     .into_response()
 }
 
 async fn upload_status(
     State(s): State<AppState>,
-    Extension(t): Extension<Tenant>,
+    Extension(t): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    match s.registry.status(&t.0, &id) {
+    match s.registry.status(&t.tenant, &id) {
         Some(st) => Json(st).into_response(),
         None => Reject::not_found("upload").into_response(),
     }
@@ -759,10 +823,10 @@ async fn upload_status(
 
 async fn upload_errors(
     State(s): State<AppState>,
-    Extension(t): Extension<Tenant>,
+    Extension(t): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    match s.registry.errors(&t.0, &id) {
+    match s.registry.errors(&t.tenant, &id) {
         Some(e) => Json(e).into_response(),
         None => Reject::not_found("upload").into_response(),
     }
@@ -949,7 +1013,14 @@ mod tests {
 
     #[test]
     fn bearer_tokens_map_to_tenants() {
-        let tokens = vec![(b"0123456789abcdef".to_vec(), Arc::<str>::from("in"))];
+        let tokens = vec![(
+            b"0123456789abcdef".to_vec(),
+            Arc::<str>::from("in"),
+            vec![TokenRole::Read],
+        )];
+        let tenant_for = |t: &[(Vec<u8>, Arc<str>, Vec<TokenRole>)], h: &HeaderMap| {
+            caller_for(t, h).map(|c| c.tenant)
+        };
         let mut h = HeaderMap::new();
         assert!(tenant_for(&tokens, &h).is_none());
         h.insert(
@@ -973,5 +1044,14 @@ mod tests {
         );
         assert!(tenant_for(&tokens, &h).is_none());
         assert!(tenant_for(&[], &h).is_none());
+        let read_only = caller_for(
+            &tokens,
+            &HeaderMap::from_iter([(
+                header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer 0123456789abcdef"),
+            )]),
+        )
+        .unwrap();
+        assert!(!read_only.can_write(), "a read token may not submit events");
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use divoc_model::event::{
     csv_header_index, parse_request_json, request_from_csv_row, CertifyRequest, EventKind,
 };
+use divoc_model::lifecycle::SharedCertificateStates;
 use divoc_model::schema::{EventBatchBuilder, EventOrigin};
 use divoc_pipeline::config::{BuildContext, ConfigIssue};
 use divoc_pipeline::dead_letter::{RawDeadLetters, RawOrigin, Reason};
@@ -106,7 +107,7 @@ impl HttpSourceConfig {
         let state = Arc::new(ServerState {
             tokens: tokens
                 .into_iter()
-                .map(|(t, tenant)| (t.into_bytes(), Arc::<str>::from(tenant)))
+                .map(|(t, tenant, roles)| (t.into_bytes(), Arc::<str>::from(tenant), roles))
                 .collect(),
             max_body: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
             max_events: self.max_events_per_request,
@@ -116,6 +117,11 @@ impl HttpSourceConfig {
             registry: registry.clone(),
             shared: shared.clone(),
             metrics: super::server::HttpMetrics::register(ctx.metrics)?,
+            certificate_states: ctx
+                .resources
+                .get::<SharedCertificateStates>()
+                .cloned()
+                .unwrap_or_default(),
         });
         let app = router(state);
         let listener = {

@@ -223,6 +223,42 @@ mod lifecycle {
         );
     }
 
+    /// A suspension ends by itself after its last day: then the certificate takes an update.
+    #[test]
+    fn a_suspension_lifts_itself_after_its_last_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Dedupe::open(dir.path(), &cfg()).unwrap();
+        let suspend = |until: &str| {
+            let until = until.to_owned();
+            (
+                Suspend,
+                event("A", 1, move |v| v["suspendUntil"] = until.into()),
+            )
+        };
+        // Test events are ingested on 2022-06-01.
+        let (kept, refused) = run(
+            &mut d,
+            &[
+                ev(CertifyV1, "A", 1),
+                suspend("2022-06-01"),
+                ev(Update, "A", 1),
+                suspend("2022-05-31"),
+                ev(Update, "A", 1),
+            ],
+            0,
+        );
+        assert_eq!(
+            refused,
+            vec!["suspended"],
+            "still suspended on its last day"
+        );
+        assert_eq!(
+            kept.last().unwrap().1,
+            Some(id(1)),
+            "lifted after its last day"
+        );
+    }
+
     /// A crash after the state was written but before the epoch's checkpoint: `restore` rolls the
     /// state back, and the replayed epoch (the same batches) gets exactly the same outcome.
     #[test]

@@ -27,12 +27,12 @@ use std::path::PathBuf;
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use divoc_model::event::EventKind;
 use arrow::datatypes::SchemaRef;
 use divoc_model::analytics::{
     self as an, analytics_batch, certificate_rollup_schema, facility_rollup_schema, rollup_files,
 };
 use divoc_model::catalogue::VaccineCatalogue;
+use divoc_model::event::EventKind;
 use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
 use divoc_pipeline::operator::EpochOutput;
@@ -164,7 +164,9 @@ impl Sink for Analytics {
             .and_then(|c| c.as_string_opt::<i32>())
             .ok_or_else(|| EngineError::Schema("analytics needs Utf8 column event_kind".into()))?;
         let issued: BooleanArray = (0..batch.num_rows())
-            .map(|i| Some(EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate)))
+            .map(|i| {
+                Some(EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate))
+            })
             .collect();
         let batch = if issued.true_count() == batch.num_rows() {
             batch

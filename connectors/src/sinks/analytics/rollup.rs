@@ -98,7 +98,7 @@ pub struct AnalyticsRollups {
     facilities: RollupCounts,
 }
 
-fn column<'a>(batch: &'a RecordBatch, c: Column) -> Result<&'a ArrayRef, EngineError> {
+fn column(batch: &RecordBatch, c: Column) -> Result<&ArrayRef, EngineError> {
     batch
         .column_by_name(c.name)
         .ok_or_else(|| EngineError::Schema(format!("analytics row lacks {}", c.name)))
