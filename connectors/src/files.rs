@@ -39,6 +39,20 @@ pub enum ApiVersion {
     V3,
 }
 
+/// What an NDJSON file's lines ask for: certificates (the default), or lifecycle events with the
+/// same bodies as DIVOC's endpoints (an update is a certify body; revoke / suspend / lift need
+/// `preEnrollmentCode`, `programId` and `vaccination.dose`, a suspension `suspendUntil`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileEvents {
+    #[default]
+    Certify,
+    Update,
+    Revoke,
+    Suspend,
+    LiftSuspension,
+}
+
 /// Options of a `file_source` node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +63,9 @@ pub struct FileSourceConfig {
     pub format: FileFormat,
     #[serde(default)]
     pub api_version: ApiVersion,
+    /// What the lines are (NDJSON only): `certify`, `update`, `revoke`, `suspend`, `lift_suspension`.
+    #[serde(default)]
+    pub events: FileEvents,
     /// Tenant stamped on every event.
     #[serde(default = "default_tenant")]
     pub tenant: String,
@@ -74,6 +91,13 @@ impl Component for FileSourceConfig {
     const ABOUT: &'static str = "bulk NDJSON / DIVOC CSV files, replayable by byte offset";
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
+        if self.format == FileFormat::Csv && self.events != FileEvents::Certify {
+            return Err(ConfigIssue::new(
+                "events",
+                "DIVOC's bulk CSV only certifies",
+                "send lifecycle events as NDJSON (format = \"ndjson\")",
+            ));
+        }
         let p = ctx.resolve(&self.path);
         if !p.exists() {
             return Err(ConfigIssue::new(
@@ -196,10 +220,14 @@ impl FileSource {
             FileFormat::Ndjson => false,
             FileFormat::Auto => name.to_ascii_lowercase().ends_with(".csv"),
         };
-        let kind = match (is_csv, self.cfg.api_version) {
-            (true, _) => EventKind::BulkCsv,
-            (false, ApiVersion::V1) => EventKind::CertifyV1,
-            (false, ApiVersion::V3) => EventKind::CertifyV3,
+        let kind = match (is_csv, self.cfg.events, self.cfg.api_version) {
+            (true, _, _) => EventKind::BulkCsv,
+            (false, FileEvents::Certify, ApiVersion::V1) => EventKind::CertifyV1,
+            (false, FileEvents::Certify, ApiVersion::V3) => EventKind::CertifyV3,
+            (false, FileEvents::Update, _) => EventKind::Update,
+            (false, FileEvents::Revoke, _) => EventKind::Revoke,
+            (false, FileEvents::Suspend, _) => EventKind::Suspend,
+            (false, FileEvents::LiftSuspension, _) => EventKind::LiftSuspension,
         };
         let mut of = OpenFile {
             name: name.clone(),

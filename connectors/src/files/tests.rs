@@ -172,3 +172,56 @@ fn check_names_missing_path() {
         .unwrap_err();
     assert_eq!(issue.key, "path");
 }
+
+#[test]
+fn lifecycle_files_carry_their_event_kind_and_suspension_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("suspend.ndjson");
+    std::fs::write(
+        &p,
+        concat!(
+            r#"{"preEnrollmentCode":"1","programId":"C19","vaccination":{"dose":1},"suspendUntil":"2030-01-31"}"#,
+            "\n",
+            r#"{"preEnrollmentCode":"2","vaccination":{"dose":2},"suspendUntil":"soon"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let mut c = cfg(&p);
+    c.events = FileEvents::Suspend;
+    let mut src = FileSource::new("in", p.clone(), c).unwrap();
+    src.resume(None).unwrap();
+    let (ev, dl) = drain(&mut src, 10);
+    assert_eq!(
+        codes(&dl),
+        vec!["invalid_date"],
+        "a bad suspendUntil is refused"
+    );
+    let b = &ev[0];
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(
+        b.column_by_name("event_kind")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "suspend"
+    );
+    let until = b
+        .column_by_name("suspend_until")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Date32Type>()
+        .value(0);
+    assert_eq!(until, 21_945, "2030-01-31");
+
+    let csv: Result<FileSourceConfig, _> = toml::from_str(&format!(
+        "path = {:?}\nformat = \"csv\"\nevents = \"revoke\"",
+        p.display().to_string()
+    ));
+    let issue = csv
+        .unwrap()
+        .check(&CheckContext {
+            config_dir: Path::new("."),
+        })
+        .unwrap_err();
+    assert_eq!(issue.key, "events");
+}
