@@ -313,6 +313,44 @@ fn every_transition_over_http() {
     assert_eq!(kinds.len(), 6);
 }
 
+/// A certify request whose `meta.vaccinations[]` disagrees with a stored dose corrects it.
+#[test]
+fn reconciliation_corrects_the_doses_the_registry_disagrees_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let s = start(tmp.path(), free_port());
+    let certify = "/divoc/api/v1/certify";
+    assert_eq!(
+        send(
+            &s,
+            "POST",
+            certify,
+            &serde_json::json!([event("R", 1, "B1")])
+        )
+        .0,
+        200
+    );
+    let rows = wait_rows(&out, 1);
+    let first = id_of(&rows, "certify_v1", "R", 1);
+    let mut second = event("R", 2, "B7");
+    second["meta"] = serde_json::json!({"vaccinations": [
+        {"dose": 1, "name": "Covishield", "batch": "B1-CORRECTED", "manufacturer": "SII", "date": "2022-05-01"}
+    ]});
+    assert_eq!(
+        send(&s, "POST", certify, &serde_json::json!([second])).0,
+        200
+    );
+    let rows = wait_rows(&out, 3);
+    let update = rows.iter().find(|r| r.0 == "update").unwrap();
+    assert_eq!((update.1.as_str(), update.2), ("R", 1));
+    assert_eq!(update.4, first, "replaces dose 1's certificate");
+    let batches = read_output(&out, "accepted");
+    let kinds = string_column(&batches, "event_kind");
+    let lots = string_column(&batches, "vaccine_batch");
+    let i = kinds.iter().position(|k| k == "update").unwrap();
+    assert_eq!(lots[i], "B1-CORRECTED");
+}
+
 /// A burst of updates and revocations accepted (200: in the write-ahead log), then SIGKILL before
 /// the pipeline could finish: the restart applies each exactly once.
 #[test]

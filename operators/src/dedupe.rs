@@ -64,6 +64,10 @@ pub struct DedupeConfig {
     /// Updates (corrections) allowed per dose; DIVOC's limit is 100.
     #[serde(default = "default_correction_limit")]
     pub correction_limit: u16,
+    /// Keep each dose's event and reconcile it with a request's `meta.vaccinations[]`: doses that
+    /// differ get an `update` (costs the stored event, ~1 KiB per certificate).
+    #[serde(default)]
+    pub reconcile: bool,
 }
 
 fn default_correction_limit() -> u16 {
@@ -150,6 +154,8 @@ pub struct Dedupe {
     db: Database,
     keys: Keyspace,
     meta: Keyspace,
+    /// Reconciliation: the stored events and their codec.
+    details: Option<(Keyspace, Details)>,
     undo: UndoLog,
     namespace: u64,
     next_counter: u64,
@@ -190,6 +196,14 @@ impl Dedupe {
         let undo = db
             .keyspace("undo", KeyspaceCreateOptions::default)
             .map_err(state_err)?;
+        let details = if cfg.reconcile {
+            let ks = db
+                .keyspace("details", KeyspaceCreateOptions::default)
+                .map_err(state_err)?;
+            Some((ks, Details::new()?))
+        } else {
+            None
+        };
         let next_counter = match meta.get(NEXT_ID_KEY).map_err(state_err)? {
             Some(v) => u64::from_be_bytes(
                 v.as_ref()
@@ -203,6 +217,7 @@ impl Dedupe {
             keys,
             meta,
             undo: UndoLog::new(undo),
+            details,
             namespace: u64::from(cfg.id_namespace),
             next_counter,
             correction_limit: cfg.correction_limit,
@@ -344,6 +359,19 @@ struct Request<'a> {
     _kind: &'a str,
 }
 
+/// The request row a reconciliation starts from.
+struct ReconcileRow<'a> {
+    tenant: &'a str,
+    program: &'a str,
+    pre: &'a str,
+    dose: i64,
+    source_id: &'a str,
+    offset: u64,
+    ingest_ms: i64,
+    day: i32,
+    meta: &'a str,
+}
+
 /// A transition's outcome: the key's new state, the row's certificate id counter and, for an
 /// update, the replaced certificate's counter.
 type Transition = (CertState, u64, Option<u64>);
@@ -475,6 +503,116 @@ impl Dedupe {
         })
     }
 
+    /// Stores the event of a dose's new certificate (reconciliation), with its undo entry.
+    fn store_details(
+        &mut self,
+        wb: &mut fjall::OwnedWriteBatch,
+        changed: &mut HashMap<[u8; 16], Vec<u8>>,
+        key: [u8; 16],
+        row: &[u8],
+    ) -> Result<(), EngineError> {
+        let Some((ks, _)) = &self.details else {
+            return Ok(());
+        };
+        let previous = match changed.get(&key) {
+            Some(v) => Some(v.clone()),
+            None => ks.get(key).map_err(state_err)?.map(|v| v.to_vec()),
+        };
+        self.undo.record(
+            wb,
+            Undo::Key {
+                space: Space::Details,
+                key,
+                previous,
+            },
+        );
+        wb.insert(ks, key, row.to_vec());
+        changed.insert(key, row.to_vec());
+        Ok(())
+    }
+
+    /// The `update` events reconciling the earlier doses a certify request lists with the stored
+    /// ones: `(event row, certificate id, replaced id)` for each dose that differs.
+    fn reconcile(
+        &mut self,
+        wb: &mut fjall::OwnedWriteBatch,
+        states: &mut HashMap<[u8; 16], CertState>,
+        details: &mut HashMap<[u8; 16], Vec<u8>>,
+        schema: &arrow::datatypes::SchemaRef,
+        row: &ReconcileRow<'_>,
+    ) -> Result<Vec<(RecordBatch, String, Option<String>)>, EngineError> {
+        let mut out = Vec::new();
+        for (earlier, text) in earlier_doses(row.meta) {
+            if earlier.dose == row.dose {
+                continue;
+            }
+            let key = dedupe_key(row.tenant, row.program, row.pre, earlier.dose);
+            let state = match states.get(&key) {
+                Some(s) => Some(*s),
+                None => self
+                    .keys
+                    .get(key)
+                    .map_err(state_err)?
+                    .and_then(|v| CertState::decode(&v)),
+            };
+            let Some(state) = state else { continue };
+            // The corrected event and its stored form, if the dose differs.
+            let (event, bytes) = {
+                let Some((ks, codec)) = &self.details else {
+                    return Ok(out);
+                };
+                let stored = match details.get(&key) {
+                    Some(v) => v.clone(),
+                    None => match ks.get(key).map_err(state_err)? {
+                        Some(v) => v.to_vec(),
+                        None => continue,
+                    },
+                };
+                if !codec.differs(&stored, &earlier)? {
+                    continue;
+                }
+                let Some(event) = codec.corrected(
+                    &stored,
+                    &earlier,
+                    &text,
+                    schema,
+                    (row.source_id, row.offset, row.ingest_ms),
+                )?
+                else {
+                    continue;
+                };
+                let bytes = codec.rows(&event)?.row(0).as_ref().to_vec();
+                (event, bytes)
+            };
+            let source_id = format!("{}#reconcile-dose-{}", row.source_id, earlier.dose);
+            let req = Request {
+                key,
+                action: Action::Update,
+                origin: origin_hash(&source_id, row.offset),
+                until_day: None,
+                day: row.day,
+                _kind: "update",
+            };
+            // A dose that cannot be corrected (revoked, suspended, at the limit) stays as it is.
+            let Ok((after, id, prev)) = self.transition(&req, Some(state))? else {
+                continue;
+            };
+            self.undo.record(
+                wb,
+                Undo::Key {
+                    space: Space::Keys,
+                    key,
+                    previous: stored_bytes(Some(state)),
+                },
+            );
+            wb.insert(&self.keys, key, after.encode());
+            states.insert(key, after);
+            self.store_details(wb, details, key, &bytes)?;
+            out.push((event, self.format_id(id), prev.map(|p| self.format_id(p))));
+        }
+        Ok(out)
+    }
+
     fn next_id(&mut self) -> Result<u64, EngineError> {
         let counter = self.next_counter;
         if counter >= COUNTER_SPAN {
@@ -577,6 +715,13 @@ impl Operator for Dedupe {
         let mut ids = StringBuilder::with_capacity(n, n * 13);
         let mut previous = StringBuilder::with_capacity(n, 0);
         let mut keep = vec![false; n];
+        let event_rows = match &self.details {
+            Some((_, codec)) => Some(codec.rows(&batch)?),
+            None => None,
+        };
+        let meta = s(columns::META.name)?;
+        let mut details_changed: HashMap<[u8; 16], Vec<u8>> = HashMap::new();
+        let mut derived: Vec<(RecordBatch, String, Option<String>)> = Vec::new();
         for (i, req) in requests.iter().enumerate() {
             let Some(req) = req else { continue };
             let before = match changed.get(&req.key) {
@@ -593,6 +738,7 @@ impl Operator for Dedupe {
                         self.undo.record(
                             &mut wb,
                             Undo::Key {
+                                space: Space::Keys,
                                 key: req.key,
                                 previous: stored_bytes(before),
                             },
@@ -603,6 +749,41 @@ impl Operator for Dedupe {
                     ids.append_value(self.format_id(id));
                     previous.append_option(prev.map(|p| self.format_id(p)));
                     keep[i] = true;
+                    let issued = matches!(req.action, Action::Certify | Action::Update)
+                        && before.map(|b| b.counter) != Some(id);
+                    if let (true, Some(rows)) = (issued, &event_rows) {
+                        self.store_details(
+                            &mut wb,
+                            &mut details_changed,
+                            req.key,
+                            rows.row(i).as_ref(),
+                        )?;
+                        if req.action == Action::Certify && meta.is_valid(i) {
+                            let program = if program.is_null(i) {
+                                ""
+                            } else {
+                                program.value(i)
+                            };
+                            let ctx = ReconcileRow {
+                                tenant: tenant.value(i),
+                                program,
+                                pre: pre.value(i),
+                                dose: dose.value(i),
+                                source_id: source_id.value(i),
+                                offset: offset.value(i),
+                                ingest_ms: ingest.value(i),
+                                day: req.day,
+                                meta: meta.value(i),
+                            };
+                            derived.extend(self.reconcile(
+                                &mut wb,
+                                &mut changed,
+                                &mut details_changed,
+                                &batch.schema(),
+                                &ctx,
+                            )?);
+                        }
+                    }
                 }
             }
         }
@@ -612,7 +793,7 @@ impl Operator for Dedupe {
         }
         wb.commit().map_err(state_err)?;
 
-        Processed::keep_and_append_columns(
+        let mut out = Processed::keep_and_append_columns(
             &batch,
             keep,
             rejections,
@@ -624,7 +805,19 @@ impl Operator for Dedupe {
                 ),
             ],
             stage,
-        )
+        )?;
+        if !derived.is_empty() {
+            // Reconciliation updates follow the batch's own rows.
+            let mut parts = vec![out.output.clone()];
+            for (row, id, prev) in derived {
+                let mut cols = row.columns().to_vec();
+                cols.push(Arc::new(StringArray::from(vec![id])));
+                cols.push(Arc::new(StringArray::from(vec![prev])));
+                parts.push(RecordBatch::try_new(out.output.schema(), cols)?);
+            }
+            out.output = arrow::compute::concat_batches(&out.output.schema(), &parts)?;
+        }
+        Ok(out)
     }
 
     fn restore(&mut self, committed_epoch: u64) -> Result<(), EngineError> {
@@ -635,10 +828,24 @@ impl Operator for Dedupe {
         let mut wb = self.db.batch();
         for entry in &entries {
             match entry {
-                Undo::Key { key, previous } => match previous {
-                    Some(v) => wb.insert(&self.keys, key.to_vec(), v.clone()),
-                    None => wb.remove(&self.keys, key.to_vec()),
-                },
+                Undo::Key {
+                    space,
+                    key,
+                    previous,
+                } => {
+                    let ks = match space {
+                        Space::Keys => &self.keys,
+                        Space::Details => match &self.details {
+                            Some((d, _)) => d,
+                            // Reconciliation was switched off since: nothing to restore.
+                            None => continue,
+                        },
+                    };
+                    match previous {
+                        Some(v) => wb.insert(ks, key.to_vec(), v.clone()),
+                        None => wb.remove(ks, key.to_vec()),
+                    }
+                }
                 Undo::Counter(c) => {
                     self.next_counter = *c;
                     wb.insert(&self.meta, NEXT_ID_KEY, c.to_be_bytes());
@@ -680,9 +887,11 @@ fn stored_bytes(state: Option<CertState>) -> Option<Vec<u8>> {
     state.map(|s| s.encode().to_vec())
 }
 
+mod reconcile;
 mod state;
 
-use state::{CertState, Status, Undo, UndoLog};
+use reconcile::{earlier_doses, Details};
+use state::{CertState, Space, Status, Undo, UndoLog};
 
 #[cfg(test)]
 mod tests;

@@ -92,12 +92,23 @@ fn undo_key(epoch: u64, seq: u32) -> [u8; 12] {
 
 const UNDO_KEY_ENTRY: u8 = 0;
 const UNDO_COUNTER: u8 = 1;
+const UNDO_DETAIL_ENTRY: u8 = 2;
+
+/// Which keyspace an undo entry restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Space {
+    /// The certificate states.
+    Keys,
+    /// The stored events (reconciliation).
+    Details,
+}
 
 /// What one epoch's undo entries restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Undo {
     /// The key's value before the epoch (`None`: the key did not exist).
     Key {
+        space: Space,
         key: [u8; 16],
         previous: Option<Vec<u8>>,
     },
@@ -108,9 +119,16 @@ pub enum Undo {
 impl Undo {
     fn encode(&self) -> Vec<u8> {
         match self {
-            Undo::Key { key, previous } => {
+            Undo::Key {
+                space,
+                key,
+                previous,
+            } => {
                 let mut v = Vec::with_capacity(1 + 16 + 24);
-                v.push(UNDO_KEY_ENTRY);
+                v.push(match space {
+                    Space::Keys => UNDO_KEY_ENTRY,
+                    Space::Details => UNDO_DETAIL_ENTRY,
+                });
                 v.extend_from_slice(key);
                 if let Some(p) = previous {
                     v.extend_from_slice(p);
@@ -127,10 +145,15 @@ impl Undo {
 
     fn decode(v: &[u8]) -> Option<Self> {
         match *v.first()? {
-            UNDO_KEY_ENTRY => {
+            tag @ (UNDO_KEY_ENTRY | UNDO_DETAIL_ENTRY) => {
                 let key: [u8; 16] = v.get(1..17)?.try_into().ok()?;
                 let rest = &v[17..];
                 Some(Undo::Key {
+                    space: if tag == UNDO_KEY_ENTRY {
+                        Space::Keys
+                    } else {
+                        Space::Details
+                    },
                     key,
                     previous: (!rest.is_empty()).then(|| rest.to_vec()),
                 })
@@ -148,7 +171,7 @@ pub struct UndoLog {
     pub keyspace: Keyspace,
     epoch: u64,
     seq: u32,
-    recorded: std::collections::HashSet<[u8; 16]>,
+    recorded: std::collections::HashSet<(Space, [u8; 16])>,
     counter_recorded: bool,
 }
 
@@ -174,8 +197,8 @@ impl UndoLog {
     /// Adds the undo entry of `undo` to `wb` unless this epoch already has one for it.
     pub fn record(&mut self, wb: &mut WriteBatch, undo: Undo) {
         match &undo {
-            Undo::Key { key, .. } => {
-                if !self.recorded.insert(*key) {
+            Undo::Key { space, key, .. } => {
+                if !self.recorded.insert((*space, *key)) {
                     return;
                 }
             }
@@ -256,10 +279,12 @@ mod tests {
     fn undo_entries_round_trip() {
         for u in [
             Undo::Key {
+                space: Space::Keys,
                 key: [9; 16],
                 previous: None,
             },
             Undo::Key {
+                space: Space::Details,
                 key: [1; 16],
                 previous: Some(vec![1, 2, 3]),
             },

@@ -301,3 +301,103 @@ mod lifecycle {
         );
     }
 }
+
+mod reconciliation {
+    use super::*;
+    use crate::testutil::batch_of_kinds;
+    use divoc_model::event::EventKind::CertifyV1;
+
+    fn with_view(pre: &str, dose: i64, earlier: serde_json::Value) -> String {
+        event(pre, dose, move |v| {
+            v["meta"] = serde_json::json!({ "vaccinations": earlier })
+        })
+    }
+
+    fn outcome(out: &Processed) -> Vec<(String, String, String, String)> {
+        let b = &out.output;
+        let s = |n: &str, i: usize| {
+            let c = b.column_by_name(n).unwrap().as_string::<i32>();
+            if c.is_null(i) {
+                String::new()
+            } else {
+                c.value(i).to_owned()
+            }
+        };
+        (0..b.num_rows())
+            .map(|i| {
+                (
+                    s("event_kind", i),
+                    s("certificate_id", i),
+                    s("previous_certificate_id", i),
+                    s("vaccine_batch", i),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exactly_the_doses_that_differ_get_an_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let c: DedupeConfig = toml::from_str("reconcile = true").unwrap();
+        let mut d = Dedupe::open(dir.path(), &c).unwrap();
+        let first = [
+            event("A", 1, |_| {}),
+            event("A", 2, |_| {}),
+            event("B", 1, |_| {}),
+        ];
+        let refs: Vec<_> = first.iter().map(|l| (CertifyV1, l.as_str())).collect();
+        d.process(batch_of_kinds(&refs, 0), "dedupe").unwrap();
+        d.on_barrier(1).unwrap();
+
+        let same = serde_json::json!({"dose": 1, "name": "Covishield", "batch": "B1",
+            "manufacturer": "Serum Institute of India", "date": "2022-05-01"});
+        let other_batch = serde_json::json!({"dose": 1, "name": "Covishield", "batch": "B1-FIXED",
+            "manufacturer": "Serum Institute of India", "date": "2022-05-01"});
+        let other_date = serde_json::json!({"dose": 2, "name": "Covishield", "batch": "B1",
+            "manufacturer": "Serum Institute of India", "date": "2022-05-02"});
+        let second = [
+            // A's dose 3 says dose 1 had another batch and dose 2 another date: two updates.
+            with_view("A", 3, serde_json::json!([other_batch, other_date])),
+            // B's dose 2 agrees with the stored dose 1 (same calendar day, other time): none.
+            with_view("B", 2, serde_json::json!([same])),
+            // C has no stored doses: nothing to reconcile.
+            with_view("C", 2, serde_json::json!([other_batch])),
+        ];
+        let refs: Vec<_> = second.iter().map(|l| (CertifyV1, l.as_str())).collect();
+        let out = d.process(batch_of_kinds(&refs, 10), "dedupe").unwrap();
+        let rows = outcome(&out);
+        let id = |n: u64| format!("1{n:012}");
+        // Ids follow processing order (A's updates right after A's request); the update rows
+        // follow the batch's own rows.
+        assert_eq!(
+            rows,
+            vec![
+                ("certify_v1".into(), id(4), String::new(), "B1".into()),
+                ("certify_v1".into(), id(7), String::new(), "B1".into()),
+                ("certify_v1".into(), id(8), String::new(), "B1".into()),
+                ("update".into(), id(5), id(1), "B1-FIXED".into()),
+                ("update".into(), id(6), id(2), "B1".into()),
+            ]
+        );
+        let date = out
+            .output
+            .column_by_name("vaccination_date")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+            .value(4);
+        assert_eq!(
+            date.div_euclid(86_400_000),
+            19_114,
+            "dose 2 moved to 2022-05-02"
+        );
+        // The corrected doses are stored: the same view again changes nothing.
+        let again = [with_view(
+            "A",
+            4,
+            serde_json::json!([other_batch, other_date]),
+        )];
+        let refs: Vec<_> = again.iter().map(|l| (CertifyV1, l.as_str())).collect();
+        let out = d.process(batch_of_kinds(&refs, 20), "dedupe").unwrap();
+        assert_eq!(outcome(&out).len(), 1);
+    }
+}

@@ -100,3 +100,36 @@ fn v3_events_get_the_v2_context_with_icd11() {
     assert_eq!(v["evidence"][0]["icd11Code"], "XM9QW8");
     assert_eq!(v["credentialSubject"]["dob"], "1980-04-01");
 }
+
+/// Status changes pass sign without a credential; an update is signed like a certify request.
+#[test]
+fn revocations_are_not_signed_updates_are() {
+    use crate::testutil::batch_of_kinds;
+    use divoc_model::event::EventKind;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Dedupe::open(dir.path(), &toml::from_str::<DedupeConfig>("").unwrap()).unwrap();
+    let a = event("1", 1, |_| {});
+    let b = event("1", 1, |v| v["vaccination"]["batch"] = "B9".into());
+    let batch = batch_of_kinds(
+        &[
+            (EventKind::CertifyV1, a.as_str()),
+            (EventKind::Update, b.as_str()),
+            (EventKind::Revoke, b.as_str()),
+        ],
+        0,
+    );
+    let deduped = d.process(batch, "dedupe").unwrap().output;
+    let out = signer().process(deduped, "sign").unwrap();
+    assert!(out.dead_letters.is_none());
+    let c = out
+        .output
+        .column_by_name(CREDENTIAL.name)
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(out.output.num_rows(), 3);
+    assert!(c.is_valid(0) && c.is_valid(1) && c.is_null(2));
+    assert!(
+        c.value(1).contains("B9"),
+        "the update's credential has its batch"
+    );
+}
