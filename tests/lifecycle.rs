@@ -31,7 +31,11 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, port: u16) -> Server {
-    let config = repo().join("config/http.toml").display().to_string();
+    start_with(dir, port, &repo().join("config/http.toml"), &[])
+}
+
+fn start_with(dir: &Path, port: u16, config: &Path, env: &[(&str, &str)]) -> Server {
+    let config = config.display().to_string();
     let args = with_sets(
         &["run", "--config", &config],
         &[
@@ -44,6 +48,7 @@ fn start(dir: &Path, port: u16) -> Server {
     );
     let child = Command::new(bin())
         .args(&args)
+        .envs(env.iter().copied())
         .env("DIVOC_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -405,4 +410,166 @@ fn lifecycle_events_survive_a_kill_with_one_outcome_each() {
         }
     }
     assert_eq!(dead_reasons(&out), BTreeMap::new());
+}
+
+/// A receiver that answers 500 to its first `fail` requests, then 200, and keeps what it got.
+fn receiver(
+    fail: usize,
+) -> (
+    SocketAddr,
+    std::sync::mpsc::Receiver<(String, String, String)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut len, mut sig, mut key) = (0usize, String::new(), String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                } else if lower.starts_with("x-divoc-signature:") {
+                    sig = line["x-divoc-signature:".len()..].trim().to_owned();
+                } else if lower.starts_with("idempotency-key:") {
+                    key = line["idempotency-key:".len()..].trim().to_owned();
+                }
+            }
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            seen += 1;
+            let status = if seen <= fail {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            if seen > fail {
+                let _ = tx.send((String::from_utf8_lossy(&body).into_owned(), sig, key));
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// Every certificate change reaches the registry's webhook, HMAC-signed, despite failed attempts.
+#[test]
+fn webhooks_report_every_change_signed_and_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (hook, got) = receiver(3);
+    let secret = "webhook-secret-0123456789";
+    let base = std::fs::read_to_string(repo().join("config/http.toml")).unwrap();
+    let catalogue = repo().join("config/vaccines.toml").display().to_string();
+    let config = format!(
+        "{}\n[nodes.hook]\nkind = \"webhook\"\nurl = \"http://{hook}/divoc/events\"\nsecret_env = \"HOOK_SECRET\"\nbackoff_ms = 50\n\n[[edges]]\nfrom = \"dedupe\"\nto = \"hook\"\n",
+        base.replace("\"vaccines.toml\"", &format!("{catalogue:?}"))
+    );
+    let path = tmp.path().join("hook.toml");
+    std::fs::write(&path, config).unwrap();
+    let s = start_with(tmp.path(), free_port(), &path, &[("HOOK_SECRET", secret)]);
+    let certify = "/divoc/api/v1/certify";
+    assert_eq!(
+        send(
+            &s,
+            "POST",
+            certify,
+            &serde_json::json!([event("W", 1, "B1"), event("W", 2, "B1")])
+        )
+        .0,
+        200
+    );
+    wait_rows(&out, 2);
+    assert_eq!(
+        send(
+            &s,
+            "PUT",
+            "/divoc/api/v1/certificate",
+            &serde_json::json!([event("W", 1, "B2")])
+        )
+        .0,
+        200
+    );
+    wait_rows(&out, 3);
+    let revoke = "/divoc/api/v1/certificates/W?allDoses=true&programId=C19";
+    assert_eq!(send(&s, "DELETE", revoke, &serde_json::Value::Null).0, 200);
+    let rows = wait_rows(&out, 5);
+
+    let mut notices = Vec::new();
+    while notices.len() < 5 {
+        let (body, sig, key) = got
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a notification within a minute");
+        assert_eq!(
+            sig,
+            divoc_connectors::sinks::webhook::signature(secret.as_bytes(), body.as_bytes()),
+            "the body's HMAC"
+        );
+        let n: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            key,
+            format!(
+                "{}/{}",
+                n["transactionId"].as_str().unwrap(),
+                n["status"].as_str().unwrap()
+            )
+        );
+        notices.push(n);
+    }
+    let statuses: Vec<(String, String)> = notices
+        .iter()
+        .map(|n| {
+            (
+                n["status"].as_str().unwrap().to_owned(),
+                n["certificateId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let status = match r.0.as_str() {
+                "certify_v1" => "issued",
+                "update" => "updated",
+                "revoke" => "revoked",
+                other => panic!("{other}"),
+            };
+            (status.to_owned(), r.3.clone())
+        })
+        .collect();
+    let sorted = |mut v: Vec<(String, String)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(statuses), sorted(expected));
+    let updated = notices.iter().find(|n| n["status"] == "updated").unwrap();
+    assert_eq!(
+        updated["previousCertificateId"].as_str(),
+        Some(id_of(&rows, "certify_v1", "W", 1).as_str())
+    );
+    // Nothing personal beyond what the registry sent: no name, no preEnrollmentCode.
+    assert!(notices
+        .iter()
+        .all(|n| n.get("preEnrollmentCode").is_none() && n.get("name").is_none()));
+    assert!(
+        got.recv_timeout(Duration::from_millis(500)).is_err(),
+        "each change once"
+    );
 }
