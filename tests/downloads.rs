@@ -1508,3 +1508,124 @@ fn serve_exits_cleanly_on_sigterm_right_after_readiness() {
         killed.first()
     );
 }
+
+/// After an update and a revocation (from NDJSON files, `file_source` `events`), the download API
+/// lists only each dose's current certificate and refuses the withdrawn ones with 410.
+#[test]
+fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let event = |pre: &str, dose: i64, batch: &str| {
+        serde_json::json!({
+            "preEnrollmentCode": pre, "programId": "C19",
+            "recipient": {"name": "Asha Devi", "gender": "Female", "dob": "1980-04-01", "age": "42",
+                          "address": {"state": "Kerala"}},
+            "vaccination": {"name": "Covishield", "batch": batch, "manufacturer": "SII",
+                            "date": "2022-05-01T10:00:00Z", "dose": dose, "totalDoses": 2},
+            "facility": {"name": "PHC"}
+        })
+        .to_string()
+    };
+    let run = |file: &str, lines: Vec<String>, events: &str| {
+        std::fs::write(input.join(file), lines.join("\n") + "\n").unwrap();
+        let mut sets = dir_sets(tmp.path(), &input);
+        sets.push(format!("nodes.input.events={events}"));
+        let config = default_config().display().to_string();
+        let out = divoc(
+            &with_sets(&["run", "--config", &config], &sets)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        "a.ndjson",
+        vec![
+            event("P1", 1, "B1"),
+            event("P1", 2, "B1"),
+            event("P2", 1, "B1"),
+        ],
+        "certify",
+    );
+    run("b.ndjson", vec![event("P1", 1, "B1-FIXED")], "update");
+    let revoke = serde_json::json!({"preEnrollmentCode": "P2", "programId": "C19", "vaccination": {"dose": 1}});
+    run("c.ndjson", vec![revoke.to_string()], "revoke");
+
+    let rows = read_output(&tmp.path().join("out"), "accepted");
+    let kinds = string_column(&rows, "event_kind");
+    let ids = string_column(&rows, "certificate_id");
+    let pres = string_column(&rows, "pre_enrollment_code");
+    let prev = string_column(&rows, "previous_certificate_id");
+    let at = |kind: &str, pre: &str| {
+        (0..kinds.len())
+            .find(|&i| kinds[i] == kind && pres[i] == pre)
+            .unwrap()
+    };
+    let updated = at("update", "P1");
+    let (old, new) = (prev[updated].clone(), ids[updated].clone());
+    let revoked = ids[at("revoke", "P2")].clone();
+
+    let serve = tmp.path().join("serve.toml");
+    let config = repo().join("config");
+    std::fs::write(
+        &serve,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstorage_url = {}\ntokens = [{{ token = \"{DEFAULT_TOKEN}\", tenant = \"default\" }}]\ntemplates = {}\nfhir_codes = {}\n",
+            toml::Value::String(p(&tmp.path().join("out"))),
+            toml::Value::String(p(&config)),
+            toml::Value::String(p(&config.join("shc-codes.toml"))),
+        ),
+    )
+    .unwrap();
+    let (server, addr) = start_server(&serve);
+    let list = get(
+        addr,
+        "/certificate/api/v1/certificates?preEnrollmentCode=P1",
+        Some(DEFAULT_TOKEN),
+    );
+    assert_eq!(list.status, 200);
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&list.body).unwrap();
+    let listed_ids: Vec<&str> = listed
+        .iter()
+        .map(|l| l["certificateId"].as_str().unwrap())
+        .collect();
+    assert!(listed_ids.contains(&new.as_str()), "{listed_ids:?}");
+    assert!(
+        !listed_ids.contains(&old.as_str()),
+        "the replaced certificate is not listed"
+    );
+    assert_eq!(listed_ids.len(), 2, "one per dose");
+    let fresh = get(
+        addr,
+        &cert_path(&new, "credential.json"),
+        Some(DEFAULT_TOKEN),
+    );
+    assert_eq!(fresh.status, 200);
+    assert!(String::from_utf8_lossy(&fresh.body).contains("B1-FIXED"));
+    for gone in [&old, &revoked] {
+        let r = get(
+            addr,
+            &cert_path(gone, "credential.json"),
+            Some(DEFAULT_TOKEN),
+        );
+        assert_eq!(
+            r.status,
+            410,
+            "{gone}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let none = get(
+        addr,
+        "/certificate/api/v1/certificates?preEnrollmentCode=P2",
+        Some(DEFAULT_TOKEN),
+    );
+    assert_eq!(none.status, 404, "P2's only certificate was revoked");
+    stop_server(server);
+}

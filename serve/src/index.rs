@@ -5,11 +5,15 @@
 //! what the pipeline has durably published. Each entry keeps the signed credential and the DIVOC
 //! QR payload bytes; everything else (PDF, DCC, SHC, FHIR) is derived from them on request.
 //!
+//! Revoked certificates and certificates an update replaced are withdrawn: lookups by
+//! preEnrollmentCode list only the current certificate of each dose, and a download by id of a
+//! withdrawn one is refused (410).
+//!
 //! It holds every certificate in memory (about 2 KiB each): right for a tenant's few million
 //! certificates on one machine, not for a national backlog; a keyed store replaces it when the
 //! lookup issue (certificate id, preEnrollmentCode, mobile) is taken up.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -18,6 +22,7 @@ use arrow::datatypes::Int64Type;
 use divoc_connectors::storage::Storage;
 use divoc_credential::VaccinationCredential;
 use divoc_model::columns::{CREDENTIAL, QR_PAYLOAD};
+use divoc_model::event::EventKind;
 use divoc_model::schema;
 
 /// One published certificate.
@@ -42,6 +47,8 @@ pub struct CertificateIndex {
     by_id: HashMap<String, Arc<StoredCertificate>>,
     /// (tenant, preEnrollmentCode) -> certificate ids, all doses.
     by_beneficiary: HashMap<(String, String), Vec<String>>,
+    /// Ids revoked, or replaced by an update.
+    withdrawn: HashSet<String>,
     seen_objects: BTreeSet<String>,
 }
 
@@ -99,8 +106,18 @@ impl CertificateIndex {
             .column_by_name(QR_PAYLOAD.name)
             .and_then(|c| c.as_binary_opt::<i32>())
             .context("published data lacks column qr_payload: add a qr_payload node")?;
+        let kinds = text(schema::EVENT_KIND).ok();
+        let previous = batch
+            .column_by_name(divoc_model::columns::PREVIOUS_CERTIFICATE_ID.name)
+            .and_then(|c| c.as_string_opt::<i32>());
         let mut added = 0;
         for i in 0..batch.num_rows() {
+            if let Some(p) = previous.filter(|p| p.is_valid(i)) {
+                self.withdrawn.insert(p.value(i).to_owned());
+            }
+            if kinds.is_some_and(|k| k.value(i) == EventKind::Revoke.as_str()) && ids.is_valid(i) {
+                self.withdrawn.insert(ids.value(i).to_owned());
+            }
             if ids.is_null(i) || credential.is_null(i) || qr.is_null(i) {
                 continue;
             }
@@ -146,6 +163,11 @@ impl CertificateIndex {
         self.by_id.get(certificate_id).cloned()
     }
 
+    /// Revoked, or replaced by an update.
+    pub fn is_withdrawn(&self, certificate_id: &str) -> bool {
+        self.withdrawn.contains(certificate_id)
+    }
+
     /// All doses of a beneficiary, ordered by dose (then id, so the latest correction wins ties).
     pub fn doses(&self, tenant: &str, pre_enrollment_code: &str) -> Vec<Arc<StoredCertificate>> {
         let mut out: Vec<Arc<StoredCertificate>> = self
@@ -153,6 +175,7 @@ impl CertificateIndex {
             .get(&(tenant.to_owned(), pre_enrollment_code.to_owned()))
             .into_iter()
             .flatten()
+            .filter(|id| !self.withdrawn.contains(*id))
             .filter_map(|id| self.by_id.get(id).cloned())
             .collect();
         out.sort_by(|a, b| {
@@ -173,6 +196,7 @@ impl CertificateIndex {
     /// Adds everything `newer` read.
     pub fn merge(&mut self, newer: CertificateIndex) {
         self.seen_objects.extend(newer.seen_objects);
+        self.withdrawn.extend(newer.withdrawn);
         for (key, ids) in newer.by_beneficiary {
             let list = self.by_beneficiary.entry(key).or_default();
             for id in ids {

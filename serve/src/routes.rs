@@ -230,6 +230,15 @@ async fn download(
     let (cert, doses) = match state.index.read() {
         Ok(i) => match i.by_id(&id) {
             // Another tenant's certificate is as absent as a missing one.
+            Some(c) if c.tenant == tenant && i.is_withdrawn(&id) => {
+                drop(i);
+                record(&state, &tenant, None, fmt, &query, 410, 0);
+                return error(
+                    410,
+                    "CERTIFICATE_REVOKED",
+                    "this certificate was revoked or replaced by a correction; look up the current one by preEnrollmentCode",
+                );
+            }
             Some(c) if c.tenant == tenant => {
                 let d = i.doses(&tenant, &c.pre_enrollment_code);
                 (c, d)
