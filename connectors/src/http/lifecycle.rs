@@ -25,7 +25,7 @@ use divoc_model::event::{parse_request_json, EventKind};
 use divoc_model::lifecycle::{DoseState, DoseStatus};
 use serde::{Deserialize, Serialize};
 
-use super::server::{read_limited, submit, validate_certify, AppState, Caller, Reject};
+use super::server::{read_certify_body, read_limited, submit, AppState, Caller, Reject};
 use super::wal::{PendingBody, PendingRow};
 
 /// Which doses a revoke, suspend or lift asks for.
@@ -67,14 +67,6 @@ struct SuspendBody {
 /// Today, in days since 1970-01-01 (UTC), for suspensions that ended by themselves.
 fn today() -> i32 {
     chrono::Utc::now().timestamp().div_euclid(86_400) as i32
-}
-
-fn forbidden() -> Reject {
-    Reject::new(
-        StatusCode::FORBIDDEN,
-        "FORBIDDEN",
-        "this token may not change certificates; give it the `certify` or `admin` role",
-    )
 }
 
 /// `doses=1&doses=2`, `allDoses=true`, `programId=...` from a query string.
@@ -259,22 +251,12 @@ pub(super) async fn update(
     req: Request,
 ) -> Response {
     if !caller.can_write() {
-        return forbidden().into_response();
+        return Reject::forbidden().into_response();
     }
-    let (parts, body) = req.into_parts();
-    let bytes = match read_limited(&parts.headers, body, s.max_body).await {
-        Ok(b) => b,
+    let body = match read_certify_body(&s, req).await {
+        Ok(body) => body,
         Err(r) => return r.into_response(),
     };
-    let max_events = s.max_events;
-    let body =
-        match tokio::task::spawn_blocking(move || validate_certify(Vec::from(bytes), max_events))
-            .await
-        {
-            Ok(Ok(body)) => body,
-            Ok(Err(r)) => return r.into_response(),
-            Err(_) => return Reject::unavailable().into_response(),
-        };
     if let Some(states) = s.certificate_states.get() {
         for row in &body.rows {
             let Some(text) = body.text.get(row.body.clone()) else {
@@ -339,7 +321,7 @@ pub(super) async fn revoke(
     req: Request,
 ) -> Response {
     if !caller.can_write() {
-        return forbidden().into_response();
+        return Reject::forbidden().into_response();
     }
     let result = (|| {
         check_pre(&pre)?;
@@ -369,7 +351,7 @@ pub(super) async fn suspend(
     req: Request,
 ) -> Response {
     if !caller.can_write() {
-        return forbidden().into_response();
+        return Reject::forbidden().into_response();
     }
     let (parts, body) = req.into_parts();
     let bytes = match read_limited(&parts.headers, body, 64 * 1024).await {
@@ -415,7 +397,7 @@ pub(super) async fn lift(
     req: Request,
 ) -> Response {
     if !caller.can_write() {
-        return forbidden().into_response();
+        return Reject::forbidden().into_response();
     }
     let result = (|| {
         check_pre(&pre)?;

@@ -185,6 +185,15 @@ impl Reject {
             format!("the body exceeds the limit of {limit} bytes; split it into smaller requests"),
         )
     }
+    /// A token without a role that may submit events.
+    pub(crate) fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this token may not submit events; give it the `certify` or `admin` role",
+        )
+    }
+
     pub(crate) fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -396,28 +405,26 @@ async fn certify_v3(
 
 async fn certify(s: AppState, caller: Caller, kind: EventKind, req: Request) -> Response {
     if !caller.can_write() {
-        return Reject::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "this token may not certify; give it the `certify` or `admin` role",
-        )
-        .into_response();
+        return Reject::forbidden().into_response();
     }
+    match read_certify_body(&s, req).await {
+        Ok(body) => submit(&s, &caller.tenant, kind, body).await,
+        Err(r) => r.into_response(),
+    }
+}
+
+/// Reads a certify-shaped body (certify, update) within the limits and checks it off the I/O
+/// threads.
+pub(crate) async fn read_certify_body(
+    s: &ServerState,
+    req: Request,
+) -> Result<PendingBody, Reject> {
     let (parts, body) = req.into_parts();
-    let bytes = match read_limited(&parts.headers, body, s.max_body).await {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
+    let bytes = read_limited(&parts.headers, body, s.max_body).await?;
     let max_events = s.max_events;
-    let body =
-        match tokio::task::spawn_blocking(move || validate_certify(Vec::from(bytes), max_events))
-            .await
-        {
-            Ok(Ok(body)) => body,
-            Ok(Err(r)) => return r.into_response(),
-            Err(_) => return Reject::unavailable().into_response(),
-        };
-    submit(&s, &caller.tenant, kind, body).await
+    tokio::task::spawn_blocking(move || validate_certify(Vec::from(bytes), max_events))
+        .await
+        .map_err(|_| Reject::unavailable())?
 }
 
 pub(crate) async fn submit(
@@ -761,12 +768,7 @@ async fn bulk_certify(
     req: Request,
 ) -> Response {
     if !t.can_write() {
-        return Reject::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "this token may not certify; give it the `certify` or `admin` role",
-        )
-        .into_response();
+        return Reject::forbidden().into_response();
     }
     let bytes = match bulk_csv_bytes(&s, req).await {
         Ok(b) => b,
