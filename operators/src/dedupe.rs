@@ -518,14 +518,11 @@ impl Dedupe {
             Some(v) => Some(v.clone()),
             None => ks.get(key).map_err(state_err)?.map(|v| v.to_vec()),
         };
-        self.undo.record(
-            wb,
-            Undo::Key {
-                space: Space::Details,
-                key,
-                previous,
-            },
-        );
+        self.undo.record(Undo::Key {
+            space: Space::Details,
+            key,
+            previous,
+        });
         wb.insert(ks, key, row.to_vec());
         changed.insert(key, row.to_vec());
         Ok(())
@@ -597,14 +594,11 @@ impl Dedupe {
             let Ok((after, id, prev)) = self.transition(&req, Some(state))? else {
                 continue;
             };
-            self.undo.record(
-                wb,
-                Undo::Key {
-                    space: Space::Keys,
-                    key,
-                    previous: stored_bytes(Some(state)),
-                },
-            );
+            self.undo.record(Undo::Key {
+                space: Space::Keys,
+                key,
+                previous: stored_bytes(Some(state)),
+            });
             wb.insert(&self.keys, key, after.encode());
             states.insert(key, after);
             self.store_details(wb, details, key, &bytes)?;
@@ -735,14 +729,11 @@ impl Operator for Dedupe {
                 Err(reason) => rejections.push(i, reason),
                 Ok((after, id, prev)) => {
                     if Some(after) != before {
-                        self.undo.record(
-                            &mut wb,
-                            Undo::Key {
-                                space: Space::Keys,
-                                key: req.key,
-                                previous: stored_bytes(before),
-                            },
-                        );
+                        self.undo.record(Undo::Key {
+                            space: Space::Keys,
+                            key: req.key,
+                            previous: stored_bytes(before),
+                        });
                         wb.insert(&self.keys, req.key, after.encode());
                         changed.insert(req.key, after);
                     }
@@ -788,9 +779,10 @@ impl Operator for Dedupe {
             }
         }
         if self.next_counter != counter_before {
-            self.undo.record(&mut wb, Undo::Counter(counter_before));
+            self.undo.record(Undo::Counter(counter_before));
             wb.insert(&self.meta, NEXT_ID_KEY, self.next_counter.to_be_bytes());
         }
+        self.undo.flush(&mut wb);
         wb.commit().map_err(state_err)?;
 
         let mut out = Processed::keep_and_append_columns(

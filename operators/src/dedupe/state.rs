@@ -173,6 +173,9 @@ pub struct UndoLog {
     seq: u32,
     recorded: std::collections::HashSet<(Space, [u8; 16])>,
     counter_recorded: bool,
+    /// Entries of the batch being processed, written as one record by [`UndoLog::flush`]
+    /// (one LSM entry per batch, not per key: the undo log costs bytes, not entries).
+    pending: Vec<u8>,
 }
 
 impl UndoLog {
@@ -183,6 +186,7 @@ impl UndoLog {
             seq: 0,
             recorded: std::collections::HashSet::new(),
             counter_recorded: false,
+            pending: Vec::new(),
         }
     }
 
@@ -194,8 +198,9 @@ impl UndoLog {
         self.counter_recorded = false;
     }
 
-    /// Adds the undo entry of `undo` to `wb` unless this epoch already has one for it.
-    pub fn record(&mut self, wb: &mut WriteBatch, undo: Undo) {
+    /// Keeps the undo entry of `undo` for the next [`UndoLog::flush`], unless this epoch already
+    /// has one for it.
+    pub fn record(&mut self, undo: Undo) {
         match &undo {
             Undo::Key { space, key, .. } => {
                 if !self.recorded.insert((*space, *key)) {
@@ -208,10 +213,21 @@ impl UndoLog {
                 }
             }
         }
+        let entry = undo.encode();
+        self.pending
+            .extend_from_slice(&(entry.len() as u32).to_be_bytes());
+        self.pending.extend_from_slice(&entry);
+    }
+
+    /// Adds the recorded entries to `wb` as one record (in the batch that makes the changes).
+    pub fn flush(&mut self, wb: &mut WriteBatch) {
+        if self.pending.is_empty() {
+            return;
+        }
         wb.insert(
             &self.keyspace,
             undo_key(self.epoch, self.seq).to_vec(),
-            undo.encode(),
+            std::mem::take(&mut self.pending),
         );
         self.seq += 1;
     }
@@ -222,7 +238,17 @@ impl UndoLog {
         let mut out = Vec::new();
         for item in self.keyspace.range(start..) {
             let (_, v) = item.into_inner().map_err(|e| e.to_string())?;
-            out.push(Undo::decode(&v).ok_or("corrupt undo entry")?);
+            let mut rest: &[u8] = &v;
+            while !rest.is_empty() {
+                let len = rest
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or("corrupt undo record")? as usize;
+                let entry = rest.get(4..4 + len).ok_or("corrupt undo record")?;
+                out.push(Undo::decode(entry).ok_or("corrupt undo entry")?);
+                rest = &rest[4 + len..];
+            }
         }
         out.reverse();
         Ok(out)
