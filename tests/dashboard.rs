@@ -20,8 +20,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMillisecondType;
@@ -198,66 +198,6 @@ page = {page}
     path
 }
 
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `divoc serve` and returns it with its base URL once it printed its readiness line.
-fn start_server(config: &Path) -> (Server, String) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--config", &p(config)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(rest) = line.strip_prefix("serving certificate downloads on http://") {
-                    let addr = rest.split_whitespace().next().unwrap();
-                    return (Server { child }, format!("http://{addr}"));
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "divoc serve did not start: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-    }
-}
-
-fn stop_server(mut s: Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let child = std::mem::replace(&mut s.child, Command::new("true").spawn().unwrap());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "divoc serve must exit 0 after SIGTERM: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The state with the median count (a real choice, neither the largest nor a singleton).
 fn middle_state(by_state: &BTreeMap<String, u64>) -> (String, u64) {
     let mut v: Vec<(&String, &u64)> = by_state.iter().filter(|(s, _)| *s != "(none)").collect();
@@ -300,7 +240,8 @@ fn dashboard_shows_the_published_numbers_and_follows_new_events() {
     )
     .unwrap();
 
-    let (server, url) = start_server(&write_serve(tmp.path()));
+    let server = start_serve(&write_serve(tmp.path()));
+    let url = format!("http://{}", server.addr);
     let screenshot = tmp.path().join("screenshot.png");
     let mut node = Command::new("node")
         .arg(browser.join("dashboard.mjs"))
@@ -356,7 +297,7 @@ fn dashboard_shows_the_published_numbers_and_follows_new_events() {
     drop(stdin);
     let status = node.wait().unwrap();
     let errors = errors.join().unwrap();
-    stop_server(server);
+    stop_serve(server);
     assert!(
         status.success(),
         "tests/browser/dashboard.mjs failed ({status}):\n{errors}\nstdout:\n{}",

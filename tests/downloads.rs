@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
@@ -630,16 +630,6 @@ fn get_with_authorization(addr: SocketAddr, path: &str, authorization: Option<&s
     resp
 }
 
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 fn write_serve(dir: &Path, port: u16) -> PathBuf {
     let config = repo().join("config");
     let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
@@ -674,61 +664,6 @@ codes = {codes}
     let path = dir.join("serve.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn start_server(config: &Path) -> (Server, SocketAddr) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--config", &p(config)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the readiness line (stdout), which names the address.
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut byte = [0u8; 1];
-        while let Ok(1) = stdout.read(&mut byte) {
-            seen.push(byte[0]);
-            if byte[0] == b'\n' {
-                let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
-                seen.clear();
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(rest) = line.strip_prefix("serving certificate downloads on http://") {
-                    let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    return (Server { child }, addr);
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "divoc serve did not start: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-    }
-}
-
-fn stop_server(mut s: Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let child = std::mem::replace(&mut s.child, Command::new("true").spawn().unwrap());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "divoc serve must exit 0 after SIGTERM: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// (tenant, certificate id, format, status, language, bytes) of one download event; bytes is
@@ -874,7 +809,8 @@ fn download_api_serves_every_format_to_independent_verifiers() {
         })
         .expect("the generator makes Devanagari names");
 
-    let (server, addr) = start_server(&write_serve(dir, free_port()));
+    let server = start_serve(&write_serve(dir, free_port()));
+    let addr = server.addr;
     let mut log = Downloads::default();
     let mut defects: Vec<String> = Vec::new();
     let id = cert.id.as_str();
@@ -1394,7 +1330,7 @@ fn download_api_serves_every_format_to_independent_verifiers() {
     assert_eq!(get(addr, &listing, Some(DEFAULT_TOKEN)).status, 404);
 
     // Shutdown writes every download event, without names.
-    stop_server(server);
+    stop_serve(server);
     let events = read_output(&dir.join("out"), "analytics/downloads");
     let mut got = Vec::new();
     for b in &events {
@@ -1583,7 +1519,8 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
         ),
     )
     .unwrap();
-    let (server, addr) = start_server(&serve);
+    let server = start_serve(&serve);
+    let addr = server.addr;
     let list = get(
         addr,
         "/certificate/api/v1/certificates?preEnrollmentCode=P1",
@@ -1627,5 +1564,5 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
         Some(DEFAULT_TOKEN),
     );
     assert_eq!(none.status, 404, "P2's only certificate was revoked");
-    stop_server(server);
+    stop_serve(server);
 }

@@ -3,48 +3,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
 const ANALYST: &str = "analyst-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789ab";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path) -> (Server, String) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--config", &config.display().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for line in out.lines().map_while(Result::ok) {
-        if let Some(rest) = line.strip_prefix("serving certificate downloads on http://") {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
-            return (Server(child), addr);
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("divoc serve did not start");
-}
 
 /// One request on a fresh connection: (status, headers text, body).
 fn request(
@@ -121,7 +89,8 @@ fn sql_api_answers_read_only_queries_by_access_level() {
         ),
     )
     .unwrap();
-    let (_server, addr) = start(&serve);
+    let server = start_serve(&serve);
+    let addr = server.addr.to_string();
 
     let count = "SELECT COUNT(*) AS n FROM certificates";
     assert_eq!(sql(&addr, None, count).0, 401);

@@ -244,3 +244,84 @@ pub fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// A running `divoc serve`, killed when dropped.
+pub struct Serve {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// What it wrote to stderr so far (read on a thread, so logging never blocks it).
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `divoc serve --config <config>` and returns once it printed its readiness line (which
+/// names the address it bound); panics with its stderr if it does not start within a minute.
+pub fn start_serve(config: &Path) -> Serve {
+    use std::io::{BufRead, Read};
+    let mut child = Command::new(bin())
+        .args(["serve", "--config", &config.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = err_pipe.read(&mut buf) {
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("serving certificate downloads on http://") {
+                    let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    return Serve {
+                        child,
+                        addr,
+                        stderr,
+                    };
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "divoc serve did not start: {}",
+                    String::from_utf8_lossy(&stderr.lock().unwrap())
+                );
+            }
+        }
+    }
+}
+
+/// SIGTERM, and `divoc serve` must exit 0.
+pub fn stop_serve(mut s: Serve) {
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let status = s.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "divoc serve must exit 0 after SIGTERM: {status:?} {}",
+        String::from_utf8_lossy(&s.stderr.lock().unwrap())
+    );
+}
