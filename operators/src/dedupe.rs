@@ -64,10 +64,38 @@ pub struct DedupeConfig {
     /// Updates (corrections) allowed per dose; DIVOC's limit is 100.
     #[serde(default = "default_correction_limit")]
     pub correction_limit: u16,
+    /// Per-program settings that differ from the node's: `[{ id = "C19", correction_limit = 3 }]`.
+    #[serde(default)]
+    pub programs: Vec<ProgramSettings>,
     /// Keep each dose's event and reconcile it with a request's `meta.vaccinations[]`: doses that
     /// differ get an `update` (costs the stored event, ~1 KiB per certificate).
     #[serde(default)]
     pub reconcile: bool,
+}
+
+/// A program's own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSettings {
+    /// The `programId` of the requests.
+    pub id: String,
+    pub correction_limit: u16,
+}
+
+/// Correction limits by programId, and the node's default.
+#[derive(Debug, Clone)]
+struct Limits {
+    default: u16,
+    by_program: Arc<HashMap<String, u16>>,
+}
+
+impl Limits {
+    fn of(&self, program: &str) -> u16 {
+        self.by_program
+            .get(program)
+            .copied()
+            .unwrap_or(self.default)
+    }
 }
 
 fn default_correction_limit() -> u16 {
@@ -122,6 +150,16 @@ impl Component for DedupeConfig {
                 "use 2..=32 (default 4)",
             ));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.programs.iter().enumerate() {
+            if !seen.insert(p.id.as_str()) {
+                return Err(ConfigIssue::new(
+                    format!("programs[{i}].id"),
+                    format!("program {:?} is listed twice", p.id),
+                    "keep one entry per programId",
+                ));
+            }
+        }
         if !(8..=65536).contains(&self.cache_mib) {
             return Err(ConfigIssue::new(
                 "cache_mib",
@@ -159,7 +197,7 @@ pub struct Dedupe {
     undo: UndoLog,
     namespace: u64,
     next_counter: u64,
-    correction_limit: u16,
+    limits: Limits,
 }
 
 fn state_err(e: impl std::fmt::Display) -> EngineError {
@@ -220,7 +258,15 @@ impl Dedupe {
             details,
             namespace: u64::from(cfg.id_namespace),
             next_counter,
-            correction_limit: cfg.correction_limit,
+            limits: Limits {
+                default: cfg.correction_limit,
+                by_program: Arc::new(
+                    cfg.programs
+                        .iter()
+                        .map(|p| (p.id.clone(), p.correction_limit))
+                        .collect(),
+                ),
+            },
         })
     }
 
@@ -233,7 +279,7 @@ impl Dedupe {
         StateReader {
             keys: self.keys.clone(),
             namespace: self.namespace,
-            correction_limit: self.correction_limit,
+            limits: self.limits.clone(),
         }
     }
 
@@ -288,7 +334,7 @@ const MAX_LOOKUP_DOSE: i64 = 16;
 pub struct StateReader {
     keys: Keyspace,
     namespace: u64,
-    correction_limit: u16,
+    limits: Limits,
 }
 
 impl CertificateStates for StateReader {
@@ -312,7 +358,7 @@ impl CertificateStates for StateReader {
                     Status::Suspended { until_day } => DoseStatus::Suspended { until_day },
                 },
                 corrections: s.corrections,
-                correction_limit: self.correction_limit,
+                correction_limit: self.limits.of(program),
             });
         }
         Ok(out)
@@ -356,7 +402,7 @@ struct Request<'a> {
     until_day: Option<i32>,
     /// The event's ingest day: a suspension ending before it has lifted itself.
     day: i32,
-    _kind: &'a str,
+    program: &'a str,
 }
 
 /// The request row a reconciliation starts from.
@@ -436,7 +482,7 @@ impl Dedupe {
                     existing(&s),
                 ))
             }
-            (Action::Update, Some(s)) if s.corrections >= self.correction_limit => {
+            (Action::Update, Some(s)) if s.corrections >= self.limits.of(req.program) => {
                 Err(refusal(
                     "correction_limit",
                     &format!(
@@ -588,7 +634,7 @@ impl Dedupe {
                 origin: origin_hash(&source_id, row.offset),
                 until_day: None,
                 day: row.day,
-                _kind: "update",
+                program: row.program,
             };
             // A dose that cannot be corrected (revoked, suspended, at the limit) stays as it is.
             let Ok((after, id, prev)) = self.transition(&req, Some(state))? else {
@@ -684,7 +730,7 @@ impl Operator for Dedupe {
                     origin: origin_hash(source_id.value(i), offset.value(i)),
                     until_day: until.filter(|u| u.is_valid(i)).map(|u| u.value(i)),
                     day: ingest.value(i).div_euclid(86_400_000) as i32,
-                    _kind: kind.value(i),
+                    program,
                 })
             })
             .collect();

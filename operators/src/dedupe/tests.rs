@@ -223,6 +223,40 @@ mod lifecycle {
         );
     }
 
+    /// A program's own correction limit applies to its certificates only.
+    #[test]
+    fn programs_have_their_own_correction_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let c: DedupeConfig = toml::from_str(
+            "correction_limit = 5\nprograms = [{ id = \"C19\", correction_limit = 1 }]",
+        )
+        .unwrap();
+        let mut d = Dedupe::open(dir.path(), &c).unwrap();
+        let other = |k| (k, event("B", 1, |v| v["programId"] = "MMR".into()));
+        let (_, refused) = run(
+            &mut d,
+            &[
+                ev(CertifyV1, "A", 1),
+                ev(Update, "A", 1),
+                ev(Update, "A", 1), // C19: the second correction is one too many
+                other(CertifyV1),
+                other(Update),
+                other(Update), // MMR: the node's limit (5)
+            ],
+            0,
+        );
+        assert_eq!(refused, vec!["correction_limit"]);
+        let twice: Result<DedupeConfig, _> =
+            toml::from_str("programs = [{ id = \"X\", correction_limit = 1 }, { id = \"X\", correction_limit = 2 }]");
+        let issue = twice
+            .unwrap()
+            .check(&CheckContext {
+                config_dir: std::path::Path::new("."),
+            })
+            .unwrap_err();
+        assert_eq!(issue.key, "programs[1].id");
+    }
+
     /// A suspension ends by itself after its last day: then the certificate takes an update.
     #[test]
     fn a_suspension_lifts_itself_after_its_last_day() {
