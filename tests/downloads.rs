@@ -1456,7 +1456,7 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
         serde_json::json!({
             "preEnrollmentCode": pre, "programId": "C19",
             "recipient": {"name": "Asha Devi", "gender": "Female", "dob": "1980-04-01", "age": "42",
-                          "address": {"state": "Kerala"}},
+                          "contact": ["tel:9876543210"], "address": {"state": "Kerala"}},
             "vaccination": {"name": "Covishield", "batch": batch, "manufacturer": "SII",
                             "date": "2022-05-01T10:00:00Z", "dose": dose, "totalDoses": 2},
             "facility": {"name": "PHC"}
@@ -1564,5 +1564,33 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
         Some(DEFAULT_TOKEN),
     );
     assert_eq!(none.status, 404, "P2's only certificate was revoked");
+    // The facility's print search: mobile number (any prefix) + date of birth, current ones only.
+    let found = get(
+        addr,
+        "/certificate/api/v1/certificates?mobile=%2B91%2098765%2043210&dob=1980-04-01",
+        Some(DEFAULT_TOKEN),
+    );
+    assert_eq!(
+        found.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&found.body)
+    );
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&found.body).unwrap();
+    let mut found_ids: Vec<&str> = found
+        .iter()
+        .map(|l| l["certificateId"].as_str().unwrap())
+        .collect();
+    found_ids.sort();
+    let mut want = listed_ids.clone();
+    want.sort();
+    assert_eq!(
+        found_ids, want,
+        "P1's current certificates; P2's was revoked"
+    );
+    let wrong_dob = "/certificate/api/v1/certificates?mobile=9876543210&dob=1980-04-02";
+    assert_eq!(get(addr, wrong_dob, Some(DEFAULT_TOKEN)).status, 404);
+    let bad = "/certificate/api/v1/certificates?mobile=9876543210&dob=April";
+    assert_eq!(get(addr, bad, Some(DEFAULT_TOKEN)).status, 400);
     stop_serve(server);
 }

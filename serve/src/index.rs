@@ -49,6 +49,9 @@ pub struct CertificateIndex {
     by_beneficiary: HashMap<(String, String), Vec<String>>,
     /// Ids revoked, or replaced by an update.
     withdrawn: HashSet<String>,
+    /// (tenant, mobile digits, date of birth as days) -> preEnrollmentCodes: the facility's
+    /// print search.
+    by_contact: HashMap<(String, String, i32), BTreeSet<String>>,
     seen_objects: BTreeSet<String>,
 }
 
@@ -107,6 +110,12 @@ impl CertificateIndex {
             .and_then(|c| c.as_binary_opt::<i32>())
             .context("published data lacks column qr_payload: add a qr_payload node")?;
         let kinds = text(schema::EVENT_KIND).ok();
+        let contacts = batch
+            .column_by_name(divoc_model::columns::RECIPIENT_CONTACT.name)
+            .and_then(|c| c.as_list_opt::<i32>());
+        let dobs = batch
+            .column_by_name(schema::RECIPIENT_DOB)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>());
         let previous = batch
             .column_by_name(divoc_model::columns::PREVIOUS_CERTIFICATE_ID.name)
             .and_then(|c| c.as_string_opt::<i32>());
@@ -138,6 +147,21 @@ impl CertificateIndex {
                 credential: cred,
                 qr_payload: qr.value(i).to_vec(),
             };
+            if let (Some(contacts), Some(dobs)) = (contacts, dobs) {
+                if contacts.is_valid(i) && dobs.is_valid(i) {
+                    let values = contacts.value(i);
+                    if let Some(numbers) = values.as_string_opt::<i32>() {
+                        for n in numbers.iter().flatten() {
+                            if let Some(m) = mobile_digits(n) {
+                                self.by_contact
+                                    .entry((entry.tenant.clone(), m, dobs.value(i)))
+                                    .or_default()
+                                    .insert(entry.pre_enrollment_code.clone());
+                            }
+                        }
+                    }
+                }
+            }
             let key = (entry.tenant.clone(), entry.pre_enrollment_code.clone());
             let list = self.by_beneficiary.entry(key).or_default();
             // A replayed epoch rewrites the same object; never count a certificate twice.
@@ -161,6 +185,20 @@ impl CertificateIndex {
 
     pub fn by_id(&self, certificate_id: &str) -> Option<Arc<StoredCertificate>> {
         self.by_id.get(certificate_id).cloned()
+    }
+
+    /// The current certificates of everyone registered with this mobile number and date of birth
+    /// (days since 1970-01-01), by preEnrollmentCode then dose.
+    pub fn by_contact(&self, tenant: &str, mobile: &str, dob: i32) -> Vec<Arc<StoredCertificate>> {
+        let Some(m) = mobile_digits(mobile) else {
+            return Vec::new();
+        };
+        self.by_contact
+            .get(&(tenant.to_owned(), m, dob))
+            .into_iter()
+            .flatten()
+            .flat_map(|pre| self.doses(tenant, pre))
+            .collect()
     }
 
     /// Revoked, or replaced by an update.
@@ -197,6 +235,9 @@ impl CertificateIndex {
     pub fn merge(&mut self, newer: CertificateIndex) {
         self.seen_objects.extend(newer.seen_objects);
         self.withdrawn.extend(newer.withdrawn);
+        for (k, pres) in newer.by_contact {
+            self.by_contact.entry(k).or_default().extend(pres);
+        }
         for (key, ids) in newer.by_beneficiary {
             let list = self.by_beneficiary.entry(key).or_default();
             for id in ids {
@@ -217,5 +258,27 @@ impl CertificateIndex {
             .iter()
             .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))?;
         self.doses(&key.0, &key.1).last().cloned()
+    }
+}
+
+/// The last 10 digits of a phone number (`tel:+91 98765-43210` and `9876543210` match), or
+/// none for fewer than 6 digits.
+fn mobile_digits(text: &str) -> Option<String> {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 6).then(|| digits[digits.len().saturating_sub(10)..].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mobile_digits;
+
+    #[test]
+    fn mobile_numbers_match_with_or_without_prefixes() {
+        assert_eq!(
+            mobile_digits("tel:+91 98765-43210").as_deref(),
+            Some("9876543210")
+        );
+        assert_eq!(mobile_digits("9876543210").as_deref(), Some("9876543210"));
+        assert_eq!(mobile_digits("tel:12"), None);
     }
 }

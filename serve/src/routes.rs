@@ -131,11 +131,14 @@ async fn dsc(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// `?preEnrollmentCode=...`, or the facility's print search `?mobile=...&dob=YYYY-MM-DD`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(rename = "preEnrollmentCode")]
-    pre_enrollment_code: String,
+    pre_enrollment_code: Option<String>,
+    mobile: Option<String>,
+    dob: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -155,19 +158,27 @@ async fn list_by_code(
         Ok(t) => t,
         Err(r) => return *r,
     };
+    let usage = "pass ?preEnrollmentCode=<code>, or ?mobile=<number>&dob=<YYYY-MM-DD>";
     let Ok(Query(q)) = q else {
-        return error(400, "BAD_QUERY", "pass ?preEnrollmentCode=<code>");
+        return error(400, "BAD_QUERY", usage);
     };
+    let lookup =
+        |i: &crate::index::CertificateIndex| match (&q.pre_enrollment_code, &q.mobile, &q.dob) {
+            (Some(code), None, None) => Ok(i.doses(&tenant, code)),
+            (None, Some(mobile), Some(dob)) => divoc_model::schema::parse_date(dob)
+                .map(|d| i.by_contact(&tenant, mobile, d))
+                .ok_or("dob must be a date, YYYY-MM-DD"),
+            _ => Err(usage),
+        };
     let doses = match state.index.read() {
-        Ok(i) => i.doses(&tenant, &q.pre_enrollment_code),
+        Ok(i) => match lookup(&i) {
+            Ok(d) => d,
+            Err(why) => return error(400, "BAD_QUERY", why),
+        },
         Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
     };
     if doses.is_empty() {
-        return error(
-            404,
-            "NOT_FOUND",
-            "no certificate for this preEnrollmentCode",
-        );
+        return error(404, "NOT_FOUND", "no certificate for this query");
     }
     let listed: Vec<Listed> = doses
         .iter()
