@@ -30,7 +30,7 @@ use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType, UInt64Ty
 use arrow::record_batch::RecordBatch;
 use divoc_model::columns;
 use divoc_model::event::{Action, EventKind};
-use divoc_model::lifecycle::{CertificateStates, DoseState, DoseStatus, SharedCertificateStates};
+use divoc_model::lifecycle::SharedCertificateStates;
 use divoc_model::schema;
 use divoc_pipeline::columns::Column;
 use divoc_pipeline::config::{BuildContext, BuiltNode, CheckContext, Component, ConfigIssue, Role};
@@ -323,48 +323,6 @@ impl Dedupe {
     }
 }
 
-fn format_id(namespace: u64, counter: u64) -> String {
-    format!("{namespace}{counter:012}")
-}
-
-/// Doses looked up per person: far above any vaccination schedule.
-const MAX_LOOKUP_DOSE: i64 = 16;
-
-/// Lookups into a dedupe node's state, published for the HTTP lifecycle endpoints.
-pub struct StateReader {
-    keys: Keyspace,
-    namespace: u64,
-    limits: Limits,
-}
-
-impl CertificateStates for StateReader {
-    fn doses(&self, tenant: &str, program: &str, pre: &str) -> Result<Vec<DoseState>, String> {
-        let mut out = Vec::new();
-        for dose in 1..=MAX_LOOKUP_DOSE {
-            let Some(v) = self
-                .keys
-                .get(dedupe_key(tenant, program, pre, dose))
-                .map_err(|e| e.to_string())?
-            else {
-                continue;
-            };
-            let s = CertState::decode(&v).ok_or("corrupt certificate state")?;
-            out.push(DoseState {
-                dose,
-                certificate_id: format_id(self.namespace, s.counter),
-                status: match s.status {
-                    Status::Active => DoseStatus::Active,
-                    Status::Revoked => DoseStatus::Revoked,
-                    Status::Suspended { until_day } => DoseStatus::Suspended { until_day },
-                },
-                corrections: s.corrections,
-                correction_limit: self.limits.of(program),
-            });
-        }
-        Ok(out)
-    }
-}
-
 /// Key bytes: the 128-bit XXH3 of the length-prefixed fields. Fixed 16-byte keys keep the LSM's
 /// comparisons and index small whatever the identifiers look like (long shared prefixes such as
 /// tenant and programId made full-text keys measurably slower); at 10^10 keys the chance of any
@@ -392,278 +350,6 @@ fn origin_hash(source_id: &str, offset: u64) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-/// One row's view of what it asks for.
-struct Request<'a> {
-    key: [u8; 16],
-    action: Action,
-    origin: u64,
-    until_day: Option<i32>,
-    /// The event's ingest day: a suspension ending before it has lifted itself.
-    day: i32,
-    program: &'a str,
-}
-
-/// The request row a reconciliation starts from.
-struct ReconcileRow<'a> {
-    tenant: &'a str,
-    program: &'a str,
-    pre: &'a str,
-    dose: i64,
-    source_id: &'a str,
-    offset: u64,
-    ingest_ms: i64,
-    day: i32,
-    meta: &'a str,
-}
-
-/// A transition's outcome: the key's new state, the row's certificate id counter and, for an
-/// update, the replaced certificate's counter.
-type Transition = (CertState, u64, Option<u64>);
-
-/// Why a row is refused.
-fn refusal(code: &'static str, detail: &str, existing: Option<String>) -> Reason {
-    let mut r = Reason::new(code, detail);
-    r.existing_certificate_id = existing;
-    r
-}
-
-impl Dedupe {
-    /// Applies one request to the key's state; `Ok((new state, certificate id, previous id))`
-    /// or the refusal.
-    fn transition(
-        &mut self,
-        req: &Request<'_>,
-        before: Option<CertState>,
-    ) -> Result<Result<Transition, Reason>, EngineError> {
-        let existing = |s: &CertState| Some(self.format_id(s.counter));
-        let before = before.map(|s| match s.status {
-            Status::Suspended { until_day } if until_day < req.day => CertState {
-                status: Status::Active,
-                ..s
-            },
-            _ => s,
-        });
-        let live = before.filter(|s| s.status != Status::Revoked);
-        Ok(match (req.action, live) {
-            (Action::Certify, Some(s)) if s.origin == req.origin => {
-                // The same event again (a replay over a store without undo entries): same id.
-                Ok((s, s.counter, None))
-            }
-            (Action::Certify, Some(s)) => Err(refusal(
-                "duplicate",
-                "a certificate was already issued for this tenant, programId, preEnrollmentCode and dose",
-                existing(&s),
-            )),
-            (Action::Certify, None) => {
-                let counter = self.next_id()?;
-                let corrections = before.map_or(0, |s| s.corrections);
-                Ok((
-                    CertState {
-                        counter,
-                        origin: req.origin,
-                        status: Status::Active,
-                        corrections,
-                    },
-                    counter,
-                    None,
-                ))
-            }
-            (Action::Update, None) => Err(refusal(
-                "unknown_certificate",
-                "no active certificate for this preEnrollmentCode and dose to update; certify it first",
-                None,
-            )),
-            (Action::Update, Some(s)) if matches!(s.status, Status::Suspended { .. }) => {
-                Err(refusal(
-                    "suspended",
-                    "the certificate is suspended; lift the suspension before correcting it",
-                    existing(&s),
-                ))
-            }
-            (Action::Update, Some(s)) if s.corrections >= self.limits.of(req.program) => {
-                Err(refusal(
-                    "correction_limit",
-                    &format!(
-                        "this dose was corrected {} times, the limit; revoke and certify it again",
-                        s.corrections
-                    ),
-                    existing(&s),
-                ))
-            }
-            (Action::Update, Some(s)) => {
-                let counter = self.next_id()?;
-                Ok((
-                    CertState {
-                        counter,
-                        origin: req.origin,
-                        status: Status::Active,
-                        corrections: s.corrections + 1,
-                    },
-                    counter,
-                    Some(s.counter),
-                ))
-            }
-            (Action::Revoke | Action::Suspend | Action::LiftSuspension, None) => Err(refusal(
-                "unknown_certificate",
-                "no certificate for this preEnrollmentCode and dose (never issued or revoked)",
-                None,
-            )),
-            (Action::Revoke, Some(s)) => Ok((
-                CertState {
-                    status: Status::Revoked,
-                    origin: req.origin,
-                    ..s
-                },
-                s.counter,
-                None,
-            )),
-            (Action::Suspend, Some(s)) => Ok((
-                CertState {
-                    status: Status::Suspended {
-                        until_day: req.until_day.unwrap_or(i32::MAX),
-                    },
-                    origin: req.origin,
-                    ..s
-                },
-                s.counter,
-                None,
-            )),
-            (Action::LiftSuspension, Some(s)) => match s.status {
-                Status::Suspended { .. } => Ok((
-                    CertState {
-                        status: Status::Active,
-                        origin: req.origin,
-                        ..s
-                    },
-                    s.counter,
-                    None,
-                )),
-                _ => Err(refusal(
-                    "not_suspended",
-                    "the certificate is not suspended",
-                    existing(&s),
-                )),
-            },
-        })
-    }
-
-    /// Stores the event of a dose's new certificate (reconciliation), with its undo entry.
-    fn store_details(
-        &mut self,
-        wb: &mut fjall::OwnedWriteBatch,
-        changed: &mut HashMap<[u8; 16], Vec<u8>>,
-        key: [u8; 16],
-        row: &[u8],
-    ) -> Result<(), EngineError> {
-        let Some((ks, _)) = &self.details else {
-            return Ok(());
-        };
-        let previous = match changed.get(&key) {
-            Some(v) => Some(v.clone()),
-            None => ks.get(key).map_err(state_err)?.map(|v| v.to_vec()),
-        };
-        self.undo.record(Undo::Key {
-            space: Space::Details,
-            key,
-            previous,
-        });
-        wb.insert(ks, key, row.to_vec());
-        changed.insert(key, row.to_vec());
-        Ok(())
-    }
-
-    /// The `update` events reconciling the earlier doses a certify request lists with the stored
-    /// ones: `(event row, certificate id, replaced id)` for each dose that differs.
-    fn reconcile(
-        &mut self,
-        wb: &mut fjall::OwnedWriteBatch,
-        states: &mut HashMap<[u8; 16], CertState>,
-        details: &mut HashMap<[u8; 16], Vec<u8>>,
-        schema: &arrow::datatypes::SchemaRef,
-        row: &ReconcileRow<'_>,
-    ) -> Result<Vec<(RecordBatch, String, Option<String>)>, EngineError> {
-        let mut out = Vec::new();
-        for (earlier, text) in earlier_doses(row.meta) {
-            if earlier.dose == row.dose {
-                continue;
-            }
-            let key = dedupe_key(row.tenant, row.program, row.pre, earlier.dose);
-            let state = match states.get(&key) {
-                Some(s) => Some(*s),
-                None => self
-                    .keys
-                    .get(key)
-                    .map_err(state_err)?
-                    .and_then(|v| CertState::decode(&v)),
-            };
-            let Some(state) = state else { continue };
-            // The corrected event and its stored form, if the dose differs.
-            let (event, bytes) = {
-                let Some((ks, codec)) = &self.details else {
-                    return Ok(out);
-                };
-                let stored = match details.get(&key) {
-                    Some(v) => v.clone(),
-                    None => match ks.get(key).map_err(state_err)? {
-                        Some(v) => v.to_vec(),
-                        None => continue,
-                    },
-                };
-                if !codec.differs(&stored, &earlier)? {
-                    continue;
-                }
-                let Some(event) = codec.corrected(
-                    &stored,
-                    &earlier,
-                    &text,
-                    schema,
-                    (row.source_id, row.offset, row.ingest_ms),
-                )?
-                else {
-                    continue;
-                };
-                let bytes = codec.rows(&event)?.row(0).as_ref().to_vec();
-                (event, bytes)
-            };
-            let source_id = format!("{}#reconcile-dose-{}", row.source_id, earlier.dose);
-            let req = Request {
-                key,
-                action: Action::Update,
-                origin: origin_hash(&source_id, row.offset),
-                until_day: None,
-                day: row.day,
-                program: row.program,
-            };
-            // A dose that cannot be corrected (revoked, suspended, at the limit) stays as it is.
-            let Ok((after, id, prev)) = self.transition(&req, Some(state))? else {
-                continue;
-            };
-            self.undo.record(Undo::Key {
-                space: Space::Keys,
-                key,
-                previous: stored_bytes(Some(state)),
-            });
-            wb.insert(&self.keys, key, after.encode());
-            states.insert(key, after);
-            self.store_details(wb, details, key, &bytes)?;
-            out.push((event, self.format_id(id), prev.map(|p| self.format_id(p))));
-        }
-        Ok(out)
-    }
-
-    fn next_id(&mut self) -> Result<u64, EngineError> {
-        let counter = self.next_counter;
-        if counter >= COUNTER_SPAN {
-            return Err(EngineError::State(
-                "certificate id counter exhausted for this namespace; configure a new id_namespace"
-                    .into(),
-            ));
-        }
-        self.next_counter += 1;
-        Ok(counter)
-    }
 }
 
 impl Operator for Dedupe {
@@ -925,11 +611,16 @@ fn stored_bytes(state: Option<CertState>) -> Option<Vec<u8>> {
     state.map(|s| s.encode().to_vec())
 }
 
+mod reader;
 mod reconcile;
 mod state;
+mod transition;
 
-use reconcile::{earlier_doses, Details};
+use reader::format_id;
+pub use reader::StateReader;
+use reconcile::Details;
 use state::{CertState, Space, Status, Undo, UndoLog};
+use transition::{ReconcileRow, Request};
 
 #[cfg(test)]
 mod tests;
