@@ -114,65 +114,95 @@ fn doses(listed: Vec<i64>, all: bool) -> Result<Doses, Reject> {
     }
 }
 
-/// The doses to change, checked against the stored state when this process has it.
-///
-/// `eligible` says which stored doses the change applies to (e.g. not revoked); `contiguous`
-/// asks for DIVOC's revocation rule (contiguous doses including the highest eligible one).
-fn select(
-    s: &AppState,
-    tenant: &str,
-    program: &str,
-    pre: &str,
-    wanted: &Doses,
-    eligible: impl Fn(&DoseState) -> Result<(), Reject>,
+/// One status change asked for: whose doses, which, and (suspensions) until when.
+struct Change {
+    pre: String,
+    program: Option<String>,
+    wanted: Doses,
+    until: Option<String>,
+}
+
+/// What a kind of status change may apply to.
+struct Rule {
+    kind: EventKind,
+    /// Whether a stored (not revoked) dose may take the change; `allDoses` takes those that may.
+    eligible: fn(&DoseState) -> Result<(), Reject>,
+    /// DIVOC's revocation rule: contiguous doses including the highest with a certificate.
     contiguous: bool,
-) -> Result<Vec<i64>, Reject> {
+}
+
+fn any_dose(_: &DoseState) -> Result<(), Reject> {
+    Ok(())
+}
+
+fn suspended_only(d: &DoseState) -> Result<(), Reject> {
+    match d.status.on(today()) {
+        DoseStatus::Suspended { .. } => Ok(()),
+        _ => Err(Reject::new(
+            StatusCode::CONFLICT,
+            "NOT_SUSPENDED",
+            format!("dose {} is not suspended", d.dose),
+        )),
+    }
+}
+
+fn sorted(doses: &[i64]) -> Vec<i64> {
+    let mut d = doses.to_vec();
+    d.sort_unstable();
+    d.dedup();
+    d
+}
+
+fn consecutive(doses: &[i64]) -> bool {
+    doses.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+/// The doses to change, checked against the stored state when this process has it.
+fn select(s: &AppState, tenant: &str, change: &Change, rule: &Rule) -> Result<Vec<i64>, Reject> {
     let Some(states) = s.certificate_states.get() else {
-        return match wanted {
+        return match &change.wanted {
             Doses::All => Err(Reject::bad(
                 "STATE_UNAVAILABLE",
                 "allDoses needs the certificate state, which this process does not hold; list the doses",
             )),
             Doses::Listed(d) => {
-                let mut d = d.clone();
-                d.sort_unstable();
-                d.dedup();
-                if contiguous && d.windows(2).any(|w| w[1] != w[0] + 1) {
+                let d = sorted(d);
+                if rule.contiguous && !consecutive(&d) {
                     return Err(Reject::bad("INVALID_DOSES", "doses must be contiguous"));
                 }
                 Ok(d)
             }
         };
     };
+    let program = change.program.as_deref().unwrap_or("");
     let stored = states
-        .doses(tenant, program, pre)
+        .doses(tenant, program, &change.pre)
         .map_err(|e| Reject::new(StatusCode::SERVICE_UNAVAILABLE, "STATE_UNAVAILABLE", e))?;
     let live: Vec<&DoseState> = stored
         .iter()
         .filter(|d| d.status != DoseStatus::Revoked)
         .collect();
-    let chosen: Vec<i64> = match wanted {
-        Doses::All => live.iter().map(|d| d.dose).collect(),
-        Doses::Listed(d) => {
-            let mut d = d.clone();
-            d.sort_unstable();
-            d.dedup();
-            d
-        }
+    let chosen: Vec<i64> = match &change.wanted {
+        Doses::All => live
+            .iter()
+            .filter(|d| (rule.eligible)(d).is_ok())
+            .map(|d| d.dose)
+            .collect(),
+        Doses::Listed(d) => sorted(d),
     };
     if chosen.is_empty() {
-        return Err(not_found(pre, None));
+        return Err(not_found(None));
     }
     for dose in &chosen {
         let state = live
             .iter()
             .find(|d| d.dose == *dose)
-            .ok_or_else(|| not_found(pre, Some(*dose)))?;
-        eligible(state)?;
+            .ok_or_else(|| not_found(Some(*dose)))?;
+        (rule.eligible)(state)?;
     }
-    if contiguous {
+    if rule.contiguous {
         let highest = live.iter().map(|d| d.dose).max().unwrap_or(0);
-        if chosen.windows(2).any(|w| w[1] != w[0] + 1) || chosen.last() != Some(&highest) {
+        if !consecutive(&chosen) || chosen.last() != Some(&highest) {
             return Err(Reject::bad(
                 "INVALID_DOSES",
                 format!(
@@ -184,8 +214,37 @@ fn select(
     Ok(chosen)
 }
 
-fn not_found(pre: &str, dose: Option<i64>) -> Reject {
-    let _ = pre; // never echoed: it identifies a person
+/// Checks `change` against `rule` and logs one event per chosen dose.
+async fn apply(
+    s: &AppState,
+    caller: &Caller,
+    rule: Rule,
+    change: Result<Change, Reject>,
+) -> Response {
+    let body = change.and_then(|c| {
+        check_pre(&c.pre)?;
+        let chosen = select(s, &caller.tenant, &c, &rule)?;
+        status_changes(&c.pre, c.program.as_deref(), &chosen, c.until.as_deref())
+    });
+    match body {
+        Ok(body) => submit(s, &caller.tenant, rule.kind, body).await,
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `doses` / `allDoses` / `programId` from the query string.
+fn change_from_query(pre: String, req: &Request) -> Result<Change, Reject> {
+    let (wanted, program) = parse_query(req.uri().query())?;
+    Ok(Change {
+        pre,
+        program,
+        wanted,
+        until: None,
+    })
+}
+
+/// The pre-enrollment code is never echoed in an answer: it identifies a person.
+fn not_found(dose: Option<i64>) -> Reject {
     Reject::new(
         StatusCode::NOT_FOUND,
         "CERTIFICATE_NOT_FOUND",
@@ -287,7 +346,7 @@ pub(super) async fn update(
                 .iter()
                 .find(|d| d.dose == dose && d.status != DoseStatus::Revoked)
             else {
-                return not_found(pre, Some(dose)).into_response();
+                return not_found(Some(dose)).into_response();
             };
             if let DoseStatus::Suspended { .. } = state.status.on(today()) {
                 return Reject::new(
@@ -323,24 +382,12 @@ pub(super) async fn revoke(
     if !caller.can_write() {
         return Reject::forbidden().into_response();
     }
-    let result = (|| {
-        check_pre(&pre)?;
-        let (wanted, program) = parse_query(req.uri().query())?;
-        let chosen = select(
-            &s,
-            &caller.tenant,
-            program.as_deref().unwrap_or(""),
-            &pre,
-            &wanted,
-            |_| Ok(()),
-            true,
-        )?;
-        status_changes(&pre, program.as_deref(), &chosen, None)
-    })();
-    match result {
-        Ok(body) => submit(&s, &caller.tenant, EventKind::Revoke, body).await,
-        Err(r) => r.into_response(),
-    }
+    let rule = Rule {
+        kind: EventKind::Revoke,
+        eligible: any_dose,
+        contiguous: true,
+    };
+    apply(&s, &caller, rule, change_from_query(pre, &req)).await
 }
 
 /// `POST /divoc/api/v1/certificates/{preEnrollmentCode}/suspension`.
@@ -358,8 +405,7 @@ pub(super) async fn suspend(
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let result = (|| {
-        check_pre(&pre)?;
+    let change = (|| {
         let req: SuspendBody = serde_json::from_slice(&bytes).map_err(|e| {
             Reject::bad(
                 "INVALID_BODY",
@@ -370,26 +416,23 @@ pub(super) async fn suspend(
             chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d")
                 .map_err(|_| Reject::bad("INVALID_DATE", "until must be a date, YYYY-MM-DD"))?;
         }
-        let wanted = doses(req.doses.clone(), req.all_doses)?;
-        let program = req.program_id.as_deref();
-        let chosen = select(
-            &s,
-            &caller.tenant,
-            program.unwrap_or(""),
-            &pre,
-            &wanted,
-            |_| Ok(()),
-            false,
-        )?;
-        status_changes(&pre, program, &chosen, req.until.as_deref())
+        Ok(Change {
+            pre,
+            program: req.program_id,
+            wanted: doses(req.doses, req.all_doses)?,
+            until: req.until,
+        })
     })();
-    match result {
-        Ok(body) => submit(&s, &caller.tenant, EventKind::Suspend, body).await,
-        Err(r) => r.into_response(),
-    }
+    let rule = Rule {
+        kind: EventKind::Suspend,
+        eligible: any_dose,
+        contiguous: false,
+    };
+    apply(&s, &caller, rule, change).await
 }
 
-/// `DELETE /divoc/api/v1/certificates/{preEnrollmentCode}/suspension`: lifts it.
+/// `DELETE /divoc/api/v1/certificates/{preEnrollmentCode}/suspension`: lifts it (`allDoses`: every
+/// suspended dose).
 pub(super) async fn lift(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -399,50 +442,12 @@ pub(super) async fn lift(
     if !caller.can_write() {
         return Reject::forbidden().into_response();
     }
-    let result = (|| {
-        check_pre(&pre)?;
-        let (wanted, program) = parse_query(req.uri().query())?;
-        let suspended_only = |d: &DoseState| match d.status.on(today()) {
-            DoseStatus::Suspended { .. } => Ok(()),
-            _ => Err(Reject::new(
-                StatusCode::CONFLICT,
-                "NOT_SUSPENDED",
-                format!("dose {} is not suspended", d.dose),
-            )),
-        };
-        let wanted = match (&wanted, s.certificate_states.get()) {
-            // allDoses: the suspended ones.
-            (Doses::All, Some(states)) => Doses::Listed(
-                states
-                    .doses(&caller.tenant, program.as_deref().unwrap_or(""), &pre)
-                    .map_err(|e| {
-                        Reject::new(StatusCode::SERVICE_UNAVAILABLE, "STATE_UNAVAILABLE", e)
-                    })?
-                    .iter()
-                    .filter(|d| matches!(d.status.on(today()), DoseStatus::Suspended { .. }))
-                    .map(|d| d.dose)
-                    .collect(),
-            ),
-            _ => wanted,
-        };
-        if wanted == Doses::Listed(Vec::new()) {
-            return Err(not_found(&pre, None));
-        }
-        let chosen = select(
-            &s,
-            &caller.tenant,
-            program.as_deref().unwrap_or(""),
-            &pre,
-            &wanted,
-            suspended_only,
-            false,
-        )?;
-        status_changes(&pre, program.as_deref(), &chosen, None)
-    })();
-    match result {
-        Ok(body) => submit(&s, &caller.tenant, EventKind::LiftSuspension, body).await,
-        Err(r) => r.into_response(),
-    }
+    let rule = Rule {
+        kind: EventKind::LiftSuspension,
+        eligible: suspended_only,
+        contiguous: false,
+    };
+    apply(&s, &caller, rule, change_from_query(pre, &req)).await
 }
 
 #[cfg(test)]
