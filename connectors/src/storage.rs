@@ -186,6 +186,39 @@ impl Storage {
         Ok(true)
     }
 
+    /// Removes what interrupted writes left directly under `prefix` (not recursive): the local
+    /// store writes `<key>#<n>` and renames it into place, so a kill between the two leaves the
+    /// temporary behind, invisible to [`Storage::list`]. Returns how many were removed. Cloud
+    /// stores leave nothing visible (an unfinished upload never becomes an object).
+    pub fn remove_interrupted_uploads(&self, prefix: &str) -> Result<usize, EngineError> {
+        let Some(root) = &self.local_root else {
+            return Ok(0);
+        };
+        let dir = root.join(prefix.trim_matches('/'));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(EngineError::io(&dir, e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| EngineError::io(&dir, e))?;
+            let name = entry.file_name();
+            if is_upload_temporary(&name.to_string_lossy()) {
+                let path = entry.path();
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(EngineError::io(&path, e)),
+                }
+            }
+        }
+        if removed > 0 {
+            sync_path(&dir)?;
+        }
+        Ok(removed)
+    }
+
     /// Deletes an object; a missing one is not an error.
     pub fn delete(&self, key: &str) -> Result<(), EngineError> {
         let path = ObjectPath::from(key);
@@ -213,4 +246,10 @@ fn sync_path(p: &std::path::Path) -> Result<(), EngineError> {
 
 fn store_err(e: object_store::Error) -> EngineError {
     EngineError::external("object store", e)
+}
+
+/// `name#<digits>`: the local object store's temporary for a write in progress.
+fn is_upload_temporary(name: &str) -> bool {
+    matches!(name.rsplit_once('#'), Some((stem, n))
+        if !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -243,6 +243,7 @@ impl Sink for NdjsonSink {
 
     fn abort(&mut self, committed: u64) -> Result<(), EngineError> {
         let staging = format!("{}/_staging/", self.prefix);
+        self.storage.remove_interrupted_uploads(&staging)?;
         for key in self.storage.list(&staging)? {
             let epoch = key
                 .rsplit('/')

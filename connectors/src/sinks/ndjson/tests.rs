@@ -146,6 +146,30 @@ fn abort_discards_epochs_after_the_committed_one() {
 }
 
 #[test]
+fn abort_removes_what_a_kill_in_the_middle_of_a_write_left() {
+    let f = fixture();
+    let mut s = sink(&f);
+    s.write(batch(&["a"])).unwrap();
+    let one = s.pre_commit(1).unwrap();
+    // Epoch 1 is checkpointed but not yet moved; a kill during epoch 2's put left the store's
+    // temporary (`<key>#<n>`, renamed into place only when the write completes).
+    let staging = f.root.join("debug/_staging");
+    let interrupted = staging.join("part-000000000002.ndjson#1");
+    std::fs::write(&interrupted, b"{\"half\":").unwrap();
+    // Names that merely contain '#' are objects, not temporaries.
+    let odd = staging.join("notes#draft");
+    std::fs::write(&odd, b"x").unwrap();
+
+    let mut restarted = sink(&f);
+    restarted.abort(1).unwrap();
+    assert!(!interrupted.exists(), "the interrupted write is gone");
+    assert!(odd.exists(), "only `#<digits>` temporaries are removed");
+    assert!(staging.join("part-000000000001.ndjson").exists());
+    commit(&mut restarted, 1, &one);
+    assert!(f.root.join("debug/part-000000000001.ndjson").exists());
+}
+
+#[test]
 fn chosen_columns_and_missing_ones() {
     let f = fixture();
     let mut s = sink(&f);
