@@ -1512,7 +1512,7 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
     std::fs::write(
         &serve,
         format!(
-            "listen = \"127.0.0.1:0\"\nstorage_url = {}\ntokens = [{{ token = \"{DEFAULT_TOKEN}\", tenant = \"default\" }}]\ntemplates = {}\nfhir_codes = {}\n",
+            "listen = \"127.0.0.1:0\"\nstorage_url = {}\nrefresh_interval_ms = 200\ntokens = [{{ token = \"{DEFAULT_TOKEN}\", tenant = \"default\" }}]\ntemplates = {}\nfhir_codes = {}\n",
             toml::Value::String(p(&tmp.path().join("out"))),
             toml::Value::String(p(&config)),
             toml::Value::String(p(&config.join("shc-codes.toml"))),
@@ -1592,5 +1592,52 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
     assert_eq!(get(addr, wrong_dob, Some(DEFAULT_TOKEN)).status, 404);
     let bad = "/certificate/api/v1/certificates?mobile=9876543210&dob=April";
     assert_eq!(get(addr, bad, Some(DEFAULT_TOKEN)).status, 400);
+    assert_eq!(get(addr, "/health", None).status, 200);
+
+    // An unreadable object in the store is set aside: the server keeps serving, /health names
+    // it, and certificates published after it still appear.
+    let garbage = tmp.path().join("out/accepted/part-999999999999.parquet");
+    std::fs::write(&garbage, b"truncated by a failing disk").unwrap();
+    run("d.ndjson", vec![event("P3", 1, "B3")], "certify");
+    let p3 = "/certificate/api/v1/certificates?preEnrollmentCode=P3";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get(addr, p3, Some(DEFAULT_TOKEN)).status != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "P3 never became visible"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let health = get(addr, "/health", None);
+    assert_eq!(health.status, 503);
+    let health: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    assert_eq!(
+        health["unreadableObjects"][0]["object"], "accepted/part-999999999999.parquet",
+        "{health}"
+    );
+    assert_eq!(
+        get(
+            addr,
+            &cert_path(&new, "credential.json"),
+            Some(DEFAULT_TOKEN)
+        )
+        .status,
+        200
+    );
+    stop_serve(server);
+
+    // Restarted with the bad object still there: it starts, from its index, and serves all.
+    let server = start_serve(&serve);
+    assert_eq!(get(server.addr, p3, Some(DEFAULT_TOKEN)).status, 200);
+    assert_eq!(
+        get(
+            server.addr,
+            &cert_path(&old, "credential.json"),
+            Some(DEFAULT_TOKEN)
+        )
+        .status,
+        410
+    );
+    std::fs::remove_file(&garbage).unwrap();
     stop_serve(server);
 }

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use divoc_connectors::storage::Storage;
 
 use divoc_serve::formats::{Format, FormatQuery};
-use divoc_serve::index::CertificateIndex;
 use divoc_serve::ServePlan;
 
 pub fn write_samples(
@@ -21,12 +20,14 @@ pub fn write_samples(
     let plan = ServePlan::load(&serve_file, &[format!("storage_url={store_url}")])?;
     crate::keys::ensure_demo_keys(&plan)?;
     let formats = divoc_serve::formats::Formats::for_plan(&plan)?;
-    let index = CertificateIndex::load(storage, &plan.cfg.accepted_prefix)?;
+    let (store, mut indexer) = divoc_serve::open_index(&plan, storage)?;
+    indexer.refresh()?;
+    drop(indexer);
     // A beneficiary with the most doses shows the history table best.
-    let Some(cert) = index.most_doses() else {
+    let Some(cert) = store.most_doses()? else {
         return Ok(());
     };
-    let doses = index.doses(&cert.tenant, &cert.pre_enrollment_code);
+    let doses = store.doses(&cert.tenant, &cert.pre_enrollment_code)?;
     let now = chrono::Utc::now().timestamp();
     std::fs::create_dir_all(sample)?;
     let mut written = Vec::new();

@@ -161,6 +161,23 @@ impl Storage {
         Ok(keys)
     }
 
+    /// Lists keys under `prefix` with their sizes in bytes, sorted by key.
+    pub fn list_sizes(&self, prefix: &str) -> Result<Vec<(String, u64)>, EngineError> {
+        let p = ObjectPath::from(prefix);
+        let store = self.store.clone();
+        let mut keys: Vec<(String, u64)> = self
+            .block_on(async move {
+                store
+                    .list(Some(&p))
+                    .map_ok(|m| (m.location.to_string(), m.size))
+                    .try_collect()
+                    .await
+            })
+            .map_err(store_err)?;
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Moves an object (atomic on the local filesystem; copy + delete on most cloud stores),
     /// durably, overwriting the destination. Returns false when `from` does not exist (e.g. it
     /// was moved before a crash).

@@ -10,7 +10,7 @@ use divoc_qr::QrPayload;
 use divoc_render::{RenderRequest, Renderer};
 use serde::Deserialize;
 
-use super::index::StoredCertificate;
+use super::store::StoredCertificate;
 
 /// `[dcc]` of the serve config: the DSC and its key, and the value sets.
 #[derive(Debug, Clone, Deserialize)]

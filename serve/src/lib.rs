@@ -19,10 +19,10 @@
 
 pub mod events;
 pub mod formats;
-pub mod index;
 pub mod metrics_server;
 mod routes;
 pub mod sql_api;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -35,7 +35,8 @@ use serde::Deserialize;
 
 use events::DownloadLog;
 use formats::{DccSection, Formats, ShcSection};
-use index::CertificateIndex;
+use store::indexer::Indexer;
+use store::{CertificateStore, StoreOptions};
 
 /// `config/serve.toml`. Relative paths resolve against the file's directory.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +49,14 @@ pub struct ServeConfig {
     /// Prefix of the accepted certificates in the store.
     #[serde(default = "default_accepted")]
     pub accepted_prefix: String,
+    /// Directory of the certificate index (an embedded key-value store the server keeps up to
+    /// date from the published data). Default: beside a local store, `<storage_url>.serve-index`;
+    /// required for cloud stores. One server per directory.
+    #[serde(default)]
+    pub index_dir: Option<PathBuf>,
+    /// Block cache of the certificate index, MiB.
+    #[serde(default = "default_index_cache")]
+    pub index_cache_mib: u64,
     /// How often newly published objects are picked up, in milliseconds.
     #[serde(default = "default_refresh")]
     pub refresh_interval_ms: u64,
@@ -82,6 +91,9 @@ pub struct ServeConfig {
 
 fn default_accepted() -> String {
     "accepted".into()
+}
+fn default_index_cache() -> u64 {
+    64
 }
 fn default_refresh() -> u64 {
     2000
@@ -136,6 +148,33 @@ impl ServePlan {
         }
     }
 
+    /// Where the certificate index lives.
+    pub fn index_dir(&self) -> Result<PathBuf> {
+        match &self.cfg.index_dir {
+            Some(dir) => Ok(self.resolve(dir)),
+            None if !self.cfg.storage_url.contains("://") => {
+                let store = self.storage_url();
+                Ok(PathBuf::from(format!("{}.serve-index", store.trim_end_matches('/'))))
+            }
+            None => bail!(
+                "storage_url {:?} is not a local directory: set index_dir to a local directory for the certificate index",
+                self.cfg.storage_url
+            ),
+        }
+    }
+
+    /// Opens the certificate index of this plan's store.
+    pub fn open_store(&self) -> Result<CertificateStore> {
+        let source = format!("{}#{}", self.storage_url(), self.cfg.accepted_prefix);
+        CertificateStore::open(
+            &self.index_dir()?,
+            &source,
+            StoreOptions {
+                cache_bytes: self.cfg.index_cache_mib.max(1) * 1024 * 1024,
+            },
+        )
+    }
+
     /// token -> tenant, checked like the ingest API's tokens.
     fn tokens(&self) -> Result<Vec<(String, String)>> {
         let mut out: Vec<(String, String)> = self
@@ -163,7 +202,9 @@ impl ServePlan {
 
 /// Shared state of the handlers.
 pub struct AppState {
-    pub index: RwLock<CertificateIndex>,
+    pub store: CertificateStore,
+    /// Published objects the index could not read, with the reason (shown by `/health`).
+    pub unreadable: RwLock<Vec<(String, String)>>,
     pub formats: Formats,
     pub tokens: Vec<(String, String)>,
     pub log: DownloadLog,
@@ -205,8 +246,15 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
     )
     .context("cannot open the certificate store (storage_url)")?;
     let formats = Formats::for_plan(plan)?;
-    let index = CertificateIndex::load(&storage, &plan.cfg.accepted_prefix)?;
-    tracing::info!(certificates = index.len(), "certificate index loaded");
+    let (store, mut indexer) = open_index(plan, &storage)?;
+    // Catch up before answering, so a started server serves what was published before it.
+    let caught_up = indexer.refresh()?;
+    tracing::info!(
+        certificates = store.approximate_len(),
+        new_objects = caught_up.objects,
+        unreadable_objects = caught_up.failed_objects,
+        "certificate index ready"
+    );
     let jwks = match &formats.shc {
         Some(s) => Some(serde_json::to_string(&s.key().jwks())?),
         None => None,
@@ -218,7 +266,8 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         None => None,
     };
     let state = Arc::new(AppState {
-        index: RwLock::new(index),
+        store,
+        unreadable: RwLock::new(unreadable(&indexer)),
         formats,
         tokens: plan.tokens()?,
         log: DownloadLog::new(storage.clone()),
@@ -256,7 +305,6 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
     let refresher = {
         let state = state.clone();
         let stop = stop_flag.clone();
-        let prefix = plan.cfg.accepted_prefix.clone();
         let refresh = Duration::from_millis(plan.cfg.refresh_interval_ms.max(100));
         let flush = Duration::from_millis(plan.cfg.events_flush_interval_ms.max(100));
         std::thread::spawn(move || {
@@ -266,20 +314,22 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
                 std::thread::sleep(Duration::from_millis(50));
                 if last_refresh.elapsed() >= refresh {
                     last_refresh = std::time::Instant::now();
-                    // Read new objects into a side index first so lookups never wait on I/O.
-                    let mut fresh = CertificateIndex::default();
-                    if let Ok(guard) = state.index.read() {
-                        fresh.seen_from(&guard);
-                    }
-                    match fresh.refresh(&storage, &prefix) {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            if let Ok(mut guard) = state.index.write() {
-                                guard.merge(fresh);
+                    match indexer.refresh() {
+                        Ok(report) => {
+                            if report.objects > 0 {
+                                tracing::info!(
+                                    objects = report.objects,
+                                    added = report.certificates,
+                                    "certificate index refreshed"
+                                );
                             }
-                            tracing::info!(added = n, "certificate index refreshed");
+                            if let Ok(mut u) = state.unreadable.write() {
+                                *u = unreadable(&indexer);
+                            }
                         }
-                        Err(e) => tracing::warn!(error = %e, "certificate index refresh failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "certificate index refresh failed")
+                        }
                     }
                 }
                 if last_flush.elapsed() >= flush {
@@ -299,4 +349,33 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         refresher: Some(refresher),
         stop_flag,
     })
+}
+
+/// The certificate index and its indexer, rebuilt from scratch when it no longer matches the
+/// published data.
+pub fn open_index(plan: &ServePlan, storage: &Storage) -> Result<(CertificateStore, Indexer)> {
+    let store = plan.open_store()?;
+    let indexer = Indexer::new(store.clone(), storage.clone(), &plan.cfg.accepted_prefix)?;
+    let Some(why) = indexer.stale()? else {
+        return Ok((store, indexer));
+    };
+    let dir = plan.index_dir()?;
+    tracing::warn!(reason = %why, index_dir = %dir.display(), "certificate index rebuilt: it no longer matches the published data");
+    drop(indexer);
+    drop(store);
+    std::fs::remove_dir_all(&dir)
+        .with_context(|| format!("cannot clear the stale index {}", dir.display()))?;
+    let store = plan.open_store()?;
+    let indexer = Indexer::new(store.clone(), storage.clone(), &plan.cfg.accepted_prefix)?;
+    Ok((store, indexer))
+}
+
+fn unreadable(indexer: &Indexer) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = indexer
+        .failed()
+        .iter()
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    v.sort();
+    v
 }

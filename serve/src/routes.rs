@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::events::DownloadEvent;
 use super::formats::{Format, FormatError, FormatQuery};
-use super::index::StoredCertificate;
+use super::store::{CertificateStore, StoredCertificate};
 use super::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/certificate/api/v1/dsc.pem", get(dsc))
         .route("/certificate/api/certificatePDF/{code}", get(pdf_by_code))
@@ -52,6 +52,59 @@ fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// `ok`, or what the certificate index could not read (503: some certificates are not served).
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let unreadable = state
+        .unreadable
+        .read()
+        .map(|u| u.clone())
+        .unwrap_or_default();
+    if unreadable.is_empty() {
+        return "ok".into_response();
+    }
+    #[derive(Serialize)]
+    struct Unreadable {
+        object: String,
+        error: String,
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({
+            "status": "degraded",
+            "unreadableObjects": unreadable
+                .into_iter()
+                .map(|(object, error)| Unreadable { object, error })
+                .collect::<Vec<_>>(),
+        })),
+    )
+        .into_response()
+}
+
+/// Runs a lookup in the certificate index off the I/O threads; a failed read answers 500 and
+/// is logged (never with the request's personal data).
+async fn lookup<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&CertificateStore) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "certificate index read failed");
+            Err(error(
+                500,
+                "INDEX_UNAVAILABLE",
+                "the certificate index could not be read",
+            ))
+        }
+        Err(_) => Err(error(
+            500,
+            "INDEX_UNAVAILABLE",
+            "the certificate index lookup stopped",
+        )),
+    }
 }
 
 /// Constant-time comparison, so response timing does not reveal how much of a token matched.
@@ -162,20 +215,26 @@ async fn list_by_code(
     let Ok(Query(q)) = q else {
         return error(400, "BAD_QUERY", usage);
     };
-    let lookup =
-        |i: &crate::index::CertificateIndex| match (&q.pre_enrollment_code, &q.mobile, &q.dob) {
-            (Some(code), None, None) => Ok(i.doses(&tenant, code)),
-            (None, Some(mobile), Some(dob)) => divoc_model::schema::parse_date(dob)
-                .map(|d| i.by_contact(&tenant, mobile, d))
-                .ok_or("dob must be a date, YYYY-MM-DD"),
-            _ => Err(usage),
-        };
-    let doses = match state.index.read() {
-        Ok(i) => match lookup(&i) {
-            Ok(d) => d,
-            Err(why) => return error(400, "BAD_QUERY", why),
+    let query = match (q.pre_enrollment_code, q.mobile, q.dob) {
+        (Some(code), None, None) => Ok((code, None)),
+        (None, Some(mobile), Some(dob)) => match divoc_model::schema::parse_date(&dob) {
+            Some(d) => Ok((mobile, Some(d))),
+            None => Err("dob must be a date, YYYY-MM-DD"),
         },
-        Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
+        _ => Err(usage),
+    };
+    let (code_or_mobile, dob) = match query {
+        Ok(q) => q,
+        Err(why) => return error(400, "BAD_QUERY", why),
+    };
+    let doses = match lookup(&state, move |s| match dob {
+        None => s.doses(&tenant, &code_or_mobile),
+        Some(d) => s.by_contact(&tenant, &code_or_mobile, d),
+    })
+    .await
+    {
+        Ok(d) => d,
+        Err(r) => return r,
     };
     if doses.is_empty() {
         return error(404, "NOT_FOUND", "no certificate for this query");
@@ -204,9 +263,12 @@ async fn pdf_by_code(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let doses = match state.index.read() {
-        Ok(i) => i.doses(&tenant, &code),
-        Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
+    let doses = {
+        let tenant = tenant.clone();
+        match lookup(&state, move |s| s.doses(&tenant, &code)).await {
+            Ok(d) => d,
+            Err(r) => return r,
+        }
     };
     // The latest dose's certificate, with the full history printed on it.
     let Some(cert) = doses.last().cloned() else {
@@ -238,31 +300,45 @@ async fn download(
             format!("unknown format {format:?}; use one of {}", names.join(", ")),
         );
     };
-    let (cert, doses) = match state.index.read() {
-        Ok(i) => match i.by_id(&id) {
-            // Another tenant's certificate is as absent as a missing one.
-            Some(c) if c.tenant == tenant && i.is_withdrawn(&id) => {
-                drop(i);
-                record(&state, &tenant, None, fmt, &query, 410, 0);
-                return error(
-                    410,
-                    "CERTIFICATE_REVOKED",
-                    "this certificate was revoked or replaced by a correction; look up the current one by preEnrollmentCode",
-                );
+    let found = {
+        let tenant = tenant.clone();
+        lookup(&state, move |s| {
+            // Another tenant's certificate is as absent as a missing one: the tenant is part of
+            // the key.
+            let Some(cert) = s.by_id(&tenant, &id)? else {
+                return Ok(Found::Missing);
+            };
+            if s.is_withdrawn(&tenant, &id)? {
+                return Ok(Found::Withdrawn);
             }
-            Some(c) if c.tenant == tenant => {
-                let d = i.doses(&tenant, &c.pre_enrollment_code);
-                (c, d)
-            }
-            _ => {
-                drop(i);
-                record(&state, &tenant, None, fmt, &query, 404, 0);
-                return error(404, "NOT_FOUND", "no such certificate");
-            }
-        },
-        Err(_) => return error(500, "INDEX_UNAVAILABLE", "certificate index is unavailable"),
+            let doses = s.doses(&tenant, &cert.pre_enrollment_code)?;
+            Ok(Found::Current(cert, doses))
+        })
+        .await
+    };
+    let (cert, doses) = match found {
+        Ok(Found::Current(cert, doses)) => (cert, doses),
+        Ok(Found::Withdrawn) => {
+            record(&state, &tenant, None, fmt, &query, 410, 0);
+            return error(
+                410,
+                "CERTIFICATE_REVOKED",
+                "this certificate was revoked or replaced by a correction; look up the current one by preEnrollmentCode",
+            );
+        }
+        Ok(Found::Missing) => {
+            record(&state, &tenant, None, fmt, &query, 404, 0);
+            return error(404, "NOT_FOUND", "no such certificate");
+        }
+        Err(r) => return r,
     };
     serve_format(state, tenant, cert, doses, fmt, query).await
+}
+
+enum Found {
+    Current(Arc<StoredCertificate>, Vec<Arc<StoredCertificate>>),
+    Withdrawn,
+    Missing,
 }
 
 async fn serve_format(
