@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use divoc_credential::VaccinationCredential;
-use fjall::config::BlockSizePolicy;
+use fjall::config::{BlockSizePolicy, CompressionPolicy};
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 
 use codec::{key, push_i32, push_i64, KeyReader, Record};
@@ -78,6 +78,10 @@ pub struct CertificateStore {
 
 const SOURCE_KEY: &[u8] = b"\0source";
 
+/// Memtable size per keyspace: what is not yet flushed sits in memory uncompressed (and is read
+/// back from the journal on start), so it bounds both the server's memory and its start time.
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+
 impl CertificateStore {
     /// Opens (or creates) the store at `dir` for the published data at `source` (the storage
     /// URL and prefix): a store built from other data is refused rather than served.
@@ -94,13 +98,18 @@ impl CertificateStore {
                     dir.display()
                 )
             })?;
-        // Credentials are ~2 KiB of similar JSON: larger blocks let LZ4 find the repeats across
+        // Credentials are ~2 KiB of similar JSON: compressed at every level (fjall leaves the
+        // first two uncompressed by default), in larger blocks so LZ4 finds the repeats across
         // neighbours (a point read then decompresses 32 KiB, a few microseconds).
         let certs = db.keyspace("certs", || {
-            KeyspaceCreateOptions::default().data_block_size_policy(BlockSizePolicy::all(32 * 1024))
+            KeyspaceCreateOptions::default()
+                .data_block_size_policy(BlockSizePolicy::all(32 * 1024))
+                .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+                .max_memtable_size(MEMTABLE_BYTES)
         })?;
-        let by_pre = db.keyspace("by_pre", KeyspaceCreateOptions::default)?;
-        let by_contact = db.keyspace("by_contact", KeyspaceCreateOptions::default)?;
+        let small = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+        let by_pre = db.keyspace("by_pre", small)?;
+        let by_contact = db.keyspace("by_contact", small)?;
         let withdrawn = db.keyspace("withdrawn", KeyspaceCreateOptions::default)?;
         let objects = db.keyspace("objects", KeyspaceCreateOptions::default)?;
         match objects.get(SOURCE_KEY)? {
