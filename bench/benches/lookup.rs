@@ -121,8 +121,21 @@ fn template() -> serde_json::Value {
     serde_json::from_str(&text).expect("the vector is JSON")
 }
 
+struct GenRow {
+    id: String,
+    pre: String,
+    dose: i64,
+    mobile: String,
+    json: String,
+    qr: Vec<u8>,
+    dob: i32,
+}
+
+/// The request path for a random draw.
+type PathOf = Box<dyn Fn(u64) -> String>;
+
 fn batch(template: &serde_json::Value, from: u64, to: u64) -> RecordBatch {
-    let rows: Vec<(String, String, i64, String, String, Vec<u8>, i32)> = (from..to)
+    let rows: Vec<GenRow> = (from..to)
         .into_par_iter()
         .map(|n| {
             let (b, dose) = (n / 2, (n % 2 + 1) as i64);
@@ -165,7 +178,15 @@ fn batch(template: &serde_json::Value, from: u64, to: u64) -> RecordBatch {
                     .into();
             let json = serde_json::to_string(&c).expect("serialize");
             let qr = divoc_qr::zip_certificate(json.as_bytes());
-            (id, pre_code(b), dose, mobile(b), json, qr, dob(b))
+            GenRow {
+                id,
+                pre: pre_code(b),
+                dose,
+                mobile: mobile(b),
+                json,
+                qr,
+                dob: dob(b),
+            }
         })
         .collect();
     let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
@@ -173,30 +194,32 @@ fn batch(template: &serde_json::Value, from: u64, to: u64) -> RecordBatch {
     };
     let mut contacts = ListBuilder::new(StringBuilder::new());
     for r in &rows {
-        contacts.values().append_value(format!("tel:+91{}", r.3));
+        contacts
+            .values()
+            .append_value(format!("tel:+91{}", r.mobile));
         contacts.append(true);
     }
     RecordBatch::try_from_iter(vec![
         (schema::TENANT, text(&|_| TENANT.to_owned())),
-        (schema::CERTIFICATE_ID, text(&|i| rows[i].0.clone())),
-        (schema::PRE_ENROLLMENT_CODE, text(&|i| rows[i].1.clone())),
+        (schema::CERTIFICATE_ID, text(&|i| rows[i].id.clone())),
+        (schema::PRE_ENROLLMENT_CODE, text(&|i| rows[i].pre.clone())),
         (schema::EVENT_KIND, text(&|_| "certify".to_owned())),
         (schema::RECIPIENT_STATE, text(&|_| "Kerala".to_owned())),
         (
             schema::DOSE,
-            Arc::new(rows.iter().map(|r| Some(r.2)).collect::<Int64Array>()) as ArrayRef,
+            Arc::new(rows.iter().map(|r| Some(r.dose)).collect::<Int64Array>()) as ArrayRef,
         ),
         (
             schema::RECIPIENT_DOB,
-            Arc::new(rows.iter().map(|r| Some(r.6)).collect::<Date32Array>()),
+            Arc::new(rows.iter().map(|r| Some(r.dob)).collect::<Date32Array>()),
         ),
         (RECIPIENT_CONTACT.name, Arc::new(contacts.finish())),
-        (CREDENTIAL.name, text(&|i| rows[i].4.clone())),
+        (CREDENTIAL.name, text(&|i| rows[i].json.clone())),
         (
             QR_PAYLOAD.name,
             Arc::new(
                 rows.iter()
-                    .map(|r| Some(r.5.as_slice()))
+                    .map(|r| Some(r.qr.as_slice()))
                     .collect::<BinaryArray>(),
             ),
         ),
@@ -390,7 +413,7 @@ fn main() {
             startup.as_secs_f64()
         );
         let n = a.certificates;
-        let kinds: [(&str, Box<dyn Fn(u64) -> String>); 3] = [
+        let kinds: [(&str, PathOf); 3] = [
             (
                 "by certificate id (credential.json)",
                 Box::new(move |r| {
