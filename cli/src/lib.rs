@@ -25,6 +25,7 @@ pub fn registry() -> Registry {
         // Sources
         entry::<divoc_connectors::files::FileSourceConfig>(),
         entry::<divoc_connectors::http::HttpSourceConfig>(),
+        entry::<divoc_connectors::reissue::ReissueSourceConfig>(),
         // Operators
         entry::<divoc_operators::validate::ValidateConfig>(),
         entry::<divoc_operators::dedupe::DedupeConfig>(),

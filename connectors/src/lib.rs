@@ -5,5 +5,6 @@
 pub mod files;
 pub mod http;
 pub mod parquet;
+pub mod reissue;
 pub mod sinks;
 pub mod storage;

@@ -97,6 +97,9 @@ pub const EVENT_COLUMNS: [Column; 41] = [
 pub const CERTIFICATE_ID: Column = Column::required("certificate_id", ColumnType::Utf8);
 /// Added by `dedupe`: for an `update`, the id of the certificate it replaces (now revoked).
 pub const PREVIOUS_CERTIFICATE_ID: Column = text("previous_certificate_id");
+/// Set by the `reissue_source`: the certificate a `reissue` row signs again; dedupe refuses the
+/// row (`superseded`) unless it is still the dose's current certificate.
+pub const REISSUE_OF: Column = text("reissue_of");
 /// The last day of a suspension (`suspend` events); none means until lifted.
 pub const SUSPEND_UNTIL: Column = Column::new("suspend_until", ColumnType::Date32);
 /// Added by `sign`: the signed W3C verifiable credential, JSON text (null for events that issue

@@ -105,6 +105,11 @@ pub enum EventKind {
     /// A revocation until a day (`suspend_until`), or until lifted.
     Suspend,
     LiftSuspension,
+    /// A stored certificate signed again (new key, template or format) by `divoc reissue`; the
+    /// one it replaces stays valid for verifiers, only downloads move to the new one.
+    Reissue,
+    /// As `Reissue`, and the replaced certificate is revoked (`--revoke-superseded`).
+    ReissueRevoking,
 }
 
 /// What an event does to a dose's certificate.
@@ -115,10 +120,11 @@ pub enum Action {
     Revoke,
     Suspend,
     LiftSuspension,
+    Reissue,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::CertifyV1,
         EventKind::CertifyV3,
         EventKind::BulkCsv,
@@ -126,6 +132,8 @@ impl EventKind {
         EventKind::Revoke,
         EventKind::Suspend,
         EventKind::LiftSuspension,
+        EventKind::Reissue,
+        EventKind::ReissueRevoking,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +145,8 @@ impl EventKind {
             EventKind::Revoke => "revoke",
             EventKind::Suspend => "suspend",
             EventKind::LiftSuspension => "lift_suspension",
+            EventKind::Reissue => "reissue",
+            EventKind::ReissueRevoking => "reissue_revoking",
         }
     }
 
@@ -151,11 +161,21 @@ impl EventKind {
             EventKind::Revoke => Action::Revoke,
             EventKind::Suspend => Action::Suspend,
             EventKind::LiftSuspension => Action::LiftSuspension,
+            EventKind::Reissue | EventKind::ReissueRevoking => Action::Reissue,
         }
     }
 
     /// True when the event issues a (new) certificate to sign, render and count.
     pub fn issues_certificate(self) -> bool {
+        matches!(
+            self.action(),
+            Action::Certify | Action::Update | Action::Reissue
+        )
+    }
+
+    /// True when the event records a vaccination (or corrects one) rather than signing a stored
+    /// one again: what the analytics count.
+    pub fn records_vaccination(self) -> bool {
         matches!(self.action(), Action::Certify | Action::Update)
     }
 }

@@ -381,6 +381,10 @@ impl Operator for Dedupe {
         let until = batch
             .column_by_name(columns::SUSPEND_UNTIL.name)
             .and_then(|c| c.as_primitive_opt::<Date32Type>());
+        // Only the `reissue_source` sends it.
+        let reissue_of = batch
+            .column_by_name(columns::REISSUE_OF.name)
+            .and_then(|c| c.as_string_opt::<i32>());
 
         let mut rejections = Rejections::default();
         let requests: Vec<Option<Request<'_>>> = (0..n)
@@ -417,6 +421,7 @@ impl Operator for Dedupe {
                     until_day: until.filter(|u| u.is_valid(i)).map(|u| u.value(i)),
                     day: ingest.value(i).div_euclid(86_400_000) as i32,
                     program,
+                    reissue_of: reissue_of.filter(|r| r.is_valid(i)).map(|r| r.value(i)),
                 })
             })
             .collect();

@@ -128,6 +128,8 @@ fn kind_code(kind: EventKind) -> u8 {
         EventKind::Revoke => 5,
         EventKind::Suspend => 6,
         EventKind::LiftSuspension => 7,
+        EventKind::Reissue => 8,
+        EventKind::ReissueRevoking => 9,
     }
 }
 
@@ -140,6 +142,8 @@ fn kind_from_code(code: u8) -> Option<EventKind> {
         5 => Some(EventKind::Revoke),
         6 => Some(EventKind::Suspend),
         7 => Some(EventKind::LiftSuspension),
+        8 => Some(EventKind::Reissue),
+        9 => Some(EventKind::ReissueRevoking),
         _ => None,
     }
 }

@@ -67,7 +67,7 @@ pub struct Notice {
     /// The event's id: `<source id>:<source offset>` (unique, stable across replays).
     pub transaction_id: String,
     pub certificate_id: String,
-    /// `issued`, `updated`, `revoked`, `suspended` or `active` (a lifted suspension).
+    /// `issued`, `updated`, `revoked`, `suspended`, `active` (a lifted suspension) or `reissued`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_certificate_id: Option<String>,
@@ -83,6 +83,7 @@ fn status_of(kind: &str) -> Option<&'static str> {
         Action::Revoke => "revoked",
         Action::Suspend => "suspended",
         Action::LiftSuspension => "active",
+        Action::Reissue => "reissued",
     })
 }
 

@@ -223,6 +223,70 @@ mod lifecycle {
         );
     }
 
+    /// A re-issue replaces the dose's current certificate without using up a correction, and
+    /// only if the certificate it was selected as is still the current one.
+    #[test]
+    fn reissues_replace_only_the_current_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d =
+            Dedupe::open(dir.path(), &toml::from_str("correction_limit = 1").unwrap()).unwrap();
+        let (kept, refused) = run(
+            &mut d,
+            &[
+                ev(CertifyV1, "A", 1),       // id 1
+                ev(Reissue, "A", 1),         // id 2 replaces 1
+                ev(ReissueRevoking, "A", 1), // id 3 replaces 2
+                ev(Update, "A", 1),          // id 4: re-issues used no correction
+                ev(Reissue, "B", 1),         // refused: unknown
+                ev(Suspend, "A", 1),         // suspends 4
+                ev(Reissue, "A", 1),         // refused: suspended
+            ],
+            0,
+        );
+        assert_eq!(
+            kept,
+            vec![
+                (id(1), None),
+                (id(2), Some(id(1))),
+                (id(3), Some(id(2))),
+                (id(4), Some(id(3))),
+                (id(4), None),
+            ]
+        );
+        assert_eq!(refused, vec!["unknown_certificate", "suspended"]);
+
+        // Selected as id 4 (current once lifted) and as id 1 (replaced long ago).
+        run(&mut d, &[ev(LiftSuspension, "A", 1)], 10);
+        let refs = [
+            (Reissue, event("A", 1, |_| {})),
+            (Reissue, event("A", 1, |_| {})),
+        ];
+        let refs: Vec<(EventKind, &str)> = refs.iter().map(|(k, l)| (*k, l.as_str())).collect();
+        let batch = batch_of_kinds(&refs, 20);
+        let mut fields = batch.schema().fields().to_vec();
+        fields.push(std::sync::Arc::new(
+            divoc_model::columns::REISSUE_OF.field(),
+        ));
+        let mut cols = batch.columns().to_vec();
+        cols.push(std::sync::Arc::new(arrow::array::StringArray::from(vec![
+            id(1),
+            id(4),
+        ])));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+            cols,
+        )
+        .unwrap();
+        let out = d.process(batch, "dedupe").unwrap();
+        let (ids, reasons) = ids_and_reasons(&out);
+        assert_eq!(
+            ids,
+            vec![id(5)],
+            "the one selected as the current certificate"
+        );
+        assert_eq!(reasons, vec![("superseded".to_owned(), Some(id(4)))]);
+    }
+
     /// A program's own correction limit applies to its certificates only.
     #[test]
     fn programs_have_their_own_correction_limit() {

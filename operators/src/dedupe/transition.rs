@@ -20,6 +20,8 @@ pub(super) struct Request<'a> {
     /// The event's ingest day: a suspension ending before it has lifted itself.
     pub(super) day: i32,
     pub(super) program: &'a str,
+    /// A re-issue: the certificate it was selected as (it must still be the current one).
+    pub(super) reissue_of: Option<&'a str>,
 }
 
 /// The request row a reconciliation starts from.
@@ -117,6 +119,43 @@ impl Dedupe {
                         origin: req.origin,
                         status: Status::Active,
                         corrections: s.corrections + 1,
+                    },
+                    counter,
+                    Some(s.counter),
+                ))
+            }
+            (Action::Reissue, None) => Err(refusal(
+                "unknown_certificate",
+                "no active certificate for this preEnrollmentCode and dose to re-issue (revoked since the selection?)",
+                None,
+            )),
+            (Action::Reissue, Some(s)) if matches!(s.status, Status::Suspended { .. }) => {
+                Err(refusal(
+                    "suspended",
+                    "the certificate is suspended; lift the suspension before re-issuing it",
+                    existing(&s),
+                ))
+            }
+            (Action::Reissue, Some(s))
+                if req
+                    .reissue_of
+                    .is_some_and(|id| id != self.format_id(s.counter)) =>
+            {
+                Err(refusal(
+                    "superseded",
+                    "the selected certificate is no longer this dose's current one (corrected or re-issued since the selection); select again",
+                    existing(&s),
+                ))
+            }
+            (Action::Reissue, Some(s)) => {
+                // A re-issue is not a correction: the correction count stays.
+                let counter = self.next_id()?;
+                Ok((
+                    CertState {
+                        counter,
+                        origin: req.origin,
+                        status: Status::Active,
+                        ..s
                     },
                     counter,
                     Some(s.counter),
@@ -252,6 +291,7 @@ impl Dedupe {
                 until_day: None,
                 day: row.day,
                 program: row.program,
+                reissue_of: None,
             };
             // A dose that cannot be corrected (revoked, suspended, at the limit) stays as it is.
             let Ok((after, id, prev)) = self.transition(&req, Some(state))? else {

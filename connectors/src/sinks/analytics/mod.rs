@@ -158,14 +158,15 @@ impl Analytics {
 
 impl Sink for Analytics {
     fn write(&mut self, batch: RecordBatch) -> Result<(), EngineError> {
-        // One row per issued certificate: status changes (revoke, suspend, lift) are not counted.
+        // One row per vaccination certified or corrected: status changes (revoke, suspend, lift)
+        // and re-issues of stored certificates are not counted.
         let kinds = batch
             .column_by_name(an::EVENT_KIND.name)
             .and_then(|c| c.as_string_opt::<i32>())
             .ok_or_else(|| EngineError::Schema("analytics needs Utf8 column event_kind".into()))?;
         let issued: BooleanArray = (0..batch.num_rows())
             .map(|i| {
-                Some(EventKind::parse(kinds.value(i)).is_none_or(EventKind::issues_certificate))
+                Some(EventKind::parse(kinds.value(i)).is_none_or(EventKind::records_vaccination))
             })
             .collect();
         let batch = if issued.true_count() == batch.num_rows() {
