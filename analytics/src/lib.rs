@@ -180,6 +180,7 @@ fn accepted_schema() -> SchemaRef {
         .collect();
     for c in [
         divoc_model::columns::CERTIFICATE_ID,
+        divoc_model::columns::PREVIOUS_CERTIFICATE_ID,
         divoc_model::columns::CREDENTIAL,
         divoc_model::columns::QR_PAYLOAD,
     ] {
@@ -291,6 +292,24 @@ impl SqlEngine {
             .iter()
             .map(|f| f.name().clone())
             .collect())
+    }
+
+    /// Runs one read-only statement and streams its whole answer (no row limit, no timeout):
+    /// for jobs that consume everything they select, such as `divoc reissue`.
+    pub async fn stream(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, AnalyticsError> {
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self
+            .ctx
+            .sql_with_options(sql, read_only)
+            .await
+            .map_err(refusal)?;
+        Ok(df.execute_stream().await?)
     }
 
     /// Runs one read-only statement.

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod demo_formats;
 pub mod keys;
+pub mod reissue;
 pub mod sql;
 pub mod verify;
 
@@ -75,6 +76,16 @@ pub fn run(
     rt: &tokio::runtime::Runtime,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary> {
+    run_with(plan, rt, stop, Resources::new())
+}
+
+/// As [`run`], with resources of the caller's (e.g. a job's progress counters) added.
+pub fn run_with(
+    plan: &ValidatedPipeline,
+    rt: &tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    mut resources: Resources,
+) -> Result<RunSummary> {
     let metrics = Metrics::new();
     let storage = Storage::open(
         &storage_url(plan),
@@ -86,7 +97,6 @@ pub fn run(
         Some(m) if !m.listen.is_empty() => Some(serve_metrics(rt, &m.listen, metrics.clone())?),
         _ => None,
     };
-    let mut resources = Resources::new();
     resources.insert(storage);
     resources.insert(divoc_model::lifecycle::SharedCertificateStates::default());
     let opts = RunOptions {

@@ -73,6 +73,33 @@ enum Command {
         #[arg(long = "set")]
         sets: Vec<String>,
     },
+    /// Sign stored certificates again (new key, templates or format) through the pipeline's DAG:
+    /// select with SQL, re-issue exactly once, resumable (run the same command again).
+    Reissue {
+        /// SQL predicate over the `accepted` table, e.g. "vaccine_name = 'Covishield'" or "true".
+        #[arg(long = "where")]
+        predicate: String,
+        /// The pipeline file (its source is replaced by the job's selection).
+        #[arg(long, default_value = "config/pipeline.toml")]
+        config: PathBuf,
+        /// Sign with this issuer key file instead of the pipeline's.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Render with this template directory instead of the pipeline's.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        /// Revoke the certificates replaced (default: they stay valid, downloads move on).
+        #[arg(long)]
+        revoke_superseded: bool,
+        /// Name the job (default: a hash of the options; the same command resumes it).
+        #[arg(long)]
+        job: Option<String>,
+        /// Progress as a line every 5 s instead of a bar.
+        #[arg(long)]
+        plain_progress: bool,
+        #[arg(long = "set")]
+        sets: Vec<String>,
+    },
     /// Generate events and run the default pipeline on them in a fresh directory.
     Demo {
         #[arg(long, default_value_t = 200_000)]
@@ -222,6 +249,37 @@ fn main() -> Result<()> {
             let stop = divoc::stop_on_signals(&rt);
             let summary = divoc::run(&plan, &rt, stop)?;
             print!("{}", divoc::format_summary(&summary, None));
+        }
+        Command::Reissue {
+            predicate,
+            config,
+            key,
+            templates,
+            revoke_superseded,
+            job,
+            plain_progress,
+            sets,
+        } => {
+            let stop = divoc::stop_on_signals(&rt);
+            let outcome = divoc::reissue::reissue(
+                &divoc::reissue::ReissueOptions {
+                    config,
+                    sets,
+                    predicate,
+                    key,
+                    templates,
+                    revoke_superseded,
+                    job,
+                    plain_progress,
+                },
+                &rt,
+                stop,
+            )?;
+            println!(
+                "job {}: {} certificates selected",
+                outcome.job, outcome.selected
+            );
+            print!("{}", divoc::format_summary(&outcome.summary, None));
         }
         Command::Demo {
             events,

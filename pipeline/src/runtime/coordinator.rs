@@ -27,6 +27,10 @@ pub(crate) struct Coordinator {
     pub sinks: BTreeMap<String, Sender<SinkCommit>>,
     pub ack_nodes: Vec<String>,
     pub committed: Checkpoint,
+    /// Positions of sources the checkpoint holds but this run does not have (a job run between
+    /// runs of the main pipeline, e.g. `divoc reissue`): kept in every checkpoint, so the next run
+    /// of the main pipeline resumes where it was.
+    pub carried: BTreeMap<String, serde_json::Value>,
     /// The next epoch number to trigger.
     pub next_epoch: u64,
     /// Epochs up to here were cut before a crash; they are replayed from the intent logs.
@@ -176,9 +180,11 @@ impl Coordinator {
         state: EpochState,
         triggered: Option<Instant>,
     ) -> Result<(), EngineError> {
+        let mut positions = self.carried.clone();
+        positions.extend(state.positions);
         let cp = Checkpoint {
             epoch,
-            positions: state.positions,
+            positions,
             outputs: state.outputs,
         };
         // The commit point. Sinks make the epoch visible after it (a crash in between is finished
@@ -224,6 +230,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let coordinator = Coordinator {
+            carried: BTreeMap::new(),
             state_dir: dir.path().to_owned(),
             metrics: metrics.clone(),
             settings: EngineSettings {

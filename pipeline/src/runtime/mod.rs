@@ -420,6 +420,12 @@ pub fn run_pipeline(
         handles.push(spawn(&name, move || task.run())?);
     }
 
+    let carried = checkpoint
+        .positions
+        .iter()
+        .filter(|(name, _)| !source_controls.contains_key(*name))
+        .map(|(n, p)| (n.clone(), p.clone()))
+        .collect();
     let coordinator = coordinator::Coordinator {
         state_dir: opts.state_dir.clone(),
         metrics: opts.metrics.clone(),
@@ -427,6 +433,7 @@ pub fn run_pipeline(
         sources: source_controls,
         sinks: sink_controls,
         ack_nodes,
+        carried,
         committed: checkpoint.clone(),
         next_epoch: max_intent_epoch + 1,
         replay_upto: max_intent_epoch,
