@@ -146,7 +146,7 @@ fn reissue_signs_the_current_certificates_again_with_the_new_key() {
         "--where",
         "true",
         "--key",
-        &new_key.to_str().unwrap().to_owned(),
+        new_key.to_str().unwrap(),
         "--plain-progress",
     ]
     .map(|s| s.to_owned());
