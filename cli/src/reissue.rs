@@ -2,7 +2,7 @@
 //!
 //! 1. **Select** (once per job): DataFusion over the published `accepted` rows, the certificates
 //!    that are still current (not replaced by a correction or re-issue, not revoked) and match
-//!    `--where`, ordered by certificate id, written to `<state_dir>/reissue/<job>/selection.parquet`;
+//!    `--where`, written once (its order is then fixed) to `<state_dir>/reissue/<job>/selection.parquet`;
 //!    `job.json` (written last) fixes the job's time, so the new credentials' `issuanceDate` is the
 //!    same however often the job is resumed.
 //! 2. **Run** the pipeline file with its source replaced by a `reissue_source` node named
@@ -80,17 +80,25 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(p).with_context(|| format!("{} does not exist", p.display()))
 }
 
-/// The certificates a job takes: current ones matching the predicate.
+/// The certificates a job takes: current ones matching the predicate, with the columns the
+/// events are rebuilt from (not the credentials: a national selection would not fit one Arrow
+/// string array). Unordered, so DataFusion streams it; the order is fixed once it is written.
 fn selection_sql(predicate: &str) -> String {
+    let columns: Vec<&str> = divoc_model::columns::EVENT_COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .filter(|n| *n != divoc_model::columns::RAW.name)
+        .chain([divoc_model::columns::CERTIFICATE_ID.name])
+        .collect();
     format!(
-        "SELECT * FROM accepted \
+        "SELECT {} FROM accepted \
          WHERE credential IS NOT NULL AND certificate_id IS NOT NULL \
          AND certificate_id NOT IN \
            (SELECT previous_certificate_id FROM accepted WHERE previous_certificate_id IS NOT NULL) \
          AND certificate_id NOT IN \
            (SELECT certificate_id FROM accepted WHERE event_kind = 'revoke' AND certificate_id IS NOT NULL) \
-         AND ({predicate}) \
-         ORDER BY certificate_id"
+         AND ({predicate})",
+        columns.join(", ")
     )
 }
 

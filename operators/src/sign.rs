@@ -59,6 +59,72 @@ pub struct SignConfig {
     /// Prefix for recipient identities that are not already URIs.
     #[serde(default = "default_did_prefix")]
     pub identity_did_prefix: String,
+    /// Programs (optionally of one tenant) signed with their own issuer key, contexts or URLs;
+    /// what an entry leaves out comes from the node's options.
+    #[serde(default)]
+    pub programs: Vec<SignProgram>,
+}
+
+/// One program's signing profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignProgram {
+    /// The events' `programId`.
+    pub id: String,
+    /// Only this tenant's events of the program (default: every tenant's).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The program's issuer key (its issuer becomes the credentials' `issuer`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub context_v1: Option<String>,
+    #[serde(default)]
+    pub context_v2: Option<String>,
+    #[serde(default)]
+    pub certificate_base_url: Option<String>,
+    #[serde(default)]
+    pub info_url: Option<String>,
+    #[serde(default)]
+    pub feedback_url: Option<String>,
+}
+
+/// What one profile signs with.
+#[derive(Debug, Clone)]
+struct ProfileConfig {
+    key_file: PathBuf,
+    context_v1: String,
+    context_v2: String,
+    certificate_base_url: String,
+    info_url: String,
+    feedback_url: String,
+}
+
+impl SignConfig {
+    /// The node's own profile, then one per program entry (the entry's options over the node's).
+    fn profiles(&self) -> Vec<ProfileConfig> {
+        let base = ProfileConfig {
+            key_file: self.key_file.clone(),
+            context_v1: self.context_v1.clone(),
+            context_v2: self.context_v2.clone(),
+            certificate_base_url: self.certificate_base_url.clone(),
+            info_url: self.info_url.clone(),
+            feedback_url: self.feedback_url.clone(),
+        };
+        let mut out = vec![base.clone()];
+        for p in &self.programs {
+            let or = |v: &Option<String>, d: &String| v.clone().unwrap_or_else(|| d.clone());
+            out.push(ProfileConfig {
+                key_file: p.key_file.clone().unwrap_or_else(|| base.key_file.clone()),
+                context_v1: or(&p.context_v1, &base.context_v1),
+                context_v2: or(&p.context_v2, &base.context_v2),
+                certificate_base_url: or(&p.certificate_base_url, &base.certificate_base_url),
+                info_url: or(&p.info_url, &base.info_url),
+                feedback_url: or(&p.feedback_url, &base.feedback_url),
+            });
+        }
+        out
+    }
 }
 
 fn default_v1() -> String {
@@ -96,73 +162,147 @@ impl Component for SignConfig {
         "DIVOC credential + Ed25519Signature2018 (URDNA2015), batch-parallel";
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
-        IssuerKey::load(&ctx.resolve(&self.key_file)).map_err(|e| {
-            ConfigIssue::new(
-                "key_file",
-                e,
-                "create one with `divoc keys generate --out <file> --issuer <url or did>`",
-            )
-        })?;
         VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(|e| {
             ConfigIssue::new("catalogue", e, "point `catalogue` at config/vaccines.toml")
         })?;
-        for (key, url) in [
-            ("context_v1", &self.context_v1),
-            ("context_v2", &self.context_v2),
-            ("certificate_base_url", &self.certificate_base_url),
-        ] {
-            if !url.starts_with("https://") && !url.starts_with("http://") {
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.programs.iter().enumerate() {
+            if p.id.is_empty() || !seen.insert((p.tenant.clone(), p.id.clone())) {
                 return Err(ConfigIssue::new(
-                    key,
-                    format!("{url:?} is not an http(s) URL"),
-                    "use an absolute URL",
+                    &format!("programs[{i}].id"),
+                    format!("program {:?} is empty or listed twice", p.id),
+                    "give each program (and tenant) one entry",
                 ));
             }
         }
-        if !self.context_v1.ends_with("/v1") || !self.context_v2.ends_with("/v2") {
-            return Err(ConfigIssue::new(
-                "context_v1",
-                "context URLs must end in /v1 and /v2",
-                "e.g. https://example.org/credentials/vaccination/v1",
-            ));
+        for (i, profile) in self.profiles().iter().enumerate() {
+            let at = |key: &str| match i {
+                0 => key.to_owned(),
+                n => format!("programs[{}].{key}", n - 1),
+            };
+            check_profile(profile, ctx)
+                .map_err(|(key, problem, fix)| ConfigIssue::new(&at(key), problem, fix))?;
         }
         Ok(())
     }
 
     fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
-        let key = IssuerKey::load(&ctx.resolve(&self.key_file)).map_err(EngineError::Config)?;
         let catalogue =
             VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
-        Ok(BuiltNode::Operator(Box::new(Sign::new(
-            self, key, catalogue,
+        let mut keys = Vec::new();
+        for p in self.profiles() {
+            keys.push(IssuerKey::load(&ctx.resolve(&p.key_file)).map_err(EngineError::Config)?);
+        }
+        Ok(BuiltNode::Operator(Box::new(Sign::with_keys(
+            self, keys, catalogue,
         ))))
     }
 }
 
+/// (key, problem, fix) of a profile's first bad option.
+fn check_profile(
+    p: &ProfileConfig,
+    ctx: &CheckContext<'_>,
+) -> Result<(), (&'static str, String, &'static str)> {
+    IssuerKey::load(&ctx.resolve(&p.key_file)).map_err(|e| {
+        (
+            "key_file",
+            e,
+            "create one with `divoc keys generate --out <file> --issuer <url or did>`",
+        )
+    })?;
+    for (key, url) in [
+        ("context_v1", &p.context_v1),
+        ("context_v2", &p.context_v2),
+        ("certificate_base_url", &p.certificate_base_url),
+    ] {
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            return Err((
+                key,
+                format!("{url:?} is not an http(s) URL"),
+                "use an absolute URL",
+            ));
+        }
+    }
+    if !p.context_v1.ends_with("/v1") || !p.context_v2.ends_with("/v2") {
+        return Err((
+            "context_v1",
+            "context URLs must end in /v1 and /v2".into(),
+            "e.g. https://example.org/credentials/vaccination/v1",
+        ));
+    }
+    Ok(())
+}
+
 pub struct Sign {
     cfg: SignConfig,
+    /// The node's profile first, then one per program entry.
+    profiles: Vec<Profile>,
+    /// (tenant, programId) and ("", programId) -> profile index.
+    by_program: std::collections::HashMap<(String, String), usize>,
+    catalogue: VaccineCatalogue,
+}
+
+/// Everything one issuer signs with.
+struct Profile {
+    cfg: ProfileConfig,
     key: IssuerKey,
     signing_key: SigningKey,
-    catalogue: VaccineCatalogue,
     canon: Canonicalizer,
     namespace: VaccinationNamespace,
 }
 
 impl Sign {
+    /// A signer with one key for every program (`cfg.programs` must be empty).
     pub fn new(cfg: SignConfig, key: IssuerKey, catalogue: VaccineCatalogue) -> Self {
-        let loader = DocumentLoader::with_namespaces(&cfg.context_v1, &cfg.context_v2);
-        let namespace = VaccinationNamespace {
-            v1: cfg.context_v1.clone(),
-            v2: cfg.context_v2.clone(),
-        };
+        Self::with_keys(cfg, vec![key], catalogue)
+    }
+
+    /// `keys`: the node's, then one per program entry, in order.
+    pub fn with_keys(cfg: SignConfig, keys: Vec<IssuerKey>, catalogue: VaccineCatalogue) -> Self {
+        let profiles = cfg
+            .profiles()
+            .into_iter()
+            .zip(keys)
+            .map(|(p, key)| Profile {
+                canon: Canonicalizer::new(DocumentLoader::with_namespaces(
+                    &p.context_v1,
+                    &p.context_v2,
+                )),
+                namespace: VaccinationNamespace {
+                    v1: p.context_v1.clone(),
+                    v2: p.context_v2.clone(),
+                },
+                signing_key: key.signing_key(),
+                key,
+                cfg: p,
+            })
+            .collect();
+        let by_program = cfg
+            .programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.tenant.clone().unwrap_or_default(), p.id.clone()), i + 1))
+            .collect();
         Self {
-            signing_key: key.signing_key(),
-            key,
-            catalogue,
-            canon: Canonicalizer::new(loader),
-            namespace,
             cfg,
+            profiles,
+            by_program,
+            catalogue,
         }
+    }
+
+    /// The profile of row `i`: its tenant's program entry, else the program's, else the node's.
+    fn profile(&self, r: &Row<'_>) -> &Profile {
+        let program = r.s(schema::PROGRAM_ID).unwrap_or_default();
+        let tenant = r.s(schema::TENANT).unwrap_or_default();
+        let at = self
+            .by_program
+            .get(&(tenant, program.clone()))
+            .or_else(|| self.by_program.get(&(String::new(), program)))
+            .copied()
+            .unwrap_or(0);
+        &self.profiles[at]
     }
 }
 
@@ -224,6 +364,7 @@ impl Sign {
     /// The unsigned credential for row `i`, exactly DIVOC's template (v1 or v2 by event kind).
     pub fn credential(&self, b: &RecordBatch, i: usize) -> Result<VaccinationCredential, String> {
         let r = Row { b, i };
+        let profile = self.profile(&r);
         let version = match r.s(schema::EVENT_KIND).as_deref() {
             Some("certify_v3") => CredentialVersion::V2,
             _ => CredentialVersion::V1,
@@ -251,7 +392,7 @@ impl Sign {
         });
         let v2 = version == CredentialVersion::V2;
         Ok(VaccinationCredential {
-            context: version.contexts(&self.namespace),
+            context: version.contexts(&profile.namespace),
             types: CREDENTIAL_TYPES.iter().map(|s| s.to_string()).collect(),
             credential_subject: CredentialSubject {
                 subject_type: "Person".into(),
@@ -269,12 +410,12 @@ impl Sign {
                 dob: if v2 { dob } else { None },
                 address: r.address("recipient_address"),
             },
-            issuer: self.key.issuer.clone(),
+            issuer: profile.key.issuer.clone(),
             issuance_date: iso_millis(ingest),
             evidence: vec![Evidence {
-                id: format!("{}{}", self.cfg.certificate_base_url, cert_id),
-                info_url: Some(self.cfg.info_url.clone()),
-                feedback_url: Some(self.cfg.feedback_url.clone()),
+                id: format!("{}{}", profile.cfg.certificate_base_url, cert_id),
+                info_url: Some(profile.cfg.info_url.clone()),
+                feedback_url: Some(profile.cfg.feedback_url.clone()),
                 certificate_id: Some(cert_id),
                 types: vec!["Vaccination".into()],
                 batch: r.s("vaccine_batch"),
@@ -308,13 +449,14 @@ impl Sign {
 
     fn sign_row(&self, b: &RecordBatch, i: usize) -> Result<String, String> {
         let cred = self.credential(b, i)?;
+        let profile = self.profile(&Row { b, i });
         let created = cred.issuance_date.clone();
         let doc = cred.to_json().map_err(|e| e.to_string())?;
         let signed = divoc_credential::sign_with(
-            &self.canon,
+            &profile.canon,
             &doc,
-            &self.signing_key,
-            &self.key.verification_method,
+            &profile.signing_key,
+            &profile.key.verification_method,
             &created,
         )
         .map_err(|e| e.to_string())?;

@@ -39,7 +39,7 @@ fn signed_credentials_verify_and_are_deterministic() {
     assert!(out.dead_letters.is_none());
     let creds = credentials(&out.output);
     assert_eq!(creds.len(), 2);
-    let vk = s.signing_key.verifying_key();
+    let vk = s.profiles[0].signing_key.verifying_key();
     for c in &creds {
         let v: serde_json::Value = serde_json::from_str(c).unwrap();
         divoc_credential::verify(&v, &vk).unwrap();
@@ -132,4 +132,57 @@ fn revocations_are_not_signed_updates_are() {
         c.value(1).contains("B9"),
         "the update's credential has its batch"
     );
+}
+
+/// A program listed with its own key and URLs is signed with them; the others with the node's.
+#[test]
+fn programs_sign_with_their_own_issuer() {
+    let cfg: SignConfig = toml::from_str(
+        "key_file = 'k'\ncatalogue = 'c'\n\
+         [[programs]]\nid = 'MMR'\nkey_file = 'k2'\ncertificate_base_url = 'https://mmr.example/c/'\n\
+         [[programs]]\nid = 'MMR'\ntenant = 'elsewhere'\nkey_file = 'k3'\n",
+    )
+    .unwrap();
+    let cat = VaccineCatalogue::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vaccines.toml"),
+    )
+    .unwrap();
+    let keys = vec![
+        IssuerKey::from_seed("https://issuer.example", [7u8; 32]),
+        IssuerKey::from_seed("https://mmr.example", [8u8; 32]),
+        IssuerKey::from_seed("https://elsewhere.example", [9u8; 32]),
+    ];
+    let vks: Vec<_> = keys
+        .iter()
+        .map(|k| k.signing_key().verifying_key())
+        .collect();
+    let mut s = Sign::with_keys(cfg, keys, cat);
+    let lines = vec![
+        event("A", 1, |v| v["programId"] = "MMR".into()),
+        event("B", 1, |v| v["programId"] = "C19".into()),
+    ];
+    let out = s.process(deduped(&lines), "sign").unwrap();
+    let creds: Vec<serde_json::Value> = credentials(&out.output)
+        .iter()
+        .map(|c| serde_json::from_str(c).unwrap())
+        .collect();
+    assert_eq!(creds[0]["issuer"], "https://mmr.example");
+    assert!(creds[0]["evidence"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://mmr.example/c/"));
+    divoc_credential::verify(&creds[0], &vks[1]).unwrap();
+    assert!(divoc_credential::verify(&creds[0], &vks[0]).is_err());
+    assert_eq!(creds[1]["issuer"], "https://issuer.example");
+    divoc_credential::verify(&creds[1], &vks[0]).unwrap();
+
+    let twice: SignConfig =
+        toml::from_str("key_file = 'k'\ncatalogue = '../config/vaccines.toml'\nprograms = [{ id = 'X' }, { id = 'X' }]")
+            .unwrap();
+    let issue = twice
+        .check(&CheckContext {
+            config_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
+        })
+        .unwrap_err();
+    assert_eq!(issue.key, "programs[1].id");
 }
