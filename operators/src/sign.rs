@@ -169,7 +169,7 @@ impl Component for SignConfig {
         for (i, p) in self.programs.iter().enumerate() {
             if p.id.is_empty() || !seen.insert((p.tenant.clone(), p.id.clone())) {
                 return Err(ConfigIssue::new(
-                    &format!("programs[{i}].id"),
+                    format!("programs[{i}].id"),
                     format!("program {:?} is empty or listed twice", p.id),
                     "give each program (and tenant) one entry",
                 ));
@@ -181,7 +181,7 @@ impl Component for SignConfig {
                 n => format!("programs[{}].{key}", n - 1),
             };
             check_profile(profile, ctx)
-                .map_err(|(key, problem, fix)| ConfigIssue::new(&at(key), problem, fix))?;
+                .map_err(|(key, problem, fix)| ConfigIssue::new(at(key), problem, fix))?;
         }
         Ok(())
     }
