@@ -49,6 +49,10 @@ pub struct RenderConfig {
     /// Key prefix of the PDFs.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// Programs printed with their own template set (a directory under `templates/`), whatever
+    /// the tenant: `program_templates = { MMR = "mmr" }`.
+    #[serde(default)]
+    pub program_templates: std::collections::BTreeMap<String, String>,
 }
 
 fn default_templates() -> PathBuf {
@@ -97,6 +101,15 @@ impl Component for RenderConfig {
                 "use e.g. prefix = \"certificates/pdf\"",
             ));
         }
+        for (program, set) in &self.program_templates {
+            if !dir.join("templates").join(set).is_dir() {
+                return Err(ConfigIssue::new(
+                    format!("program_templates.{program}"),
+                    format!("{} has no templates/{set}/", dir.display()),
+                    "name a template set directory under templates/",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -130,6 +143,7 @@ pub struct Render {
 
 struct Row {
     tenant: String,
+    program: Option<String>,
     pre: String,
     certificate_id: String,
     credential: Option<VaccinationCredential>,
@@ -137,7 +151,11 @@ struct Row {
 }
 
 impl Render {
-    fn template_tenant<'a>(&'a self, tenant: &'a str) -> &'a str {
+    /// The template set of a row: its program's, else its tenant's, else the fallback.
+    fn template_tenant<'a>(&'a self, tenant: &'a str, program: Option<&str>) -> &'a str {
+        if let Some(set) = program.and_then(|p| self.cfg.program_templates.get(p)) {
+            return set;
+        }
         if self.renderer.has_tenant(tenant) {
             tenant
         } else {
@@ -161,7 +179,7 @@ impl Render {
         let rendered = self
             .renderer
             .render(&RenderRequest {
-                tenant: self.template_tenant(&row.tenant),
+                tenant: self.template_tenant(&row.tenant, row.program.as_deref()),
                 language: self.cfg.language.as_deref(),
                 doses: &doses,
                 current,
@@ -185,6 +203,9 @@ impl Operator for Render {
                 })
         };
         let tenant = text(TENANT.name)?;
+        let program = batch
+            .column_by_name(divoc_model::schema::PROGRAM_ID)
+            .and_then(|c| c.as_string_opt::<i32>());
         let pre = text(PRE_ENROLLMENT_CODE.name)?;
         let ids = text(CERTIFICATE_ID.name)?;
         let creds = text(CREDENTIAL.name)?;
@@ -196,6 +217,9 @@ impl Operator for Render {
             .into_par_iter()
             .map(|i| Row {
                 tenant: tenant.value(i).to_owned(),
+                program: program
+                    .filter(|p| p.is_valid(i))
+                    .map(|p| p.value(i).to_owned()),
                 pre: pre.value(i).to_owned(),
                 certificate_id: ids.value(i).to_owned(),
                 credential: creds
@@ -293,4 +317,29 @@ fn append_columns(
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| EngineError::Schema(format!("render output: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_template_set_comes_before_the_tenants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let cfg: RenderConfig = toml::from_str("program_templates = { MMR = \"mmr\" }").unwrap();
+        let r = Render {
+            renderer: Arc::new(Renderer::load(&dir).unwrap()),
+            cfg,
+            failures: IntCounter::new("f", "f").unwrap(),
+        };
+        assert_eq!(r.template_tenant("default", Some("MMR")), "mmr");
+        assert_eq!(r.template_tenant("default", Some("C19")), "default");
+        assert_eq!(
+            r.template_tenant("unknown", None),
+            "default",
+            "the fallback"
+        );
+        let missing = r.cfg.check(&CheckContext { config_dir: &dir });
+        assert_eq!(missing.unwrap_err().key, "program_templates.MMR");
+    }
 }

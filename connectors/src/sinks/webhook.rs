@@ -39,6 +39,10 @@ pub struct WebhookConfig {
     /// Only this tenant's certificates (default: every tenant).
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Only this program's certificates (default: every program): one node per program sends
+    /// each program's changes to its own receiver.
+    #[serde(default)]
+    pub program: Option<String>,
     /// Attempts per notification before it is kept in `failed.jsonl`.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
@@ -163,6 +167,7 @@ impl Component for WebhookConfig {
         Ok(BuiltNode::Sink(Box::new(Webhook {
             dir,
             tenant: self.tenant,
+            program: self.program,
             pending: Vec::new(),
             wake,
         })))
@@ -172,6 +177,7 @@ impl Component for WebhookConfig {
 pub struct Webhook {
     dir: PathBuf,
     tenant: Option<String>,
+    program: Option<String>,
     pending: Vec<Notice>,
     wake: tokio::sync::mpsc::Sender<()>,
 }
@@ -206,9 +212,18 @@ impl Sink for Webhook {
         let doses = batch
             .column_by_name(columns::DOSE.name)
             .and_then(|a| a.as_primitive_opt::<Int64Type>());
+        let programs = batch
+            .column_by_name(columns::PROGRAM_ID.name)
+            .and_then(|a| a.as_string_opt::<i32>());
         for i in 0..batch.num_rows() {
             if self.tenant.as_deref().is_some_and(|t| t != tenant.value(i)) {
                 continue;
+            }
+            if let Some(wanted) = self.program.as_deref() {
+                let program = programs.filter(|p| p.is_valid(i)).map(|p| p.value(i));
+                if program != Some(wanted) {
+                    continue;
+                }
             }
             let Some(status) = status_of(kinds.value(i)) else {
                 continue;
@@ -425,6 +440,46 @@ mod tests {
         assert_eq!(status_of("revoke"), Some("revoked"));
         assert_eq!(status_of("suspend"), Some("suspended"));
         assert_eq!(status_of("lift_suspension"), Some("active"));
+        assert_eq!(status_of("reissue"), Some("reissued"));
+        assert_eq!(status_of("reissue_revoking"), Some("reissued"));
         assert_eq!(status_of("other"), None);
+    }
+
+    /// One node per receiver: the tenant and program filters pick its certificates.
+    #[test]
+    fn tenant_and_program_filters_pick_the_notices() {
+        use arrow::array::{ArrayRef, StringArray, UInt64Array};
+        let text = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+        let batch = RecordBatch::try_from_iter(vec![
+            (columns::TENANT.name, text(&["a", "a", "b"])),
+            (columns::PROGRAM_ID.name, text(&["MMR", "C19", "MMR"])),
+            (columns::CERTIFICATE_ID.name, text(&["1", "2", "3"])),
+            (columns::EVENT_KIND.name, text(&["certify_v1"; 3])),
+            (columns::SOURCE_ID.name, text(&["f"; 3])),
+            (
+                columns::SOURCE_OFFSET.name,
+                Arc::new(UInt64Array::from(vec![0u64, 1, 2])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let picked = |tenant: Option<&str>, program: Option<&str>| {
+            let (wake, _rx) = tokio::sync::mpsc::channel(1);
+            let mut w = Webhook {
+                dir: PathBuf::new(),
+                tenant: tenant.map(str::to_owned),
+                program: program.map(str::to_owned),
+                pending: Vec::new(),
+                wake,
+            };
+            w.write(batch.clone()).unwrap();
+            w.pending
+                .iter()
+                .map(|n| n.certificate_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(picked(None, None), ["1", "2", "3"]);
+        assert_eq!(picked(None, Some("MMR")), ["1", "3"]);
+        assert_eq!(picked(Some("a"), Some("MMR")), ["1"]);
+        assert_eq!(picked(Some("b"), Some("C19")), Vec::<String>::new());
     }
 }
