@@ -41,6 +41,7 @@ pub fn registry() -> Registry {
         entry::<divoc_connectors::sinks::manifest::ManifestConfig>(),
         entry::<divoc_connectors::sinks::analytics::AnalyticsConfig>(),
         entry::<divoc_connectors::sinks::webhook::WebhookConfig>(),
+        entry::<divoc_connectors::sinks::translog::TranslogConfig>(),
     ])
     .with_default_node("dead_letter", "dead_letter")
     .with_default_node("manifest", "checkpoint_manifest")

@@ -80,7 +80,8 @@ pub struct Notice {
     pub dose: Option<i64>,
 }
 
-fn status_of(kind: &str) -> Option<&'static str> {
+/// The status a certificate change reports (webhooks, the transparency log).
+pub(crate) fn status_of(kind: &str) -> Option<&'static str> {
     Some(match EventKind::parse(kind)?.action() {
         Action::Certify => "issued",
         Action::Update => "updated",

@@ -35,6 +35,7 @@
 pub mod canon;
 pub mod credential;
 pub mod error;
+pub mod issuer_key;
 pub mod jsonld;
 pub mod keys;
 pub mod loader;
@@ -46,6 +47,7 @@ pub mod urdna2015;
 pub use canon::Canonicalizer;
 pub use credential::{CredentialVersion, VaccinationCredential, VaccinationNamespace};
 pub use error::{CanonError, KeyError, SignError, VerifyError};
+pub use issuer_key::IssuerKey;
 pub use jsonld::JsonLdProcessor;
 pub use keys::VerificationMethod;
 pub use loader::DocumentLoader;

@@ -8,10 +8,12 @@
 //! - [`store`]: the log on disk, one file per tree level, truncatable to a committed size.
 //! - [`head`]: signed tree heads.
 
+pub mod entry;
 pub mod head;
 pub mod merkle;
 pub mod store;
 
+pub use entry::LogEntry;
 pub use head::{SignedTreeHead, TreeHeadError};
 pub use merkle::{
     consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
