@@ -45,9 +45,11 @@ fn sink(f: &Fixture) -> TransparencyLog {
     .unwrap()
 }
 
-/// Rows: (certificate id, event kind, previous id, credential).
-fn batch(rows: &[(&str, &str, Option<&str>, Option<&str>)]) -> RecordBatch {
-    let col = |f: &dyn Fn(&(&str, &str, Option<&str>, Option<&str>)) -> Option<String>| {
+/// One row: (certificate id, event kind, previous id, credential).
+type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
+fn batch(rows: &[Row<'_>]) -> RecordBatch {
+    let col = |f: &dyn Fn(&Row<'_>) -> Option<String>| {
         Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef
     };
     RecordBatch::try_from_iter(vec![
