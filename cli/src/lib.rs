@@ -1,5 +1,6 @@
 //! The `divoc` application: the component registry and the commands built on the engine.
 
+pub mod audit;
 pub mod bench;
 pub mod demo;
 pub mod demo_formats;

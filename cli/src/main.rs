@@ -205,8 +205,18 @@ enum Command {
         /// certificate.json, QR payload file, or QR image (PNG).
         file: PathBuf,
         /// Issuer key file (`divoc keys generate`) or a verification method document with publicKeyBase58.
+        #[arg(long, required_unless_present = "audit")]
+        key: Option<PathBuf>,
+        /// Check the issuer's transparency log at this server (`divoc serve` with [transparency])
+        /// instead of the signature.
         #[arg(long)]
-        key: PathBuf,
+        audit: Option<String>,
+        /// The log's public key (base58), for --audit.
+        #[arg(long, requires = "audit")]
+        log_key: Option<String>,
+        /// A tree head saved earlier: also check the log only grew since (--audit).
+        #[arg(long, requires = "audit")]
+        since: Option<PathBuf>,
     },
     /// HTTP load generator (run it as a second process against `divoc run` with an http_source).
     Load {
@@ -447,11 +457,29 @@ fn main() -> Result<()> {
             }
             server.stop(&rt)?;
         }
-        Command::Verify { file, key } => {
-            let outcome = divoc::verify::verify_file(&file, &key)?;
-            println!("{outcome}");
-            if !outcome.starts_with("VALID") {
-                std::process::exit(1);
+        Command::Verify {
+            file,
+            key,
+            audit,
+            log_key,
+            since,
+        } => {
+            if let Some(server) = audit {
+                let log_key = log_key.ok_or_else(|| {
+                    anyhow::anyhow!("--audit needs --log-key <base58 public key>")
+                })?;
+                let report = divoc::audit::audit(&file, &server, &log_key, since.as_deref(), &rt)?;
+                println!("{report}");
+                if !report.starts_with("IN LOG") {
+                    std::process::exit(1);
+                }
+            }
+            if let Some(key) = key {
+                let outcome = divoc::verify::verify_file(&file, &key)?;
+                println!("{outcome}");
+                if !outcome.starts_with("VALID") {
+                    std::process::exit(1);
+                }
             }
         }
         Command::Load {

@@ -12,15 +12,7 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
         .with_context(|| format!("cannot read key file {}", key_file.display()))?;
     let key_file_doc: serde_json::Value = serde_json::from_str(&key_text)
         .with_context(|| format!("{}: not JSON", key_file.display()))?;
-    let mut bytes =
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if bytes.starts_with(b"\x89PNG") {
-        bytes = match decode_qr_png(&bytes) {
-            Ok(b) => b,
-            Err(e) => return Ok(format!("INVALID: QR image: {e}")),
-        };
-    }
-    let json = match unzip_certificate(&bytes) {
+    let json = match credential_bytes(file)? {
         Ok(j) => j,
         Err(e) => return Ok(format!("INVALID: {e}")),
     };
@@ -71,6 +63,20 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
     Ok(format!(
         "VALID: signature verified (certificate {id}); {note}"
     ))
+}
+
+/// The credential JSON bytes in a file: the JSON itself, a DIVOC QR payload (ZIP) or a QR image.
+/// The outer error is I/O; the inner one says why the content is not a credential.
+pub fn credential_bytes(file: &Path) -> Result<Result<Vec<u8>, String>> {
+    let mut bytes =
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if bytes.starts_with(b"\x89PNG") {
+        bytes = match decode_qr_png(&bytes) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(format!("QR image: {e}"))),
+        };
+    }
+    Ok(unzip_certificate(&bytes).map_err(|e| e.to_string()))
 }
 
 /// Decodes the first QR code in a PNG image to its raw payload bytes.

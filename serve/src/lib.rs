@@ -23,6 +23,7 @@ pub mod metrics_server;
 mod routes;
 pub mod sql_api;
 pub mod store;
+pub mod transparency;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -87,6 +88,9 @@ pub struct ServeConfig {
     /// SQL API and dashboard; absent = not served.
     #[serde(default)]
     pub analytics: Option<sql_api::AnalyticsSection>,
+    /// The transparency log to follow and prove from; absent = not served.
+    #[serde(default)]
+    pub transparency: Option<transparency::TransparencySection>,
 }
 
 fn default_accepted() -> String {
@@ -265,6 +269,22 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         ),
         None => None,
     };
+    let follower = match &plan.cfg.transparency {
+        Some(section) => {
+            let f = transparency::LogFollower::open(
+                section,
+                storage.clone(),
+                store.clone(),
+                &plan.index_dir()?,
+            )
+            .context("[transparency]")?;
+            if let Err(e) = f.refresh() {
+                tracing::warn!(error = %format!("{e:#}"), "transparency log not followed yet");
+            }
+            Some(Arc::new(f))
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         store,
         unreadable: RwLock::new(unreadable(&indexer)),
@@ -291,6 +311,9 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
             }))
             .context("[analytics]")?;
         app = app.merge(sql_api::router(Arc::new(sql)));
+    }
+    if let Some(f) = &follower {
+        app = app.merge(transparency::router(f.clone()));
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = rt.spawn(async move {
@@ -323,8 +346,14 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
                                     "certificate index refreshed"
                                 );
                             }
+                            let mut problems = unreadable(&indexer);
+                            if let Some(f) = &follower {
+                                if let Err(e) = f.refresh() {
+                                    problems.push(("transparency log".into(), format!("{e:#}")));
+                                }
+                            }
                             if let Ok(mut u) = state.unreadable.write() {
-                                *u = unreadable(&indexer);
+                                *u = problems;
                             }
                         }
                         Err(e) => {

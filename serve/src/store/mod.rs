@@ -74,6 +74,8 @@ pub struct CertificateStore {
     by_contact: Keyspace,
     withdrawn: Keyspace,
     objects: Keyspace,
+    /// Transparency log: (certificate id, leaf index) -> () for the entries the server followed.
+    pub(crate) log_ids: Keyspace,
 }
 
 const SOURCE_KEY: &[u8] = b"\0source";
@@ -112,6 +114,7 @@ impl CertificateStore {
         let by_contact = db.keyspace("by_contact", small)?;
         let withdrawn = db.keyspace("withdrawn", KeyspaceCreateOptions::default)?;
         let objects = db.keyspace("objects", KeyspaceCreateOptions::default)?;
+        let log_ids = db.keyspace("log_ids", KeyspaceCreateOptions::default)?;
         match objects.get(SOURCE_KEY)? {
             Some(v) if v.as_ref() != source.as_bytes() => anyhow::bail!(
                 "index_dir {} indexes {:?}, not {source:?}: point index_dir at another directory (or delete it to rebuild)",
@@ -128,6 +131,7 @@ impl CertificateStore {
             by_contact,
             withdrawn,
             objects,
+            log_ids,
         })
     }
 
@@ -245,8 +249,30 @@ impl CertificateStore {
         Ok(())
     }
 
+    /// Records that leaf `index` of the transparency log is about `certificate_id`.
+    pub(crate) fn note_log_entry(&self, certificate_id: &str, index: u64) -> Result<()> {
+        let mut k = key(&[certificate_id]);
+        k.extend_from_slice(&index.to_be_bytes());
+        self.log_ids.insert(k, [])?;
+        Ok(())
+    }
+
+    /// The transparency log leaves about `certificate_id`, in log order.
+    pub fn log_entries_of(&self, certificate_id: &str) -> Result<Vec<u64>> {
+        let prefix = key(&[certificate_id]);
+        let mut out = Vec::new();
+        for entry in self.log_ids.prefix(&prefix) {
+            let k = entry.key()?;
+            let tail: [u8; 8] = k[prefix.len()..]
+                .try_into()
+                .context("log index key is malformed")?;
+            out.push(u64::from_be_bytes(tail));
+        }
+        Ok(out)
+    }
+
     /// Writes everything buffered to disk (the indexer calls it after each object).
-    fn persist(&self) -> Result<()> {
+    pub(crate) fn persist(&self) -> Result<()> {
         self.db.persist(fjall::PersistMode::SyncData)?;
         Ok(())
     }
