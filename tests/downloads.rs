@@ -1594,6 +1594,46 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
     assert_eq!(get(addr, bad, Some(DEFAULT_TOKEN)).status, 400);
     assert_eq!(get(addr, "/health", None).status, 200);
 
+    // The verifier's status: by id alone, no token.
+    let status = |id: &str| {
+        let r = get(
+            addr,
+            &format!("/divoc/api/v1/certificate/status/{id}"),
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        (r.status, v["status"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(status(&new), (200, "valid".into()));
+    assert_eq!(
+        status(&old),
+        (200, "revoked".into()),
+        "a correction revokes"
+    );
+    assert_eq!(status(&revoked), (200, "revoked".into()));
+    assert_eq!(status("no-such-id"), (404, "unknown".into()));
+    let online_check = |body: &[u8]| {
+        common::http(
+            addr,
+            "POST",
+            "/divoc/api/v1/certificate/revoked",
+            None,
+            "application/json",
+            body,
+        )
+        .0
+    };
+    assert_eq!(
+        online_check(&fresh.body),
+        404,
+        "the current credential is not revoked"
+    );
+    assert_eq!(
+        online_check(format!("{{\"certificateId\":\"{revoked}\"}}").as_bytes()),
+        200
+    );
+    assert_eq!(online_check(b"not json"), 400);
+
     // An unreadable object in the store is set aside: the server keeps serving, /health names
     // it, and certificates published after it still appear.
     let garbage = tmp.path().join("out/accepted/part-999999999999.parquet");
@@ -1608,6 +1648,50 @@ fn corrected_and_revoked_certificates_are_withdrawn_from_downloads() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // Suspend P3 until a day far ahead: the status says so, and `divoc verify --online` too.
+    let suspend = serde_json::json!({"preEnrollmentCode": "P3", "programId": "C19",
+        "vaccination": {"dose": 1}, "suspendUntil": "2999-01-01"});
+    run("e.ndjson", vec![suspend.to_string()], "suspend");
+    let listed = get(addr, p3, Some(DEFAULT_TOKEN));
+    let p3_id = serde_json::from_slice::<Vec<serde_json::Value>>(&listed.body).unwrap()[0]
+        ["certificateId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(&p3_id).1 != "suspended" {
+        assert!(std::time::Instant::now() < deadline, "never suspended");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = get(
+        addr,
+        &format!("/divoc/api/v1/certificate/status/{p3_id}"),
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["until"], "2999-01-01");
+    let cred = tmp.path().join("p3.json");
+    let body = get(
+        addr,
+        &cert_path(&p3_id, "credential.json"),
+        Some(DEFAULT_TOKEN),
+    )
+    .body;
+    std::fs::write(&cred, body).unwrap();
+    let key = common::issuer_key(tmp.path());
+    let out = divoc(&[
+        "verify",
+        cred.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--online",
+        &format!("http://{addr}"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("VALID: signature verified"), "{text}");
+    assert!(text.contains("SUSPENDED until 2999-01-01"), "{text}");
+
     let health = get(addr, "/health", None);
     assert_eq!(health.status, 503);
     let health: serde_json::Value = serde_json::from_slice(&health.body).unwrap();

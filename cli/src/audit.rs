@@ -143,3 +143,36 @@ pub fn audit(
         Ok(report.join("\n"))
     })
 }
+
+/// `divoc verify --online <server>`: the certificate's status at the issuer's server, asked
+/// after the signature checked out: `VALID`, `REVOKED`, `SUSPENDED until <day>` or `UNKNOWN`.
+pub fn online_status(file: &Path, server: &str, rt: &tokio::runtime::Runtime) -> Result<String> {
+    let json = crate::verify::credential_bytes(file)?.map_err(|e| anyhow!("{e}"))?;
+    let cred: serde_json::Value =
+        serde_json::from_slice(&json).context("the file is not a JSON credential")?;
+    let id = cred["evidence"][0]["certificateId"]
+        .as_str()
+        .context("the credential has no evidence[0].certificateId")?;
+    let url = format!(
+        "{}/divoc/api/v1/certificate/status/{id}",
+        server.trim_end_matches('/')
+    );
+    rt.block_on(async {
+        let resp = reqwest::get(&url)
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let code = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{url}: HTTP {code}, not a status answer"))?;
+        Ok(match body["status"].as_str() {
+            Some("valid") => format!("VALID: certificate {id} is current at {server}"),
+            Some("revoked") => format!("REVOKED: certificate {id} was revoked"),
+            Some("suspended") => match body["until"].as_str() {
+                Some(day) => format!("SUSPENDED until {day}: certificate {id}"),
+                None => format!("SUSPENDED until lifted: certificate {id}"),
+            },
+            _ => format!("UNKNOWN: {server} has no certificate {id} (HTTP {code})"),
+        })
+    })
+}

@@ -217,6 +217,10 @@ enum Command {
         /// A tree head saved earlier: also check the log only grew since (--audit).
         #[arg(long, requires = "audit")]
         since: Option<PathBuf>,
+        /// After the signature, ask this server for the certificate's status (revoked,
+        /// suspended): `divoc serve`'s URL.
+        #[arg(long, requires = "key")]
+        online: Option<String>,
     },
     /// HTTP load generator (run it as a second process against `divoc run` with an http_source).
     Load {
@@ -463,6 +467,7 @@ fn main() -> Result<()> {
             audit,
             log_key,
             since,
+            online,
         } => {
             if let Some(server) = audit {
                 let log_key = log_key.ok_or_else(|| {
@@ -479,6 +484,13 @@ fn main() -> Result<()> {
                 println!("{outcome}");
                 if !outcome.starts_with("VALID") {
                     std::process::exit(1);
+                }
+                if let Some(server) = online {
+                    let status = divoc::audit::online_status(&file, &server, &rt)?;
+                    println!("{status}");
+                    if !status.starts_with("VALID") {
+                        std::process::exit(1);
+                    }
                 }
             }
         }

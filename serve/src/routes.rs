@@ -12,12 +12,17 @@ use serde::{Deserialize, Serialize};
 
 use super::events::DownloadEvent;
 use super::formats::{Format, FormatError, FormatQuery};
-use super::store::{CertificateStore, StoredCertificate};
+use super::store::{CertStatus, CertificateStore, StoredCertificate};
 use super::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route(
+            "/divoc/api/v1/certificate/revoked",
+            axum::routing::post(revoked),
+        )
+        .route("/divoc/api/v1/certificate/status/{id}", get(status))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/certificate/api/v1/dsc.pem", get(dsc))
         .route("/certificate/api/certificatePDF/{code}", get(pdf_by_code))
@@ -80,6 +85,73 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         })),
     )
         .into_response()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusAnswer {
+    certificate_id: String,
+    /// `valid`, `revoked`, `suspended` or `unknown`.
+    status: &'static str,
+    /// Last day of a suspension (`YYYY-MM-DD`); absent: until lifted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+}
+
+async fn status_of(state: &Arc<AppState>, id: String) -> Result<StatusAnswer, Response> {
+    let today = (chrono::Utc::now().timestamp().div_euclid(86_400)) as i32;
+    let lookup_id = id.clone();
+    let status = lookup(state, move |s| s.status(&lookup_id, today)).await?;
+    let (status, until) = match status {
+        CertStatus::Unknown => ("unknown", None),
+        CertStatus::Valid => ("valid", None),
+        CertStatus::Revoked => ("revoked", None),
+        CertStatus::Suspended { until } => {
+            ("suspended", until.map(divoc_model::schema::format_date))
+        }
+    };
+    Ok(StatusAnswer {
+        certificate_id: id,
+        status,
+        until,
+    })
+}
+
+/// DIVOC's online revocation check: the body is the signed credential (what DIVOC's verifier
+/// sends) or `{"certificateId": ...}`; 200 when revoked or suspended, 404 otherwise. Public, as
+/// verifiers hold no token; it says nothing but the status.
+async fn revoked(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return error(
+            400,
+            "BAD_BODY",
+            "send the signed credential, or {\"certificateId\": \"...\"}",
+        );
+    };
+    let id = v["certificateId"]
+        .as_str()
+        .or_else(|| v["evidence"][0]["certificateId"].as_str());
+    let Some(id) = id else {
+        return error(
+            400,
+            "BAD_BODY",
+            "no certificateId and no evidence[0].certificateId in the body",
+        );
+    };
+    match status_of(&state, id.to_owned()).await {
+        Ok(a) if matches!(a.status, "revoked" | "suspended") => Json(a).into_response(),
+        Ok(a) => (StatusCode::NOT_FOUND, Json(a)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `{certificateId, status: valid | revoked | suspended | unknown, until?}`; 404 when unknown.
+async fn status(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match status_of(&state, id).await {
+        Ok(a) if a.status == "unknown" => (StatusCode::NOT_FOUND, Json(a)).into_response(),
+        Ok(a) => Json(a).into_response(),
+        Err(r) => r,
+    }
 }
 
 /// Runs a lookup in the certificate index off the I/O threads; a failed read answers 500 and

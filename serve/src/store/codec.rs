@@ -133,6 +133,35 @@ impl Record {
     }
 }
 
+/// The latest suspension event of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suspension {
+    /// Ingest time of the event (ms): a later event wins, whatever order objects are read in.
+    pub at_ms: i64,
+    pub suspended: bool,
+    /// Last day suspended (days since 1970); i32::MAX: until lifted.
+    pub until: i32,
+}
+
+impl Suspension {
+    pub fn encode(&self) -> [u8; 13] {
+        let mut v = [0u8; 13];
+        v[..8].copy_from_slice(&self.at_ms.to_be_bytes());
+        v[8] = u8::from(self.suspended);
+        v[9..].copy_from_slice(&self.until.to_be_bytes());
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 13] = b.try_into().ok()?;
+        Some(Self {
+            at_ms: i64::from_be_bytes(b[..8].try_into().ok()?),
+            suspended: b[8] == 1,
+            until: i32::from_be_bytes(b[9..].try_into().ok()?),
+        })
+    }
+}
+
 /// The last 10 digits of a phone number (`tel:+91 98765-43210` and `9876543210` match), or
 /// none for fewer than 6 digits.
 pub fn mobile_digits(text: &str) -> Option<String> {

@@ -10,15 +10,17 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Date32Type, Int64Type};
+use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use divoc_connectors::storage::Storage;
 use divoc_credential::VaccinationCredential;
-use divoc_model::columns::{CREDENTIAL, PREVIOUS_CERTIFICATE_ID, QR_PAYLOAD, RECIPIENT_CONTACT};
+use divoc_model::columns::{
+    CREDENTIAL, PREVIOUS_CERTIFICATE_ID, QR_PAYLOAD, RECIPIENT_CONTACT, SUSPEND_UNTIL,
+};
 use divoc_model::event::EventKind;
 use divoc_model::schema;
 use rayon::prelude::*;
 
-use super::codec::{key, mobile_digits, Record};
+use super::codec::{key, mobile_digits, Record, Suspension};
 use super::{contact_key, pre_key, CertificateStore};
 
 /// What one refresh did.
@@ -224,6 +226,12 @@ pub fn index_batch(store: &CertificateStore, batch: &RecordBatch) -> Result<Batc
     let previous = batch
         .column_by_name(PREVIOUS_CERTIFICATE_ID.name)
         .and_then(|c| c.as_string_opt::<i32>());
+    let ingest = batch
+        .column_by_name(schema::INGEST_TIME)
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+    let until = batch
+        .column_by_name(SUSPEND_UNTIL.name)
+        .and_then(|c| c.as_primitive_opt::<Date32Type>());
 
     // Parsing the credential and re-deriving its QR payload is the CPU work: spread it.
     let checked: Vec<RowCheck> = (0..batch.num_rows())
@@ -256,18 +264,55 @@ pub fn index_batch(store: &CertificateStore, batch: &RecordBatch) -> Result<Batc
 
     let mut outcome = BatchOutcome::default();
     let mut wb = store.db.batch();
+    // Suspension events of this batch (later rows win over the stored state).
+    let mut suspensions: std::collections::HashMap<String, Suspension> =
+        std::collections::HashMap::new();
     for i in 0..batch.num_rows() {
         if tenant.is_null(i) {
             continue;
         }
         let t = tenant.value(i);
+        let kind = kinds
+            .filter(|k| k.is_valid(i))
+            .and_then(|k| EventKind::parse(k.value(i)));
         if let Some(p) = previous.filter(|p| p.is_valid(i)) {
             wb.insert(&store.withdrawn, key(&[t, p.value(i)]), []);
+            // A correction or a revoking re-issue revokes what it replaces; a plain re-issue
+            // leaves the old certificate valid for verifiers (downloads move on either way).
+            if kind != Some(EventKind::Reissue) {
+                wb.insert(&store.revoked, key(&[p.value(i)]), []);
+            }
         }
-        if kinds.is_some_and(|k| k.is_valid(i) && k.value(i) == EventKind::Revoke.as_str())
-            && ids.is_valid(i)
-        {
-            wb.insert(&store.withdrawn, key(&[t, ids.value(i)]), []);
+        if !ids.is_valid(i) {
+            continue;
+        }
+        let id = ids.value(i);
+        match kind {
+            Some(EventKind::Revoke) => {
+                wb.insert(&store.withdrawn, key(&[t, id]), []);
+                wb.insert(&store.revoked, key(&[id]), []);
+            }
+            Some(k @ (EventKind::Suspend | EventKind::LiftSuspension)) => {
+                let event = Suspension {
+                    at_ms: ingest.filter(|c| c.is_valid(i)).map_or(0, |c| c.value(i)),
+                    suspended: k == EventKind::Suspend,
+                    until: until
+                        .filter(|u| u.is_valid(i))
+                        .map_or(i32::MAX, |u| u.value(i)),
+                };
+                let stored = match suspensions.get(id) {
+                    Some(s) => Some(*s),
+                    None => store
+                        .suspensions
+                        .get(key(&[id]))?
+                        .and_then(|v| Suspension::decode(&v)),
+                };
+                if stored.is_none_or(|s| s.at_ms <= event.at_ms) {
+                    suspensions.insert(id.to_owned(), event);
+                    wb.insert(&store.suspensions, key(&[id]), event.encode());
+                }
+            }
+            _ => {}
         }
     }
     for (i, check) in checked.into_iter().enumerate() {
@@ -300,6 +345,7 @@ pub fn index_batch(store: &CertificateStore, batch: &RecordBatch) -> Result<Batc
             [],
         );
         wb.insert(&store.certs, key(&[t, id]), record.encode());
+        wb.insert(&store.known_ids, key(&[id]), t.as_bytes());
         outcome.certificates += 1;
     }
     wb.commit()?;

@@ -76,6 +76,27 @@ pub struct CertificateStore {
     objects: Keyspace,
     /// Transparency log: (certificate id, leaf index) -> () for the entries the server followed.
     pub(crate) log_ids: Keyspace,
+    /// Verification status by certificate id alone (ids are unique in a deployment: dedupe's
+    /// `id_namespace` + counter), for verifiers that know no tenant: revoked ids (a revocation,
+    /// a correction's or a revoking re-issue's replaced id) ...
+    pub(crate) revoked: Keyspace,
+    /// ... and suspensions: id -> (ingest ms of the event, suspended?, last day or i32::MAX),
+    pub(crate) suspensions: Keyspace,
+    /// ... and every certificate id stored (-> its tenant).
+    pub(crate) known_ids: Keyspace,
+}
+
+/// What a verifier is told about a certificate id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    /// Not issued here (or not indexed yet).
+    Unknown,
+    Valid,
+    Revoked,
+    /// Suspended through this day (days since 1970), or until lifted.
+    Suspended {
+        until: Option<i32>,
+    },
 }
 
 const SOURCE_KEY: &[u8] = b"\0source";
@@ -115,6 +136,9 @@ impl CertificateStore {
         let withdrawn = db.keyspace("withdrawn", KeyspaceCreateOptions::default)?;
         let objects = db.keyspace("objects", KeyspaceCreateOptions::default)?;
         let log_ids = db.keyspace("log_ids", KeyspaceCreateOptions::default)?;
+        let revoked = db.keyspace("revoked", KeyspaceCreateOptions::default)?;
+        let suspensions = db.keyspace("suspensions", KeyspaceCreateOptions::default)?;
+        let known_ids = db.keyspace("known_ids", KeyspaceCreateOptions::default)?;
         match objects.get(SOURCE_KEY)? {
             Some(v) if v.as_ref() != source.as_bytes() => anyhow::bail!(
                 "index_dir {} indexes {:?}, not {source:?}: point index_dir at another directory (or delete it to rebuild)",
@@ -132,6 +156,9 @@ impl CertificateStore {
             withdrawn,
             objects,
             log_ids,
+            revoked,
+            suspensions,
+            known_ids,
         })
     }
 
@@ -247,6 +274,30 @@ impl CertificateStore {
             ks.major_compact()?;
         }
         Ok(())
+    }
+
+    /// The verification status of a certificate id on `today` (days since 1970).
+    pub fn status(&self, id: &str, today: i32) -> Result<CertStatus> {
+        let id_key = key(&[id]);
+        if self.revoked.contains_key(&id_key)? {
+            return Ok(CertStatus::Revoked);
+        }
+        if let Some(s) = self
+            .suspensions
+            .get(&id_key)?
+            .and_then(|v| codec::Suspension::decode(&v))
+        {
+            if s.suspended && s.until >= today {
+                return Ok(CertStatus::Suspended {
+                    until: (s.until != i32::MAX).then_some(s.until),
+                });
+            }
+        }
+        Ok(if self.known_ids.contains_key(&id_key)? {
+            CertStatus::Valid
+        } else {
+            CertStatus::Unknown
+        })
     }
 
     /// Records that leaf `index` of the transparency log is about `certificate_id`.
