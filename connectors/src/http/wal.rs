@@ -1261,7 +1261,7 @@ mod tests {
             decode_payload(&q).map(|_| ())
         };
         assert_eq!(with(&|_| {}), Ok(()));
-        assert_eq!(with(&|q| q[16] = 9), Err("unknown record kind"));
+        assert_eq!(with(&|q| q[16] = 99), Err("unknown record kind"));
         assert_eq!(with(&|q| q[16] = 0), Err("unknown record kind"));
         assert_eq!(with(&|q| q[23] = 0xff), Err("tenant is not UTF-8"));
         assert_eq!(with(&|q| q[34] = 0xc3), Err("body is not UTF-8"));
