@@ -295,3 +295,121 @@ fn a_killed_reissue_resumes_without_signing_twice() {
     let new_ids: HashSet<&String> = reissued.iter().map(|(id, _)| id).collect();
     assert_eq!(new_ids.len(), certified, "one new id each");
 }
+
+/// A key rotation: new certificates are signed with `key-2`, the DID document the server
+/// publishes lists both keys, and certificates of either key verify against it.
+#[test]
+fn a_rotated_key_keeps_old_certificates_verifiable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    gen(&input.join("a.ndjson"), 30, 21, 0.0, 0.0);
+    run_pipeline(dir, &input, &[]);
+    let old_key = issuer_key(dir);
+    let new_key = dir.join("keys/issuer-2.json");
+    let printed = ok(
+        &[
+            "keys",
+            "rotate",
+            "--current",
+            old_key.to_str().unwrap(),
+            "--out",
+            new_key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        printed.contains("https://issuer.test#key-2 follows https://issuer.test#key-1"),
+        "{printed}"
+    );
+    gen(&input.join("b.ndjson"), 30, 22, 0.0, 0.0);
+    run_pipeline(
+        dir,
+        &input,
+        &[format!("nodes.sign.key_file={}", new_key.display())],
+    );
+    let rows = read_output(&dir.join("out"), "accepted");
+    let creds = string_column(&rows, "credential");
+    let methods: Vec<String> = creds
+        .iter()
+        .map(|c| {
+            let v: serde_json::Value = serde_json::from_str(c).unwrap();
+            v["proof"]["verificationMethod"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let old_cred = methods.iter().position(|m| m.ends_with("#key-1")).unwrap();
+    let new_cred = methods.iter().position(|m| m.ends_with("#key-2")).unwrap();
+
+    let config = repo().join("config");
+    let serve_file = dir.join("serve.toml");
+    let quote = |p: &std::path::Path| toml::Value::String(p.display().to_string()).to_string();
+    std::fs::write(
+        &serve_file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstorage_url = {}\ntokens = [{{ token = \"rotation-test-token-0001\", tenant = \"default\" }}]\n\
+             templates = {}\nfhir_codes = {}\n[did]\nkey_files = [{}, {}]\n",
+            quote(&dir.join("out")),
+            quote(&config),
+            quote(&config.join("shc-codes.toml")),
+            quote(&old_key),
+            quote(&new_key),
+        ),
+    )
+    .unwrap();
+    let server = start_serve(&serve_file);
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        "/.well-known/did.json",
+        None,
+        "text/plain",
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    stop_serve(server);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["id"], "https://issuer.test");
+    assert_eq!(doc["verificationMethod"].as_array().unwrap().len(), 2);
+    assert!(
+        !body.contains("privateKeyBase58"),
+        "only public parts are published"
+    );
+    let did = dir.join("did.json");
+    std::fs::write(&did, &body).unwrap();
+    for i in [old_cred, new_cred] {
+        let file = dir.join(format!("cred-{i}.json"));
+        std::fs::write(&file, &creds[i]).unwrap();
+        let out = divoc(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            did.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with("VALID"),
+            "{}: {text}",
+            methods[i]
+        );
+    }
+    // A DID document without the old key: the old certificates no longer verify.
+    let mut only_new = doc.clone();
+    only_new["verificationMethod"] = serde_json::json!([doc["verificationMethod"][1].clone()]);
+    std::fs::write(&did, only_new.to_string()).unwrap();
+    let file = dir.join(format!("cred-{old_cred}.json"));
+    let out = divoc(&[
+        "verify",
+        file.to_str().unwrap(),
+        "--key",
+        did.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -35,6 +35,17 @@ enum KeysAction {
         #[arg(long, default_value = "did:web:divoc.example")]
         issuer: String,
     },
+    /// Rotate the issuer key: a new key for the same issuer with the next key id (`key-2` after
+    /// `key-1`). Sign with the new one; keep the old one published (serve's `[did] key_files`) so
+    /// certificates it signed still verify.
+    Rotate {
+        /// The key in use now.
+        #[arg(long)]
+        current: PathBuf,
+        /// Where the new key goes (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Create a P-256 EU DCC document signer key with a self-signed DSC (testing) or a CSR for
     /// your country's CSCA (`--csr`).
     Dsc {
@@ -412,6 +423,26 @@ fn main() -> Result<()> {
             println!(
                 "controller document:\n{}",
                 serde_json::to_string_pretty(&key.controller_doc())?
+            );
+        }
+        Command::Keys {
+            action: KeysAction::Rotate { current, out },
+        } => {
+            let old =
+                divoc_operators::keys::IssuerKey::load(&current).map_err(anyhow::Error::msg)?;
+            let key = old.rotated().map_err(anyhow::Error::msg)?;
+            key.save(&out).map_err(anyhow::Error::msg)?;
+            println!(
+                "wrote {} (mode 0600): {} follows {}",
+                out.display(),
+                key.verification_method,
+                old.verification_method
+            );
+            println!(
+                "next: point the sign node's key_file at {}, and list both files in config/serve.toml\n  [did]\n  key_files = [{:?}, {:?}]\nso the DID document keeps the old key: certificates it signed still verify.",
+                out.display(),
+                current.display().to_string(),
+                out.display().to_string()
             );
         }
         Command::Keys {

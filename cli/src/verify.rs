@@ -29,6 +29,10 @@ pub fn verify_file(file: &Path, key_file: &Path) -> Result<String> {
     if let Some(m) = key_file_doc["verificationMethods"].as_object() {
         candidates.extend(m.values());
     }
+    // A DID document (`/.well-known/did.json`): every key the issuer published, old ones too.
+    if let Some(m) = key_file_doc["verificationMethod"].as_array() {
+        candidates.extend(m.iter());
+    }
     let key_doc = candidates
         .iter()
         .find(|d| {

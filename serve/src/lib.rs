@@ -17,6 +17,7 @@
 //! as a download event for analytics ([`events`]); refused tokens, bad queries, unknown formats
 //! and listings are not downloads and are not recorded.
 
+pub mod did;
 pub mod events;
 pub mod formats;
 pub mod metrics_server;
@@ -88,6 +89,9 @@ pub struct ServeConfig {
     /// SQL API and dashboard; absent = not served.
     #[serde(default)]
     pub analytics: Option<sql_api::AnalyticsSection>,
+    /// The issuer's keys for `/.well-known/did.json`; absent = not served.
+    #[serde(default)]
+    pub did: Option<did::DidSection>,
     /// The transparency log to follow and prove from; absent = not served.
     #[serde(default)]
     pub transparency: Option<transparency::TransparencySection>,
@@ -214,6 +218,8 @@ pub struct AppState {
     pub log: DownloadLog,
     pub jwks: Option<String>,
     pub dsc_pem: Option<String>,
+    /// The issuer's DID document, serialized once.
+    pub did_document: Option<String>,
 }
 
 /// A running server; dropping the handle does not stop it, `stop` does.
@@ -285,6 +291,15 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         }
         None => None,
     };
+    let did_document = match &plan.cfg.did {
+        Some(section) => {
+            let files: Vec<PathBuf> = section.key_files.iter().map(|f| plan.resolve(f)).collect();
+            Some(serde_json::to_string(&did::DidDocument::from_files(
+                &files,
+            )?)?)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         store,
         unreadable: RwLock::new(unreadable(&indexer)),
@@ -293,6 +308,7 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         log: DownloadLog::new(storage.clone()),
         jwks,
         dsc_pem,
+        did_document,
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(&plan.cfg.listen))

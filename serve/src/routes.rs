@@ -24,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/divoc/api/v1/certificate/status/{id}", get(status))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/did.json", get(did_document))
         .route("/certificate/api/v1/dsc.pem", get(dsc))
         .route("/certificate/api/certificatePDF/{code}", get(pdf_by_code))
         .route("/certificate/api/v1/certificates", get(list_by_code))
@@ -57,6 +58,21 @@ fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
         }),
     )
         .into_response()
+}
+
+async fn did_document(State(state): State<Arc<AppState>>) -> Response {
+    match &state.did_document {
+        Some(doc) => (
+            [(header::CONTENT_TYPE, "application/did+json")],
+            doc.clone(),
+        )
+            .into_response(),
+        None => error(
+            404,
+            "NOT_CONFIGURED",
+            "no [did] section in the serve config",
+        ),
+    }
 }
 
 /// `ok`, or what the certificate index could not read (503: some certificates are not served).

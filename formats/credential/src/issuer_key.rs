@@ -34,19 +34,43 @@ impl std::fmt::Debug for IssuerKey {
 impl IssuerKey {
     /// A fresh key from the operating system's random source.
     pub fn generate(issuer: &str) -> Result<Self, String> {
+        Self::generate_with_id(issuer, "key-1")
+    }
+
+    /// A fresh key with its own key id.
+    pub fn generate_with_id(issuer: &str, key_id: &str) -> Result<Self, String> {
         let mut seed = [0u8; 32];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut seed))
             .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
-        Ok(Self::from_seed(issuer, seed))
+        Ok(Self::from_seed_with_id(issuer, key_id, seed))
+    }
+
+    /// The successor of this key for a rotation: same issuer, the next key id (`key-N` ->
+    /// `key-N+1`; another id gets `-2` appended).
+    pub fn rotated(&self) -> Result<Self, String> {
+        let id = self
+            .verification_method
+            .rsplit_once('#')
+            .map_or("key-1", |(_, id)| id);
+        let next = match id.strip_prefix("key-").and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) => format!("key-{}", n + 1),
+            None => format!("{id}-2"),
+        };
+        Self::generate_with_id(&self.issuer, &next)
     }
 
     /// The key of a 32-byte seed (tests, benchmarks).
     pub fn from_seed(issuer: &str, seed: [u8; 32]) -> Self {
+        Self::from_seed_with_id(issuer, "key-1", seed)
+    }
+
+    /// The key of a seed, with its own key id (`<issuer>#<key_id>`).
+    pub fn from_seed_with_id(issuer: &str, key_id: &str, seed: [u8; 32]) -> Self {
         let sk = SigningKey::from_bytes(&seed);
         Self {
             issuer: issuer.to_owned(),
-            verification_method: format!("{issuer}#key-1"),
+            verification_method: format!("{issuer}#{key_id}"),
             public_key_base58: public_key_to_base58(&sk.verifying_key()),
             private_key_base58: bs58::encode(seed).into_string(),
         }
