@@ -11,21 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `divoc <args> --set ...`, asserting success; stdout + stderr.
 fn ok(args: &[&str], sets: &[String]) -> String {
-    let out = divoc(
-        &with_sets(args, sets)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "divoc {args:?}: {text}");
-    text
+    divoc_ok(args, sets)
 }
 
 fn summary_number(text: &str, label: &str) -> u64 {

@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn ok(args: &[String]) -> String {
-    let out = divoc(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "divoc {args:?}: {text}");
-    text
+    divoc_ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
 }
 
 /// config/pipeline.toml with a `transparency_log` node after `qr_payload`.

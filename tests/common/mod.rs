@@ -64,6 +64,23 @@ pub fn dir_sets(dir: &Path, input: &Path) -> Vec<String> {
     ]
 }
 
+/// Runs `divoc <args> --set ...`, asserting it succeeds; returns stdout and stderr together.
+pub fn divoc_ok(args: &[&str], sets: &[String]) -> String {
+    let out = divoc(
+        &with_sets(args, sets)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "divoc {args:?}: {text}");
+    text
+}
+
 pub fn with_sets(base: &[&str], sets: &[String]) -> Vec<String> {
     let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
     for s in sets {
