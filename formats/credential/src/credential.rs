@@ -50,6 +50,24 @@ impl CredentialVersion {
         };
         vec![CREDENTIALS_V1_URL.to_string(), vac.clone()]
     }
+
+    /// The `@context` of a credential signed with `suite`, with or without `credentialStatus`:
+    /// credentials v1 or v2, the vaccination context, then the suite's and the status list's
+    /// contexts where the base context does not define their terms.
+    pub fn contexts_for(
+        self,
+        ns: &VaccinationNamespace,
+        suite: crate::suite::ProofSuite,
+        with_status: bool,
+    ) -> Vec<String> {
+        let mut contexts = self.contexts(ns);
+        contexts[0] = suite.base_context().to_string();
+        contexts.extend(suite.suite_context().map(str::to_owned));
+        if with_status && !suite.is_vc2() {
+            contexts.push(crate::status_list::StatusEntry::VC11_CONTEXT.to_owned());
+        }
+        contexts
+    }
 }
 
 /// A DIVOC vaccination credential (with or without proof).
@@ -66,12 +84,19 @@ pub struct VaccinationCredential {
     pub credential_subject: CredentialSubject,
     /// Issuer URL or DID.
     pub issuer: String,
-    /// ISO-8601 date-time.
+    /// ISO-8601 date-time (VC 1.1); empty on a VC 2.0 credential, which has `validFrom`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub issuance_date: String,
+    /// ISO-8601 date-time (VC 2.0 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
     /// The vaccination(s); DIVOC emits exactly one.
     pub evidence: Vec<Evidence>,
     /// Always the string `"true"`.
     pub non_transferable: String,
+    /// Where verifiers find the revocation and suspension bits (programs with status lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credential_status: Vec<crate::status_list::StatusEntry>,
     /// The proof, once signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<Proof>,
@@ -232,23 +257,38 @@ pub struct Facility {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Proof {
-    /// `Ed25519Signature2018`.
+    /// `Ed25519Signature2018`, `Ed25519Signature2020` or `DataIntegrityProof`.
     #[serde(rename = "type")]
     pub proof_type: String,
+    /// `eddsa-rdfc-2022` on a `DataIntegrityProof`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cryptosuite: Option<String>,
     /// Signing time.
     pub created: String,
     /// Key id.
     pub verification_method: String,
     /// `assertionMethod`.
     pub proof_purpose: String,
-    /// Detached JWS.
-    pub jws: String,
+    /// Detached JWS (Ed25519Signature2018).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jws: Option<String>,
+    /// Multibase signature (the Data Integrity suites).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_value: Option<String>,
 }
 
 impl VaccinationCredential {
     /// Parses a credential from JSON.
     pub fn from_json(v: &Value) -> Result<Self, serde_json::Error> {
         Self::deserialize(v)
+    }
+
+    /// When it was issued: `issuanceDate` (VC 1.1) or `validFrom` (VC 2.0).
+    pub fn issued_at(&self) -> &str {
+        match &self.valid_from {
+            Some(v) if self.issuance_date.is_empty() => v,
+            _ => &self.issuance_date,
+        }
     }
 
     /// Serializes the credential to JSON (what gets canonicalized and signed).

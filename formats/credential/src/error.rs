@@ -74,8 +74,8 @@ pub enum VerifyError {
     /// A proof member is missing or not a string.
     #[error("proof is missing {0:?}")]
     MissingProofField(&'static str),
-    /// The proof type is not Ed25519Signature2018.
-    #[error("unsupported proof type {0:?} (expected Ed25519Signature2018)")]
+    /// Not a proof type (or cryptosuite) this crate verifies.
+    #[error("unsupported proof type {0:?} (expected Ed25519Signature2018, Ed25519Signature2020 or eddsa-rdfc-2022)")]
     UnsupportedProofType(String),
     /// The proof purpose is not `assertionMethod`.
     #[error("proof purpose {0:?} is not assertionMethod")]

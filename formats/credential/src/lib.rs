@@ -8,6 +8,8 @@
 //! - [`credential`]: typed DIVOC credential (v1/v2).
 //! - [`proof`]: `Ed25519Signature2018` signing and verification (detached JWS), compatible with
 //!   DIVOC's signer.
+//! - [`suite`]: `Ed25519Signature2020` and `eddsa-rdfc-2022` (Data Integrity), chosen per program.
+//! - [`status_list`]: W3C Bitstring Status List credentials (revocation, suspension).
 //! - [`keys`]: Ed25519 key encodings (`publicKeyBase58`, multibase).
 //!
 //! ```
@@ -41,6 +43,8 @@ pub mod keys;
 pub mod loader;
 pub mod proof;
 pub mod rdf;
+pub mod status_list;
+pub mod suite;
 pub mod template;
 pub mod urdna2015;
 
@@ -53,6 +57,7 @@ pub use keys::VerificationMethod;
 pub use loader::DocumentLoader;
 pub use proof::{sign, sign_with, verify, verify_with, verify_with_method, IssuerCheck};
 pub use rdf::{Dataset, Escaping};
+pub use suite::{sign_with_suite, ProofSuite};
 
 /// Re-exported so callers use the same key types as this crate.
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

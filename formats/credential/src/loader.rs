@@ -17,6 +17,15 @@ pub const CREDENTIALS_V1_URL: &str = "https://www.w3.org/2018/credentials/v1";
 pub const SECURITY_V1_URL: &str = "https://w3id.org/security/v1";
 /// Security vocabulary v2 context URL (what jsonld-signatures puts on proofs and keys).
 pub const SECURITY_V2_URL: &str = "https://w3id.org/security/v2";
+/// W3C Verifiable Credentials 2.0 context URL (also defines Data Integrity and Bitstring Status
+/// List terms).
+pub const CREDENTIALS_V2_URL: &str = "https://www.w3.org/ns/credentials/v2";
+/// The VC 2.0 context that maps otherwise undefined terms to issuer-dependent IRIs.
+pub const UNDEFINED_TERMS_V2_URL: &str = "https://www.w3.org/ns/credentials/undefined-terms/v2";
+/// `Ed25519Signature2020` suite context URL.
+pub const ED25519_2020_URL: &str = "https://w3id.org/security/suites/ed25519-2020/v1";
+/// Bitstring Status List context for VC 1.1 credentials (VC 2.0 has the terms built in).
+pub const STATUS_LIST_V1_URL: &str = "https://www.w3.org/ns/credentials/status/v1";
 /// Default URL of the DIVOC vaccination context v1 (India's deployment).
 pub const DEFAULT_VACCINATION_V1_URL: &str = "https://cowin.gov.in/credentials/vaccination/v1";
 /// Default URL of the DIVOC vaccination context v2 (DDCC flavour).
@@ -34,6 +43,14 @@ pub mod documents {
     pub const SECURITY_V1: &str = include_str!("../contexts/security-v1.jsonld");
     /// W3C CCG security v2.
     pub const SECURITY_V2: &str = include_str!("../contexts/security-v2.jsonld");
+    /// W3C credentials v2.
+    pub const CREDENTIALS_V2: &str = include_str!("../contexts/credentials-v2.jsonld");
+    /// W3C credentials undefined-terms v2 (`@vocab` issuer-dependent).
+    pub const UNDEFINED_TERMS_V2: &str = include_str!("../contexts/undefined-terms-v2.jsonld");
+    /// W3C CCG Ed25519Signature2020 suite.
+    pub const ED25519_2020: &str = include_str!("../contexts/ed25519-signature-2020-v1.jsonld");
+    /// Bitstring Status List v1 (for VC 1.1 credentials).
+    pub const STATUS_LIST_V1: &str = include_str!("../contexts/bitstring-status-list-v1.jsonld");
     /// DIVOC vaccination v1 (same definitions as DIVOC's published context).
     pub const VACCINATION_V1: &str = include_str!("../contexts/divoc-vaccination-v1.jsonld");
     /// DIVOC vaccination v2 (same definitions as DIVOC's published context).
@@ -74,6 +91,10 @@ impl DocumentLoader {
         l.insert_builtin(CREDENTIALS_V1_URL, documents::CREDENTIALS_V1);
         l.insert_builtin(SECURITY_V1_URL, documents::SECURITY_V1);
         l.insert_builtin(SECURITY_V2_URL, documents::SECURITY_V2);
+        l.insert_builtin(CREDENTIALS_V2_URL, documents::CREDENTIALS_V2);
+        l.insert_builtin(UNDEFINED_TERMS_V2_URL, documents::UNDEFINED_TERMS_V2);
+        l.insert_builtin(ED25519_2020_URL, documents::ED25519_2020);
+        l.insert_builtin(STATUS_LIST_V1_URL, documents::STATUS_LIST_V1);
         l.add_vaccination_aliases(vaccination_v1_url, vaccination_v2_url);
         l
     }
@@ -133,6 +154,10 @@ mod tests {
             documents::CREDENTIALS_V1,
             documents::SECURITY_V1,
             documents::SECURITY_V2,
+            documents::CREDENTIALS_V2,
+            documents::UNDEFINED_TERMS_V2,
+            documents::ED25519_2020,
+            documents::STATUS_LIST_V1,
             documents::VACCINATION_V1,
             documents::VACCINATION_V2,
         ] {
@@ -140,7 +165,7 @@ mod tests {
             assert!(v.get("@context").is_some());
         }
         let l = DocumentLoader::default();
-        assert_eq!(l.urls().count(), 7);
+        assert_eq!(l.urls().count(), 11);
         assert!(l.load("https://example.com/nope").is_err());
     }
 }

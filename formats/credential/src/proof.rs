@@ -153,7 +153,8 @@ fn has_ambiguous_literal(ds: &Dataset) -> bool {
         .any(|q| matches!(&q.object, Term::Literal(l) if Escaping::is_ambiguous(&l.lexical)))
 }
 
-/// Verifies the `Ed25519Signature2018` proof of `signed` against `key`.
+/// Verifies the proof of `signed` against `key`: `Ed25519Signature2018` here, the Data
+/// Integrity suites (`Ed25519Signature2020`, `eddsa-rdfc-2022`) in [`crate::suite`].
 ///
 /// Checks the proof type and purpose, the exact JWS header, and the signature over the canonical
 /// form. When a literal contains control characters that RDFC-1.0 and legacy URDNA2015
@@ -176,6 +177,9 @@ pub fn verify_with(
             .and_then(Value::as_str)
             .ok_or(VerifyError::MissingProofField(name))
     };
+    if crate::suite::is_data_integrity(proof) {
+        return crate::suite::verify_data_integrity(canon, obj, proof, key);
+    }
     let proof_type = field("type")?;
     if proof_type != PROOF_TYPE {
         return Err(VerifyError::UnsupportedProofType(proof_type.to_string()));

@@ -298,6 +298,8 @@ pub fn credential(rng: &mut Rng, opts: GenOptions) -> Value {
         issuance_date,
         evidence: vec![evidence],
         non_transferable: "true".into(),
+        valid_from: None,
+        credential_status: Vec::new(),
         proof: None,
     };
     let mut v = cred.to_json().expect("serialize credential");
