@@ -10,6 +10,7 @@
 //! | `facility_counts` | `analytics/rollups/facilities/` | analytics |
 //! | `dead_letters` | `dead-letter/`, without the original text and details | analytics |
 //! | `downloads` | `analytics/downloads/` | analytics |
+//! | `verifications` | `analytics/verifications/` (verify page outcomes, no PII) | analytics |
 //! | `accepted` | `accepted/` (every event column: names, contacts, identities) | full |
 //!
 //! Queries are read-only: DDL, DML (`INSERT`, `COPY`), `SET` and other statements are refused
@@ -31,6 +32,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use divoc_model::analytics::{
     analytics_schema, certificate_rollup_schema, downloads_schema, facility_rollup_schema,
+    verifications_schema,
 };
 use divoc_pipeline::columns::envelope;
 use divoc_pipeline::dead_letter::{REASON_CODE, STAGE};
@@ -158,6 +160,14 @@ pub fn table_specs() -> Vec<TableSpec> {
             schema: downloads_schema(),
             access: Access::Analytics,
             about: "certificate downloads served",
+            rollup: false,
+        },
+        TableSpec {
+            name: "verifications",
+            prefix: "analytics/verifications/",
+            schema: verifications_schema(),
+            access: Access::Analytics,
+            about: "verify page outcomes: time, outcome, format, reason (no certificate data)",
             rollup: false,
         },
         TableSpec {

@@ -146,13 +146,7 @@ pub fn audit(
 
 /// `divoc verify --online <server>`: the certificate's status at the issuer's server, asked
 /// after the signature checked out: `VALID`, `REVOKED`, `SUSPENDED until <day>` or `UNKNOWN`.
-pub fn online_status(file: &Path, server: &str, rt: &tokio::runtime::Runtime) -> Result<String> {
-    let json = crate::verify::credential_bytes(file)?.map_err(|e| anyhow!("{e}"))?;
-    let cred: serde_json::Value =
-        serde_json::from_slice(&json).context("the file is not a JSON credential")?;
-    let id = cred["evidence"][0]["certificateId"]
-        .as_str()
-        .context("the credential has no evidence[0].certificateId")?;
+pub fn online_status(id: &str, server: &str, rt: &tokio::runtime::Runtime) -> Result<String> {
     let url = format!(
         "{}/divoc/api/v1/certificate/status/{id}",
         server.trim_end_matches('/')

@@ -153,7 +153,16 @@ pub fn demo(opts: &DemoOptions, rt: &tokio::runtime::Runtime) -> Result<()> {
                         let key = crate::resolve(&plan, Path::new(k));
                         println!(
                             "offline check: {}",
-                            crate::verify::verify_file(&sample.join("qr-payload.zip"), &key)?
+                            crate::verify::verify_any(
+                                &sample.join("qr-payload.zip"),
+                                &crate::verify::VerifyInputs {
+                                    key: &key,
+                                    status_lists: &[],
+                                    status_key: None,
+                                    today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+                                }
+                            )?
+                            .outcome
                         );
                     }
                 }

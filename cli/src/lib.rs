@@ -43,6 +43,7 @@ pub fn registry() -> Registry {
         entry::<divoc_connectors::sinks::analytics::AnalyticsConfig>(),
         entry::<divoc_connectors::sinks::webhook::WebhookConfig>(),
         entry::<divoc_connectors::sinks::translog::TranslogConfig>(),
+        entry::<divoc_connectors::sinks::status_list::StatusListConfig>(),
     ])
     .with_default_node("dead_letter", "dead_letter")
     .with_default_node("manifest", "checkpoint_manifest")

@@ -211,13 +211,24 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_rows: usize,
     },
-    /// Verify a signed certificate offline: credential JSON, a DIVOC QR payload (ZIP) file, or a QR image (PNG).
+    /// Verify a certificate offline: VALID, REVOKED, SUSPENDED (until when) or INVALID (why).
+    /// DIVOC credential JSON, its QR payload (ZIP) or QR image (PNG), an EU DCC (`HC1:` text) or a
+    /// SMART Health Card (`shc:/` text, compact JWS or .smart-health-card file).
     Verify {
-        /// certificate.json, QR payload file, or QR image (PNG).
+        /// The certificate file.
         file: PathBuf,
-        /// Issuer key file (`divoc keys generate`) or a verification method document with publicKeyBase58.
+        /// DIVOC credential: the issuer key file, a verification method document or the DID
+        /// document (/.well-known/did.json). EU DCC: the DSC certificate (PEM). SMART Health
+        /// Card: the issuer's JWKS.
         #[arg(long, required_unless_present = "audit")]
         key: Option<PathBuf>,
+        /// Status list credentials (saved from /status/v1/... of `divoc serve`): decides
+        /// REVOKED and SUSPENDED offline. Repeat for each list.
+        #[arg(long = "status", requires = "key")]
+        status: Vec<PathBuf>,
+        /// The issuer key the status lists are signed with, when --key is not it (EU DCC).
+        #[arg(long, requires = "status")]
+        status_key: Option<PathBuf>,
         /// Check the issuer's transparency log at this server (`divoc serve` with [transparency])
         /// instead of the signature.
         #[arg(long)]
@@ -495,6 +506,8 @@ fn main() -> Result<()> {
         Command::Verify {
             file,
             key,
+            status,
+            status_key,
             audit,
             log_key,
             since,
@@ -511,13 +524,26 @@ fn main() -> Result<()> {
                 }
             }
             if let Some(key) = key {
-                let outcome = divoc::verify::verify_file(&file, &key)?;
-                println!("{outcome}");
-                if !outcome.starts_with("VALID") {
+                let verified = divoc::verify::verify_any(
+                    &file,
+                    &divoc::verify::VerifyInputs {
+                        key: &key,
+                        status_lists: &status,
+                        status_key: status_key.as_deref(),
+                        today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+                    },
+                )?;
+                println!("{}", verified.outcome);
+                if !verified.outcome.is_valid() {
                     std::process::exit(1);
                 }
                 if let Some(server) = online {
-                    let status = divoc::audit::online_status(&file, &server, &rt)?;
+                    let id = verified.certificate_id.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--online needs a certificate id, and this certificate carries none"
+                        )
+                    })?;
+                    let status = divoc::audit::online_status(&id, &server, &rt)?;
                     println!("{status}");
                     if !status.starts_with("VALID") {
                         std::process::exit(1);

@@ -171,6 +171,21 @@ pub fn downloads_schema() -> SchemaRef {
     ])
 }
 
+/// `analytics/verifications`: one row per verification the verify page reported (outcome,
+/// format, a reason code; nothing about the certificate or its holder).
+pub fn verifications_schema() -> SchemaRef {
+    table(vec![
+        Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
+            false,
+        ),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, true),
+    ])
+}
+
 /// How rollup partitions are compacted, shared by the writer (the `analytics` sink) and the readers.
 ///
 /// A rollup partition directory holds `part-<epoch>.parquet` files (one epoch's partial counts) and

@@ -1,5 +1,7 @@
-//! `sign`: builds each event's DIVOC-native credential (typed, field for field) and signs it with
-//! `Ed25519Signature2018` over URDNA2015, a whole batch in parallel on rayon.
+//! `sign`: builds each event's DIVOC-native credential (typed, field for field) and signs it, a
+//! whole batch in parallel on rayon, with the program's proof suite: `Ed25519Signature2018`
+//! over URDNA2015 (DIVOC's), `Ed25519Signature2020` (VC 1.1) or `eddsa-rdfc-2022` (VC 2.0), and
+//! with `credentialStatus` entries where the program enables status lists.
 //!
 //! Deterministic under replay: `issuanceDate` and the proof's `created` are the event's durable
 //! ingest time, the certificate id comes from `dedupe`, and Ed25519 signatures are deterministic,
@@ -17,9 +19,10 @@ use arrow::record_batch::RecordBatch;
 use divoc_credential::credential::{
     subject_id, Address, CredentialSubject, Dose, Evidence, Facility, Verifier, CREDENTIAL_TYPES,
 };
+use divoc_credential::status_list::{is_safe_program_id, StatusEntry, StatusPosition};
 use divoc_credential::{
-    Canonicalizer, CredentialVersion, DocumentLoader, SigningKey, VaccinationCredential,
-    VaccinationNamespace,
+    Canonicalizer, CredentialVersion, DocumentLoader, ProofSuite, SigningKey,
+    VaccinationCredential, VaccinationNamespace,
 };
 use divoc_model::columns::{CERTIFICATE_ID, CREDENTIAL, EVENT_COLUMNS, RAW};
 use divoc_model::event::EventKind;
@@ -59,6 +62,17 @@ pub struct SignConfig {
     /// Prefix for recipient identities that are not already URIs.
     #[serde(default = "default_did_prefix")]
     pub identity_did_prefix: String,
+    /// Proof suite: `Ed25519Signature2018` (DIVOC's own, what its verifiers accept; the
+    /// default), `Ed25519Signature2020` (VC 1.1) or `eddsa-rdfc-2022` (VC 2.0, `validFrom`).
+    #[serde(default)]
+    pub proof_suite: ProofSuite,
+    /// Give each credential `credentialStatus` entries (revocation and suspension bits of the
+    /// `status_list` sink's lists). Off by default: DIVOC's verifiers do not read them.
+    #[serde(default)]
+    pub credential_status: bool,
+    /// Public URL of the status lists (the `status_list` node's `base_url`).
+    #[serde(default = "default_status_base")]
+    pub status_base_url: String,
     /// Programs (optionally of one tenant) signed with their own issuer key, contexts or URLs;
     /// what an entry leaves out comes from the node's options.
     #[serde(default)]
@@ -87,11 +101,17 @@ pub struct SignProgram {
     pub info_url: Option<String>,
     #[serde(default)]
     pub feedback_url: Option<String>,
+    #[serde(default)]
+    pub proof_suite: Option<ProofSuite>,
+    #[serde(default)]
+    pub credential_status: Option<bool>,
 }
 
 /// What one profile signs with.
 #[derive(Debug, Clone)]
 struct ProfileConfig {
+    suite: ProofSuite,
+    credential_status: bool,
     key_file: PathBuf,
     context_v1: String,
     context_v2: String,
@@ -104,6 +124,8 @@ impl SignConfig {
     /// The node's own profile, then one per program entry (the entry's options over the node's).
     fn profiles(&self) -> Vec<ProfileConfig> {
         let base = ProfileConfig {
+            suite: self.proof_suite,
+            credential_status: self.credential_status,
             key_file: self.key_file.clone(),
             context_v1: self.context_v1.clone(),
             context_v2: self.context_v2.clone(),
@@ -115,6 +137,8 @@ impl SignConfig {
         for p in &self.programs {
             let or = |v: &Option<String>, d: &String| v.clone().unwrap_or_else(|| d.clone());
             out.push(ProfileConfig {
+                suite: p.proof_suite.unwrap_or(base.suite),
+                credential_status: p.credential_status.unwrap_or(base.credential_status),
                 key_file: p.key_file.clone().unwrap_or_else(|| base.key_file.clone()),
                 context_v1: or(&p.context_v1, &base.context_v1),
                 context_v2: or(&p.context_v2, &base.context_v2),
@@ -142,6 +166,9 @@ fn default_info() -> String {
 fn default_feedback() -> String {
     "https://divoc.example/feedback".into()
 }
+fn default_status_base() -> String {
+    divoc_credential::status_list::DEFAULT_BASE_URL.into()
+}
 fn default_did_prefix() -> String {
     "did:in.gov.uidai.aadhaar".into()
 }
@@ -159,7 +186,7 @@ impl Component for SignConfig {
         vec![CREDENTIAL]
     }
     const ABOUT: &'static str =
-        "DIVOC credential + Ed25519Signature2018 (URDNA2015), batch-parallel";
+        "DIVOC credential signed per program (Ed25519Signature2018/2020, eddsa-rdfc-2022), batch-parallel";
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<(), ConfigIssue> {
         VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(|e| {
@@ -174,6 +201,15 @@ impl Component for SignConfig {
                     "give each program (and tenant) one entry",
                 ));
             }
+        }
+        if !self.status_base_url.starts_with("https://")
+            && !self.status_base_url.starts_with("http://")
+        {
+            return Err(ConfigIssue::new(
+                "status_base_url",
+                format!("{:?} is not an http(s) URL", self.status_base_url),
+                "use the public URL of the read-side server's /status/v1",
+            ));
         }
         for (i, profile) in self.profiles().iter().enumerate() {
             let at = |key: &str| match i {
@@ -391,8 +427,20 @@ impl Sign {
             })
         });
         let v2 = version == CredentialVersion::V2;
+        let suite = profile.cfg.suite;
+        let credential_status = if profile.cfg.credential_status {
+            let program = r
+                .s(schema::PROGRAM_ID)
+                .filter(|p| is_safe_program_id(p))
+                .ok_or("credential_status needs a programId of letters, digits, '.', '_', '-'")?;
+            let position = StatusPosition::of_certificate(&cert_id)
+                .ok_or("credential_status needs numeric certificate ids")?;
+            StatusEntry::for_certificate(&self.cfg.status_base_url, &program, position)
+        } else {
+            Vec::new()
+        };
         Ok(VaccinationCredential {
-            context: version.contexts(&profile.namespace),
+            context: version.contexts_for(&profile.namespace, suite, !credential_status.is_empty()),
             types: CREDENTIAL_TYPES.iter().map(|s| s.to_string()).collect(),
             credential_subject: CredentialSubject {
                 subject_type: "Person".into(),
@@ -411,7 +459,12 @@ impl Sign {
                 address: r.address("recipient_address"),
             },
             issuer: profile.key.issuer.clone(),
-            issuance_date: iso_millis(ingest),
+            issuance_date: if suite.is_vc2() {
+                String::new()
+            } else {
+                iso_millis(ingest)
+            },
+            valid_from: suite.is_vc2().then(|| iso_millis(ingest)),
             evidence: vec![Evidence {
                 id: format!("{}{}", profile.cfg.certificate_base_url, cert_id),
                 info_url: Some(profile.cfg.info_url.clone()),
@@ -443,6 +496,7 @@ impl Sign {
                 }),
             }],
             non_transferable: "true".into(),
+            credential_status,
             proof: None,
         })
     }
@@ -450,14 +504,15 @@ impl Sign {
     fn sign_row(&self, b: &RecordBatch, i: usize) -> Result<String, String> {
         let cred = self.credential(b, i)?;
         let profile = self.profile(&Row { b, i });
-        let created = cred.issuance_date.clone();
+        let created = cred.issued_at().to_owned();
         let doc = cred.to_json().map_err(|e| e.to_string())?;
-        let signed = divoc_credential::sign_with(
+        let signed = divoc_credential::sign_with_suite(
             &profile.canon,
             &doc,
             &profile.signing_key,
             &profile.key.verification_method,
             &created,
+            profile.cfg.suite,
         )
         .map_err(|e| e.to_string())?;
         serde_json::to_string(&signed).map_err(|e| e.to_string())

@@ -27,14 +27,15 @@ pub struct DidDocument {
     authentication: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One public key: a DID document's verification method, and what the verify page trusts.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Method {
-    id: String,
+pub struct Method {
+    pub id: String,
     #[serde(rename = "type")]
     kind: &'static str,
-    controller: String,
-    public_key_base58: String,
+    pub controller: String,
+    pub public_key_base58: String,
 }
 
 /// The public half of a key file or verification method document.
@@ -52,36 +53,43 @@ struct PublicPart {
     public_key_base58: String,
 }
 
+/// The public keys of issuer key files or verification method documents (`[did]`,
+/// `[verify]` key_files); `section` names the config section in errors.
+pub fn read_methods(files: &[PathBuf], section: &str) -> Result<Vec<Method>> {
+    let mut methods = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("[{section}] cannot read {}", file.display()))?;
+        let p: PublicPart = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "[{section}] {}: not a key file or verification method document",
+                file.display()
+            )
+        })?;
+        divoc_credential::keys::public_key_from_base58(&p.public_key_base58)
+            .map_err(|e| anyhow::anyhow!("[{section}] {}: {e}", file.display()))?;
+        let controller = p
+            .issuer
+            .or(p.controller)
+            .with_context(|| format!("[{section}] {}: no issuer or controller", file.display()))?;
+        let id = match (p.verification_method, p.id) {
+            (Some(serde_json::Value::String(vm)), _) => vm,
+            (_, Some(id)) => id,
+            _ => bail!("[{section}] {}: no verification method id", file.display()),
+        };
+        methods.push(Method {
+            id,
+            kind: "Ed25519VerificationKey2018",
+            controller,
+            public_key_base58: p.public_key_base58,
+        });
+    }
+    Ok(methods)
+}
+
 impl DidDocument {
     pub fn from_files(files: &[PathBuf]) -> Result<Self> {
-        let mut methods = Vec::new();
-        for file in files {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("[did] cannot read {}", file.display()))?;
-            let p: PublicPart = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "[did] {}: not a key file or verification method document",
-                    file.display()
-                )
-            })?;
-            divoc_credential::keys::public_key_from_base58(&p.public_key_base58)
-                .map_err(|e| anyhow::anyhow!("[did] {}: {e}", file.display()))?;
-            let controller = p
-                .issuer
-                .or(p.controller)
-                .with_context(|| format!("[did] {}: no issuer or controller", file.display()))?;
-            let id = match (p.verification_method, p.id) {
-                (Some(serde_json::Value::String(vm)), _) => vm,
-                (_, Some(id)) => id,
-                _ => bail!("[did] {}: no verification method id", file.display()),
-            };
-            methods.push(Method {
-                id,
-                kind: "Ed25519VerificationKey2018",
-                controller,
-                public_key_base58: p.public_key_base58,
-            });
-        }
+        let methods = read_methods(files, "did")?;
         let Some(first) = methods.first() else {
             bail!("[did] key_files is empty: list the issuer's key files");
         };

@@ -1,10 +1,12 @@
-//! Download events for analytics (DIVOC recorded every certificate download).
+//! Events the read side records for analytics: certificate downloads (DIVOC recorded every one)
+//! and the outcomes the verify page reports.
 //!
-//! Each served request becomes one row (time, tenant, certificate id, format, language, HTTP
-//! status, bytes). Rows are buffered and written as Parquet under
-//! `analytics/downloads/date=<YYYY-MM-DD>/part-<first event ms>-<seq>.parquet` every few seconds
-//! and on shutdown, so DataFusion reads them next to the certificates. No names, contacts or
-//! identity numbers are recorded.
+//! Each served download becomes one row (time, tenant, certificate id, format, language, HTTP
+//! status, bytes); each reported verification one row (time, outcome, format, reason code). Rows
+//! are buffered and written as Parquet under
+//! `<prefix>/date=<YYYY-MM-DD>/part-<first event ms>-<seq>.parquet` every few seconds and on
+//! shutdown, so DataFusion reads them next to the certificates. No names, contacts or identity
+//! numbers are recorded.
 
 use std::sync::{Arc, Mutex};
 
@@ -31,24 +33,89 @@ pub struct DownloadEvent {
     pub bytes: u64,
 }
 
-/// Buffers download events and writes them to the object store.
+/// Key prefix of the verification outcomes.
+pub const VERIFICATIONS_PREFIX: &str = "analytics/verifications";
+
+/// One verification the verify page reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationEvent {
+    pub time_ms: i64,
+    pub outcome: String,
+    pub format: String,
+    pub reason: Option<String>,
+}
+
+/// A kind of event the server logs.
+pub trait LoggedEvent: Clone + Send + 'static {
+    /// Key prefix of its Parquet files.
+    const PREFIX: &'static str;
+    fn time_ms(&self) -> i64;
+    fn to_batch(events: &[Self]) -> Result<RecordBatch>;
+}
+
+impl LoggedEvent for DownloadEvent {
+    const PREFIX: &'static str = DOWNLOADS_PREFIX;
+    fn time_ms(&self) -> i64 {
+        self.time_ms
+    }
+    fn to_batch(events: &[Self]) -> Result<RecordBatch> {
+        to_batch(events)
+    }
+}
+
+impl LoggedEvent for VerificationEvent {
+    const PREFIX: &'static str = VERIFICATIONS_PREFIX;
+    fn time_ms(&self) -> i64 {
+        self.time_ms
+    }
+    fn to_batch(events: &[Self]) -> Result<RecordBatch> {
+        let mut time = TimestampMillisecondBuilder::new().with_timezone("+00:00");
+        let (mut outcome, mut format, mut reason) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        for e in events {
+            time.append_value(e.time_ms);
+            outcome.append_value(&e.outcome);
+            format.append_value(&e.format);
+            reason.append_option(e.reason.as_deref());
+        }
+        Ok(RecordBatch::try_new(
+            divoc_model::analytics::verifications_schema(),
+            vec![
+                Arc::new(time.finish()),
+                Arc::new(outcome.finish()),
+                Arc::new(format.finish()),
+                Arc::new(reason.finish()),
+            ],
+        )?)
+    }
+}
+
+/// Certificate downloads.
+pub type DownloadLog = EventLog<DownloadEvent>;
+/// Verify page outcomes.
+pub type VerificationLog = EventLog<VerificationEvent>;
+
+/// Buffers events and writes them to the object store.
 #[derive(Clone)]
-pub struct DownloadLog {
-    inner: Arc<Mutex<Vec<DownloadEvent>>>,
+pub struct EventLog<E> {
+    inner: Arc<Mutex<Vec<E>>>,
     storage: Storage,
     seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl DownloadLog {
+impl<E: LoggedEvent> EventLog<E> {
     pub fn new(storage: Storage) -> Self {
-        DownloadLog {
+        EventLog {
             inner: Arc::default(),
             storage,
             seq: Arc::default(),
         }
     }
 
-    pub fn record(&self, event: DownloadEvent) {
+    pub fn record(&self, event: E) {
         if let Ok(mut buf) = self.inner.lock() {
             buf.push(event);
         }
@@ -60,10 +127,9 @@ impl DownloadLog {
             Ok(mut buf) => std::mem::take(&mut *buf),
             Err(_) => return Ok(Vec::new()),
         };
-        let mut by_date: std::collections::BTreeMap<String, Vec<DownloadEvent>> =
-            Default::default();
+        let mut by_date: std::collections::BTreeMap<String, Vec<E>> = Default::default();
         for e in events {
-            let days = e.time_ms.div_euclid(86_400_000) as i32;
+            let days = e.time_ms().div_euclid(86_400_000) as i32;
             by_date.entry(format_date(days)).or_default().push(e);
         }
         let mut keys = Vec::new();
@@ -71,10 +137,11 @@ impl DownloadLog {
         while let Some((date, events)) = dates.next() {
             let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let key = format!(
-                "{DOWNLOADS_PREFIX}/date={date}/part-{:013}-{seq:06}.parquet",
-                events[0].time_ms
+                "{}/date={date}/part-{:013}-{seq:06}.parquet",
+                E::PREFIX,
+                events[0].time_ms()
             );
-            let batch = to_batch(&events)?;
+            let batch = E::to_batch(&events)?;
             if let Err(e) = self.storage.put(&key, encode_parquet(&batch)?) {
                 // Keep this date's events and every date not yet written for the next attempt.
                 if let Ok(mut buf) = self.inner.lock() {

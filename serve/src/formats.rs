@@ -373,7 +373,7 @@ impl Formats {
 
 /// The credential's issuanceDate as Unix seconds (SHC `nbf`, so a card is reproducible).
 fn issuance_unix(c: &VaccinationCredential) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(&c.issuance_date)
+    chrono::DateTime::parse_from_rfc3339(c.issued_at())
         .ok()
         .map(|d| d.timestamp())
 }

@@ -1,5 +1,6 @@
 //! The read side. `divoc serve`: the certificate download API over the published certificates;
-//! the verify page, status lists and the SQL API will join it here. Also `/metrics` for `divoc run`.
+//! the verify page and status lists ([`verify_page`]), the SQL API, the transparency log. Also
+//! `/metrics` for `divoc run`.
 //!
 //! ```text
 //! GET /certificate/api/certificatePDF/{preEnrollmentCode}[?language=hi]   DIVOC's path: PDF of the latest dose
@@ -25,6 +26,7 @@ mod routes;
 pub mod sql_api;
 pub mod store;
 pub mod transparency;
+pub mod verify_page;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -95,6 +97,9 @@ pub struct ServeConfig {
     /// The transparency log to follow and prove from; absent = not served.
     #[serde(default)]
     pub transparency: Option<transparency::TransparencySection>,
+    /// The verify page, its trust bundle and the status lists; absent = not served.
+    #[serde(default)]
+    pub verify: Option<verify_page::VerifySection>,
 }
 
 fn default_accepted() -> String {
@@ -220,6 +225,19 @@ pub struct AppState {
     pub dsc_pem: Option<String>,
     /// The issuer's DID document, serialized once.
     pub did_document: Option<String>,
+    /// The verify page's state (its outcomes are flushed with the downloads).
+    pub verify: Option<Arc<verify_page::VerifyState>>,
+}
+
+impl AppState {
+    /// Writes buffered download events and verification outcomes.
+    fn flush_events(&self) -> Result<()> {
+        self.log.flush()?;
+        if let Some(v) = &self.verify {
+            v.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// A running server; dropping the handle does not stop it, `stop` does.
@@ -242,7 +260,7 @@ impl RunningServer {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
-        self.state.log.flush()?;
+        self.state.flush_events()?;
         Ok(())
     }
 }
@@ -300,6 +318,33 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         }
         None => None,
     };
+    let verify = match &plan.cfg.verify {
+        Some(section) => {
+            let key_files: Vec<PathBuf> = if section.key_files.is_empty() {
+                plan.cfg
+                    .did
+                    .iter()
+                    .flat_map(|d| d.key_files.clone())
+                    .collect()
+            } else {
+                section.key_files.clone()
+            };
+            let key_files: Vec<PathBuf> = key_files.iter().map(|f| plan.resolve(f)).collect();
+            let shc = match (&plan.cfg.shc, &jwks) {
+                (Some(s), Some(set)) => Some((s.issuer.clone(), serde_json::from_str(set)?)),
+                _ => None,
+            };
+            Some(Arc::new(verify_page::VerifyState::new(
+                section,
+                &key_files,
+                storage.clone(),
+                shc,
+                dsc_pem.clone(),
+                events::VerificationLog::new(storage.clone()),
+            )?))
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         store,
         unreadable: RwLock::new(unreadable(&indexer)),
@@ -309,6 +354,7 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
         jwks,
         dsc_pem,
         did_document,
+        verify: verify.clone(),
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(&plan.cfg.listen))
@@ -330,6 +376,9 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
     }
     if let Some(f) = &follower {
         app = app.merge(transparency::router(f.clone()));
+    }
+    if let Some(v) = verify {
+        app = app.merge(verify_page::router(v));
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = rt.spawn(async move {
@@ -379,7 +428,7 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
                 }
                 if last_flush.elapsed() >= flush {
                     last_flush = std::time::Instant::now();
-                    if let Err(e) = state.log.flush() {
+                    if let Err(e) = state.flush_events() {
                         tracing::warn!(error = %e, "download events not written yet; retrying");
                     }
                 }

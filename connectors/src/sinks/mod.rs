@@ -7,6 +7,7 @@ pub mod dead_letter;
 pub mod manifest;
 pub mod ndjson;
 pub mod publish;
+pub mod status_list;
 pub mod translog;
 pub mod webhook;
 

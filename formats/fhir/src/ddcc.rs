@@ -258,7 +258,7 @@ pub fn ddcc_document(cred: &VaccinationCredential, codes: &FhirCodes) -> Result<
         url("recommendation"),
         url("composition"),
     );
-    let issued = fhir_date_time(&cred.issuance_date, "issuanceDate")?;
+    let issued = fhir_date_time(cred.issued_at(), "issuanceDate")?;
 
     let mut entries = Vec::new();
     let patient = full_patient(

@@ -277,7 +277,7 @@ impl Renderer {
         let mut painter = page::Painter::new(self, tenant, template);
         painter.certificate(&text, req.qr);
         let missing = painter.missing;
-        let creation = creation_date(&cred.issuance_date);
+        let creation = creation_date(cred.issued_at());
         let info = DocInfo {
             title: &text.certificate_id,
             creation_date: &creation,

@@ -113,6 +113,8 @@ pub fn credential(
             }),
         }],
         non_transferable: "true".into(),
+        valid_from: None,
+        credential_status: Vec::new(),
         proof: None,
     }
 }
