@@ -232,6 +232,19 @@ pub fn http(
     ctype: &str,
     body: &[u8],
 ) -> (u16, String) {
+    let (status, body) = http_bytes(addr, method, path, auth, ctype, body);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// [`http`] with the body as bytes (images, PDFs).
+pub fn http_bytes(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    ctype: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
@@ -249,16 +262,17 @@ pub fn http(
     let _ = s.write_all(body);
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]);
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
     (status, body)
 }
 

@@ -1,5 +1,13 @@
 #!/usr/bin/env python3
-"""Independent verifier for our Ed25519Signature2018 credentials: PyLD (URDNA2015) + PyNaCl.
+"""Independent verifier for our credentials: PyLD (URDNA2015) + PyNaCl.
+
+Proof suites: Ed25519Signature2018 (detached JWS over SHA-256(C14N(proof options)) ||
+SHA-256(C14N(document))), and the Data Integrity suites Ed25519Signature2020 and
+DataIntegrityProof/eddsa-rdfc-2022 (proofValue = z + base58btc(Ed25519 over the same two hashes,
+the proof config carrying the document's @context)). A line may also be a
+BitstringStatusListCredential: after its proof verifies, its encodedList (u + base64url of GZIP)
+is decoded here and the set bits are printed as `list <id> <purpose> set=<i,j,...>
+until=<i:day,...>`.
 
 Nothing here shares code with the Rust implementation: canonicalization is PyLD's, the signature
 check is libsodium's (PyNaCl), the JWS handling and base58 are written out below.
@@ -11,6 +19,7 @@ tampered copy is rejected and every issuer equals the key's controller.
 """
 import base64
 import copy
+import gzip
 import hashlib
 import json
 import sys
@@ -41,8 +50,19 @@ def canon(doc):
 
 def verify(cred, vk):
     proof = dict(cred["proof"])
-    jws = proof.pop("jws")
     doc = {k: v for k, v in cred.items() if k != "proof"}
+    if proof["type"] in ("Ed25519Signature2020", "DataIntegrityProof"):
+        if proof["type"] == "DataIntegrityProof" and proof.get("cryptosuite") != "eddsa-rdfc-2022":
+            raise ValueError("unexpected cryptosuite %r" % proof.get("cryptosuite"))
+        value = proof.pop("proofValue")
+        if not value.startswith("z"):
+            raise ValueError("proofValue is not multibase base58btc")
+        config = dict(proof)
+        config["@context"] = cred["@context"]
+        hash_data = hashlib.sha256(canon(config).encode()).digest() + hashlib.sha256(canon(doc).encode()).digest()
+        vk.verify(hash_data, b58decode(value[1:]))
+        return
+    jws = proof.pop("jws")
     opts = dict(proof)
     opts["@context"] = cred["@context"]
     verify_data = hashlib.sha256(canon(opts).encode()).digest() + hashlib.sha256(canon(doc).encode()).digest()
@@ -53,6 +73,19 @@ def verify(cred, vk):
     if header != {"alg": "EdDSA", "b64": False, "crit": ["b64"]}:
         raise ValueError("unexpected JWS header %r" % header)
     vk.verify((header_b64 + ".").encode() + verify_data, b64url_decode(sig_b64))
+
+
+def describe_status_list(cred):
+    subject = cred["credentialSubject"]
+    encoded = subject["encodedList"]
+    if not encoded.startswith("u"):
+        raise ValueError("encodedList is not multibase base64url")
+    bits = gzip.decompress(b64url_decode(encoded[1:]))
+    if len(bits) * 8 < 131072:
+        raise ValueError("status list shorter than the minimum 131072 bits")
+    set_bits = [i for i in range(len(bits) * 8) if bits[i // 8] & (0x80 >> (i % 8))]
+    until = ",".join("%s:%s" % (e["index"], e["until"]) for e in subject.get("suspendedUntil", []))
+    return "list %s %s set=%s until=%s" % (cred["id"], subject["statusPurpose"], ",".join(map(str, set_bits)), until)
 
 
 def main(argv):
@@ -80,6 +113,8 @@ def main(argv):
             cred = json.loads(line)
             try:
                 verify(cred, vk)
+                if "BitstringStatusListCredential" in cred.get("type", []):
+                    print(describe_status_list(cred))
                 if cred["issuer"] != issuer or not cred["proof"]["verificationMethod"].startswith(issuer + "#"):
                     raise ValueError("issuer is not the controller of the verification method")
                 ok += 1
@@ -87,7 +122,11 @@ def main(argv):
                 failures += 1
                 print("credential %d: NOT verified: %s" % (lineno, e), file=sys.stderr)
             tampered = copy.deepcopy(cred)
-            tampered["credentialSubject"]["name"] = (tampered["credentialSubject"].get("name") or "") + "x"
+            subject = tampered["credentialSubject"]
+            if "encodedList" in subject:
+                subject["statusPurpose"] = "suspension" if subject["statusPurpose"] == "revocation" else "revocation"
+            else:
+                subject["name"] = (subject.get("name") or "") + "x"
             try:
                 verify(tampered, vk)
                 failures += 1
