@@ -5,7 +5,11 @@
 #   pip: pyld (URDNA2015 reference), pynacl (Ed25519 reference), pycose + cbor2<6 + base45 +
 #        cryptography (EU DCC), jsonschema (DCC schema), jwcrypto (SMART Health Card JWS),
 #        fhir.resources (FHIR R4 models)
-#   npm: playwright-core (tests/browser/package.json, pinned in its lock file) drives chromium
+#   npm: playwright-core (tests/browser/package.json, pinned in its lock file) drives chromium;
+#        the verify page's libraries and esbuild (serve/verify-page/package.json, lock file)
+# Before the Rust tests: the verify page's own tests (node --test, with fixtures PyLD + PyNaCl
+# sign independently of our Rust code), and a rebuild of its bundle that must equal the
+# committed serve/verify-page/dist/app.js byte for byte (what `divoc serve` embeds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v zbarimg >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1 ||
@@ -19,7 +23,19 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 [ -d tests/browser/node_modules/playwright-core ] ||
   (cd tests/browser && { npm ci --no-audit --no-fund -q || npm install --no-audit --no-fund -q; })
+[ -d serve/verify-page/node_modules/esbuild ] ||
+  (cd serve/verify-page && { npm ci --no-audit --no-fund -q || npm install --no-audit --no-fund -q; })
 python3 -c "import pyld, nacl, pycose, cbor2, base45, cryptography, jsonschema, jwcrypto, fhir.resources" 2>/dev/null ||
   python3 -m pip install -q "pyld==2.0.4" "pynacl==1.5.0" "pycose==1.1.0" "cbor2<6" "base45==0.4.4" \
     "cryptography>=42" "jsonschema>=4.20" "jwcrypto>=1.5" "fhir.resources==8.3.0"
+committed_bundle="$(mktemp)"
+cp serve/verify-page/dist/app.js "$committed_bundle"
+(cd serve/verify-page && node build.mjs)
+if ! cmp -s "$committed_bundle" serve/verify-page/dist/app.js; then
+  echo "serve/verify-page/dist/app.js differs from a rebuild of its sources: run" \
+       "(cd serve/verify-page && npm ci && node build.mjs) and commit the result" >&2
+  exit 1
+fi
+rm -f "$committed_bundle"
+node --test serve/verify-page/test/
 cargo test --release --workspace --no-fail-fast -- --include-ignored

@@ -58,17 +58,12 @@ CONTEXT_FILES = {
 }
 
 # `suspendedUntil` is no term of the VC 2.0 or status list contexts (VC 2.0 has no @vocab), so a
-# suspension list that carries it must define it, or canonicalization would leave it unsigned.
-# The fixtures define it with an inline context.
-SUSPENDED_UNTIL_CONTEXT = {
-    "suspendedUntil": {
-        "@id": "https://divoc.dev/ns/status#suspendedUntil",
-        "@context": {
-            "index": "https://divoc.dev/ns/status#index",
-            "until": {"@id": "https://divoc.dev/ns/status#until", "@type": "http://www.w3.org/2001/XMLSchema#date"},
-        },
-    }
-}
+# suspension list that carries it adds W3C's undefined-terms context (an @vocab of
+# issuer-dependent IRIs), as `divoc`'s status_list sink does; without it, canonicalization would
+# leave the end dates unsigned, and safe mode refuses the list.
+UNDEFINED_TERMS_V2 = "https://www.w3.org/ns/credentials/undefined-terms/v2"
+CONTEXT_FILES[UNDEFINED_TERMS_V2] = "undefined-terms-v2.jsonld"
+SUSPENDED_UNTIL_CONTEXT = UNDEFINED_TERMS_V2
 
 NOW = "2026-06-01T12:00:00Z"
 TODAY = NOW[:10]
