@@ -441,17 +441,9 @@ fn an_eu_dcc_is_decided_from_the_same_lists_and_a_health_card_verifies() {
     let issued = issue(dir, suite);
     let server = start_serve(&serve_config(dir));
     let hc1 = dir.join("revoked.hc1.txt");
-    std::fs::write(
-        &hc1,
-        dcc(server.addr, &issued.ids[0]),
-    )
-    .unwrap();
+    std::fs::write(&hc1, dcc(server.addr, &issued.ids[0])).unwrap();
     let kept = dir.join("kept.hc1.txt");
-    std::fs::write(
-        &kept,
-        dcc(server.addr, &issued.ids[4]),
-    )
-    .unwrap();
+    std::fs::write(&kept, dcc(server.addr, &issued.ids[4])).unwrap();
     let card = dir.join("card.smart-health-card");
     std::fs::write(
         &card,

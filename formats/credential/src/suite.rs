@@ -142,11 +142,10 @@ fn hash_data(
 
 /// Whether `proof` is one this module verifies.
 pub(crate) fn is_data_integrity(proof: &Map<String, Value>) -> bool {
-    match proof.get("type").and_then(Value::as_str) {
-        Some(ED25519_SIGNATURE_2020) => true,
-        Some(DATA_INTEGRITY_PROOF) => true,
-        _ => false,
-    }
+    matches!(
+        proof.get("type").and_then(Value::as_str),
+        Some(ED25519_SIGNATURE_2020 | DATA_INTEGRITY_PROOF)
+    )
 }
 
 /// Verifies an `Ed25519Signature2020` or `eddsa-rdfc-2022` proof of `signed` against `key`.
