@@ -66,6 +66,10 @@ fn batch(rows: &[Row<'_>]) -> RecordBatch {
             col(&|r| r.3.map(Into::into)),
         ),
         (
+            columns::REISSUE_OF.name,
+            col(&|r| r.3.filter(|_| r.2.starts_with("reissue")).map(Into::into)),
+        ),
+        (
             columns::SUSPEND_UNTIL.name,
             Arc::new(rows.iter().map(|r| r.4).collect::<Date32Array>()) as ArrayRef,
         ),
@@ -188,10 +192,17 @@ fn every_transition_sets_the_bit_verifiers_read() {
         .unwrap()
         .ends
         .is_empty());
+    // A re-issue leaves the certificate it replaces valid; with --revoke-superseded it revokes it.
+    let (e, g) = ("1000000000005", "1000000000006");
+    epoch(&mut s, 4, &[("C19", e, "reissue", Some(d), None)]);
+    assert!(!bit(&f, StatusPurpose::Revocation, 1000000000004));
+    epoch(&mut s, 5, &[("C19", g, "reissue_revoking", Some(e), None)]);
+    assert!(bit(&f, StatusPurpose::Revocation, 1000000000005));
+    assert!(!bit(&f, StatusPurpose::Revocation, 1000000000006));
     // State survives a reopen.
     drop(s);
     let mut s = sink(&f);
-    epoch(&mut s, 4, &[("C19", c, "suspend", None, None)]);
+    epoch(&mut s, 6, &[("C19", c, "suspend", None, None)]);
     assert!(
         bit(&f, StatusPurpose::Revocation, 1000000000001),
         "earlier bits kept"
