@@ -162,6 +162,38 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // The same batch under each proof suite, with status entries: the 2018 row without status is
+    // the baseline of the same run.
+    let mut suites = c.benchmark_group("sign_batch_by_suite");
+    suites.throughput(Throughput::Elements(BATCH as u64));
+    suites.sample_size(10);
+    for (name, options) in [
+        ("Ed25519Signature2018", ""),
+        ("Ed25519Signature2018+status", "credential_status = true"),
+        (
+            "Ed25519Signature2020+status",
+            "proof_suite = 'Ed25519Signature2020'\ncredential_status = true",
+        ),
+        (
+            "eddsa-rdfc-2022+status",
+            "proof_suite = 'eddsa-rdfc-2022'\ncredential_status = true",
+        ),
+    ] {
+        let cfg: SignConfig =
+            toml::from_str(&format!("key_file = 'k'\ncatalogue = 'c'\n{options}")).expect("config");
+        let mut suite_signer = Sign::new(
+            cfg,
+            IssuerKey::from_seed("did:web:bench.example", [5u8; 32]),
+            VaccineCatalogue::load(&root).expect("catalogue"),
+        );
+        let probe = suite_signer.process(deduped.clone(), "sign").expect("sign");
+        assert_eq!(probe.output.num_rows(), BATCH, "{name}: every row signs");
+        suites.bench_function(name, |b| {
+            b.iter(|| suite_signer.process(deduped.clone(), "sign").expect("sign"))
+        });
+    }
+    suites.finish();
+
     let mut one = c.benchmark_group("per_certificate");
     one.throughput(Throughput::Elements(1));
     let cred = signer
