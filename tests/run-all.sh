@@ -5,6 +5,7 @@
 #   pip: pyld (URDNA2015 reference), pynacl (Ed25519 reference), pycose + cbor2<6 + base45 +
 #        cryptography (EU DCC), jsonschema (DCC schema), jwcrypto (SMART Health Card JWS),
 #        fhir.resources (FHIR R4 models)
+#   cargo: s3s-fs (an S3-compatible server on loopback for tests/s3.rs)
 #   npm: playwright-core (tests/browser/package.json, pinned in its lock file) drives chromium;
 #        the verify page's libraries and esbuild (serve/verify-page/package.json, lock file)
 # Before the Rust tests: the verify page's own tests (node --test, with fixtures PyLD + PyNaCl
@@ -28,6 +29,10 @@ fi
 python3 -c "import pyld, nacl, pycose, cbor2, base45, cryptography, jsonschema, jwcrypto, fhir.resources" 2>/dev/null ||
   python3 -m pip install -q "pyld==2.0.4" "pynacl==1.5.0" "pycose==1.1.0" "cbor2<6" "base45==0.4.4" \
     "cryptography>=42" "jsonschema>=4.20" "jwcrypto>=1.5" "fhir.resources==8.3.0"
+# The S3-compatible server tests/s3.rs publishes to (the s3s project's file-backed server),
+# built once into target/tools (about 5 minutes cold).
+[ -x target/tools/bin/s3s-fs ] ||
+  cargo install -q s3s-fs@0.14.1 --features binary --root target/tools
 committed_bundle="$(mktemp)"
 cp serve/verify-page/dist/app.js "$committed_bundle"
 (cd serve/verify-page && node build.mjs)

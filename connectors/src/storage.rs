@@ -16,6 +16,32 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use divoc_pipeline::EngineError;
 
+/// How long one operation on a cloud store is retried before the caller gets the error: object
+/// stores answer 5xx and drop connections during deployments and failovers, and object_store's
+/// own retries (10 within about 2 s) end before a restart does. Backoff doubles from 200 ms to
+/// 10 s. Every write is an idempotent overwrite of a key named by its content's epoch, so a
+/// repeated attempt is safe.
+const CLOUD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+const CLOUD_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+const CLOUD_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether an error may go away by itself (not a missing object or a refused precondition).
+fn is_transient(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+    )
+}
+
 /// A handle to the output store. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
@@ -84,8 +110,11 @@ impl Storage {
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), EngineError> {
         let path = ObjectPath::from(key);
         let store = self.store.clone();
-        self.block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
-            .map_err(store_err)?;
+        self.retrying("put", || {
+            let (store, path, bytes) = (store.clone(), path.clone(), bytes.clone());
+            async move { store.put(&path, PutPayload::from(bytes)).await }
+        })
+        .map_err(store_err)?;
         if let Some(root) = &self.local_root {
             let file = root.join(key);
             sync_path(&file)?;
@@ -103,18 +132,21 @@ impl Storage {
     pub fn put_many_unsynced(&self, objects: Vec<(String, Bytes)>) -> Result<(), EngineError> {
         use futures::StreamExt;
         let store = self.store.clone();
-        self.block_on(async move {
-            futures::stream::iter(objects.into_iter().map(|(key, bytes)| {
-                let store = store.clone();
-                async move {
-                    store
-                        .put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes))
-                        .await
-                }
-            }))
-            .buffer_unordered(32)
-            .try_collect::<Vec<_>>()
-            .await
+        self.retrying("put", || {
+            let (store, objects) = (store.clone(), objects.clone());
+            async move {
+                futures::stream::iter(objects.into_iter().map(|(key, bytes)| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes))
+                            .await
+                    }
+                }))
+                .buffer_unordered(32)
+                .try_collect::<Vec<_>>()
+                .await
+            }
         })
         .map_err(store_err)?;
         Ok(())
@@ -137,7 +169,10 @@ impl Storage {
     pub fn get(&self, key: &str) -> Result<Option<Bytes>, EngineError> {
         let path = ObjectPath::from(key);
         let store = self.store.clone();
-        match self.block_on(async move { store.get(&path).await?.bytes().await }) {
+        match self.retrying("get", || {
+            let (store, path) = (store.clone(), path.clone());
+            async move { store.get(&path).await?.bytes().await }
+        }) {
             Ok(b) => Ok(Some(b)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
@@ -149,12 +184,15 @@ impl Storage {
         let p = ObjectPath::from(prefix);
         let store = self.store.clone();
         let mut keys: Vec<String> = self
-            .block_on(async move {
-                store
-                    .list(Some(&p))
-                    .map_ok(|m| m.location.to_string())
-                    .try_collect()
-                    .await
+            .retrying("list", || {
+                let (store, p) = (store.clone(), p.clone());
+                async move {
+                    store
+                        .list(Some(&p))
+                        .map_ok(|m| m.location.to_string())
+                        .try_collect()
+                        .await
+                }
             })
             .map_err(store_err)?;
         keys.sort();
@@ -166,12 +204,15 @@ impl Storage {
         let p = ObjectPath::from(prefix);
         let store = self.store.clone();
         let mut keys: Vec<(String, u64)> = self
-            .block_on(async move {
-                store
-                    .list(Some(&p))
-                    .map_ok(|m| (m.location.to_string(), m.size))
-                    .try_collect()
-                    .await
+            .retrying("list", || {
+                let (store, p) = (store.clone(), p.clone());
+                async move {
+                    store
+                        .list(Some(&p))
+                        .map_ok(|m| (m.location.to_string(), m.size))
+                        .try_collect()
+                        .await
+                }
             })
             .map_err(store_err)?;
         keys.sort();
@@ -184,7 +225,10 @@ impl Storage {
     pub fn rename(&self, from: &str, to: &str) -> Result<bool, EngineError> {
         let (src, dst) = (ObjectPath::from(from), ObjectPath::from(to));
         let store = self.store.clone();
-        match self.block_on(async move { store.rename(&src, &dst).await }) {
+        match self.retrying("rename", || {
+            let (store, src, dst) = (store.clone(), src.clone(), dst.clone());
+            async move { store.rename(&src, &dst).await }
+        }) {
             Ok(()) => {}
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(store_err(e)),
@@ -240,9 +284,37 @@ impl Storage {
     pub fn delete(&self, key: &str) -> Result<(), EngineError> {
         let path = ObjectPath::from(key);
         let store = self.store.clone();
-        match self.block_on(async move { store.delete(&path).await }) {
+        match self.retrying("delete", || {
+            let (store, path) = (store.clone(), path.clone());
+            async move { store.delete(&path).await }
+        }) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or a cloud store stayed unavailable for
+    /// [`CLOUD_RETRY_FOR`]; the local filesystem is not retried (its errors are real).
+    fn retrying<T, F, Fut>(&self, what: &str, op: F) -> Result<T, object_store::Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+    {
+        let started = std::time::Instant::now();
+        let mut backoff = CLOUD_BACKOFF_FIRST;
+        loop {
+            match self.block_on(op()) {
+                Err(e)
+                    if self.local_root.is_none()
+                        && is_transient(&e)
+                        && started.elapsed() + backoff < CLOUD_RETRY_FOR =>
+                {
+                    tracing::warn!(operation = what, error = %e, retry_in_ms = backoff.as_millis() as u64, "object store unavailable; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(CLOUD_BACKOFF_MAX);
+                }
+                other => return other,
+            }
         }
     }
 

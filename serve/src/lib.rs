@@ -50,6 +50,10 @@ pub struct ServeConfig {
     pub listen: String,
     /// The store the pipeline publishes into (same as its `storage.url`).
     pub storage_url: String,
+    /// Object-store options (same as the pipeline's `storage.options`: `aws_endpoint`,
+    /// `aws_allow_http`, credentials, ...).
+    #[serde(default)]
+    pub storage_options: std::collections::BTreeMap<String, String>,
     /// Prefix of the accepted certificates in the store.
     #[serde(default = "default_accepted")]
     pub accepted_prefix: String,
@@ -269,7 +273,7 @@ impl RunningServer {
 pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningServer> {
     let storage = Storage::open(
         &plan.storage_url(),
-        &Default::default(),
+        &plan.cfg.storage_options,
         rt.handle().clone(),
     )
     .context("cannot open the certificate store (storage_url)")?;
@@ -368,9 +372,12 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
     let mut app = routes::router(state.clone());
     if let Some(section) = &plan.cfg.analytics {
         let sql = rt
-            .block_on(sql_api::SqlState::open(section, &plan.storage_url(), |p| {
-                plan.resolve(p)
-            }))
+            .block_on(sql_api::SqlState::open(
+                section,
+                &plan.storage_url(),
+                &plan.cfg.storage_options,
+                |p| plan.resolve(p),
+            ))
             .context("[analytics]")?;
         app = app.merge(sql_api::router(Arc::new(sql)));
     }

@@ -89,6 +89,7 @@ impl SqlState {
     pub async fn open(
         section: &AnalyticsSection,
         storage_url: &str,
+        storage_options: &std::collections::BTreeMap<String, String>,
         resolve: impl Fn(&std::path::Path) -> PathBuf,
     ) -> anyhow::Result<Self> {
         let mut tokens = Vec::new();
@@ -115,10 +116,9 @@ impl SqlState {
                 }
             }
         }
-        let options = Default::default();
         Ok(Self {
-            analytics: SqlEngine::open(storage_url, &options, Access::Analytics).await?,
-            full: SqlEngine::open(storage_url, &options, Access::Full).await?,
+            analytics: SqlEngine::open(storage_url, storage_options, Access::Analytics).await?,
+            full: SqlEngine::open(storage_url, storage_options, Access::Full).await?,
             tokens,
             queries: DashboardQueries::load(&resolve(&section.queries))?,
             limits: Limits {
