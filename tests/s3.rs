@@ -365,6 +365,32 @@ fn the_pipeline_publishes_to_s3_and_loses_nothing_through_failures_and_a_restart
     assert_eq!(unique.len(), ids.len(), "no certificate published twice");
     drop(proxy);
 
+    // A large object goes up in parts and comes back identical.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let options: std::collections::BTreeMap<String, String> = s3_options(server.port)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let storage =
+        divoc_connectors::storage::Storage::open("s3://divoc/out", &options, rt.handle().clone())
+            .unwrap();
+    let size = divoc_connectors::storage::MULTIPART_FROM_BYTES + 5_000_001;
+    let large: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+    storage
+        .put("large/object.bin", bytes::Bytes::from(large.clone()))
+        .unwrap();
+    assert_eq!(
+        storage.get("large/object.bin").unwrap().as_deref(),
+        Some(large.as_slice())
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("s3/divoc/out/large/object.bin"))
+            .unwrap()
+            .len(),
+        size as u64
+    );
+    drop(rt);
+
     // 3. The read side on the same bucket.
     let config = repo().join("config");
     let mut options = toml::Table::new();

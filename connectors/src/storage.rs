@@ -25,6 +25,11 @@ const CLOUD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(300)
 const CLOUD_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
 const CLOUD_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Objects from this size on go to a cloud store as a multipart upload: a single PUT is capped
+/// (5 GiB on S3) and a failed part is retried alone instead of the whole object.
+pub const MULTIPART_FROM_BYTES: usize = 32 << 20;
+const MULTIPART_PART_BYTES: usize = 8 << 20;
+
 /// Whether an error may go away by itself (not a missing object or a refused precondition).
 fn is_transient(e: &object_store::Error) -> bool {
     !matches!(
@@ -110,6 +115,22 @@ impl Storage {
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), EngineError> {
         let path = ObjectPath::from(key);
         let store = self.store.clone();
+        if self.local_root.is_none() && bytes.len() >= MULTIPART_FROM_BYTES {
+            self.retrying("multipart put", || {
+                let (store, path, bytes) = (store.clone(), path.clone(), bytes.clone());
+                async move {
+                    let upload = store.put_multipart(&path).await?;
+                    let mut writer = object_store::WriteMultipart::new_with_chunk_size(
+                        upload,
+                        MULTIPART_PART_BYTES,
+                    );
+                    writer.put(bytes);
+                    writer.finish().await
+                }
+            })
+            .map_err(store_err)?;
+            return Ok(());
+        }
         self.retrying("put", || {
             let (store, path, bytes) = (store.clone(), path.clone(), bytes.clone());
             async move { store.put(&path, PutPayload::from(bytes)).await }
