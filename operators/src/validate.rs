@@ -8,7 +8,7 @@
 //! | `missing_field` | preEnrollmentCode, recipient.name, vaccination.name, .date and .dose are required |
 //! | `missing_age_and_dob` | at least one of recipient.age / recipient.dob (DIVOC's MISSING_FIELDS) |
 //! | `field_too_long` | every text field at most `max_text_bytes`, meta at most `max_meta_bytes` |
-//! | `invalid_characters` | no control characters in text fields |
+//! | `invalid_characters` | no control characters in text fields (after whitespace normalisation) |
 //! | `invalid_age` | age is a whole number 0..=150 |
 //! | `dose_out_of_range` | 1 <= dose <= totalDoses <= `max_doses` |
 //! | `future_date` | vaccination date, dob and effectiveStart not after the event's ingest time (+ skew) |
@@ -18,6 +18,12 @@
 //!
 //! `revoke`, `suspend` and `lift_suspension` events carry no certificate: they need only
 //! preEnrollmentCode and a dose in range (and the text rules); `update` is checked like certify.
+//!
+//! Before the rules, whitespace control characters in text fields (TAB, LF, CR, VT, FF, NEL, the
+//! Unicode line and paragraph separators), which registries' exports put in names and addresses,
+//! are normalised: each run of them with the spaces around it becomes one space, and the
+//! `text_fields_normalized_total` metric counts the fields changed. Other control characters still
+//! dead-letter as `invalid_characters`.
 //!
 //! "Now" is the event's own ingest time, never the wall clock, so a replay decides the same way.
 
@@ -134,9 +140,15 @@ impl Component for ValidateConfig {
     fn build(self, ctx: &BuildContext<'_>) -> Result<BuiltNode, EngineError> {
         let catalogue =
             VaccineCatalogue::load(&ctx.resolve(&self.catalogue)).map_err(EngineError::Config)?;
-        Ok(BuiltNode::Operator(Box::new(Validate::new(
-            self, catalogue,
-        )?)))
+        let normalized = ctx.metrics.counter_vec(
+            "text_fields_normalized_total",
+            "Text fields whose whitespace control characters (TAB, CR, LF, ...) became one space",
+            &["node"],
+        )?;
+        Ok(BuiltNode::Operator(Box::new(
+            Validate::new(self, catalogue)?
+                .with_normalized_counter(normalized.with_label_values(&[ctx.node])),
+        )))
     }
 }
 
@@ -145,6 +157,7 @@ pub struct Validate {
     cfg: ValidateConfig,
     catalogue: VaccineCatalogue,
     earliest_day: i32,
+    normalized: Option<prometheus::IntCounter>,
 }
 
 impl Validate {
@@ -155,8 +168,93 @@ impl Validate {
             cfg,
             catalogue,
             earliest_day,
+            normalized: None,
         })
     }
+
+    /// Counts normalised text fields in `counter`.
+    pub fn with_normalized_counter(mut self, counter: prometheus::IntCounter) -> Self {
+        self.normalized = Some(counter);
+        self
+    }
+}
+
+/// Whitespace that is also a control (or separator) character.
+fn is_whitespace_control(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// `v` with each run of whitespace controls (and the spaces around them) as one space; `None`
+/// when it has none.
+pub fn normalize_whitespace(v: &str) -> Option<String> {
+    if !v.chars().any(is_whitespace_control) {
+        return None;
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut run = String::new();
+    let mut run_has_control = false;
+    for c in v.chars() {
+        if c == ' ' || is_whitespace_control(c) {
+            run.push(c);
+            run_has_control |= c != ' ';
+            continue;
+        }
+        if run_has_control {
+            out.push(' ');
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        run_has_control = false;
+        out.push(c);
+    }
+    if run_has_control {
+        out.push(' ');
+    } else {
+        out.push_str(&run);
+    }
+    Some(out)
+}
+
+/// The batch with its text columns normalised, and how many fields changed.
+fn normalize_texts(batch: RecordBatch) -> Result<(RecordBatch, u64), EngineError> {
+    let mut columns = batch.columns().to_vec();
+    let mut changed = 0u64;
+    for name in TEXT_COLUMNS {
+        let Ok(idx) = batch.schema().index_of(name) else {
+            continue;
+        };
+        let Some(arr) = columns[idx].as_string_opt::<i32>() else {
+            continue;
+        };
+        if !arr
+            .iter()
+            .flatten()
+            .any(|v| v.chars().any(is_whitespace_control))
+        {
+            continue;
+        }
+        let rebuilt: StringArray = arr
+            .iter()
+            .map(|v| {
+                v.map(|v| match normalize_whitespace(v) {
+                    Some(n) => {
+                        changed += 1;
+                        n
+                    }
+                    None => v.to_owned(),
+                })
+            })
+            .collect();
+        columns[idx] = std::sync::Arc::new(rebuilt);
+    }
+    if changed == 0 {
+        return Ok((batch, 0));
+    }
+    Ok((RecordBatch::try_new(batch.schema(), columns)?, changed))
 }
 
 /// Typed views of the columns the rules read.
@@ -392,6 +490,10 @@ impl Validate {
 
 impl Operator for Validate {
     fn process(&mut self, batch: RecordBatch, stage: &str) -> Result<Processed, EngineError> {
+        let (batch, normalized) = normalize_texts(batch)?;
+        if let Some(counter) = &self.normalized {
+            counter.inc_by(normalized);
+        }
         let cols = Cols::new(&batch)?;
         let n = batch.num_rows();
         let verdicts: Vec<Option<Reason>> = (0..n)

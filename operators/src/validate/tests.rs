@@ -155,3 +155,59 @@ fn config_check_names_bad_keys() {
         toml::from_str("catalogue = '../config/vaccines.toml'\nmax_doses = 0").unwrap();
     assert_eq!(bad.check(&ctx).unwrap_err().key, "max_doses");
 }
+
+#[test]
+fn whitespace_controls_become_one_space_and_other_controls_still_dead_letter() {
+    assert_eq!(
+        normalize_whitespace("Asha\tDevi").as_deref(),
+        Some("Asha Devi")
+    );
+    assert_eq!(
+        normalize_whitespace("Asha \r\n  Devi\n").as_deref(),
+        Some("Asha Devi ")
+    );
+    assert_eq!(
+        normalize_whitespace("Asha  Devi"),
+        None,
+        "plain spaces are left alone"
+    );
+    assert_eq!(normalize_whitespace("A\u{2028}B").as_deref(), Some("A B"));
+
+    let tabbed = event("1", 1, |v| {
+        v["recipient"]["name"] = serde_json::json!("Ravi\tKumar");
+        v["facility"]["address"]["addressLine1"] = serde_json::json!("12 Main Rd\r\nWard 3");
+    });
+    let belled = event("2", 1, |v| {
+        v["recipient"]["name"] = serde_json::json!("Ravi\u{7}Kumar")
+    });
+    let counter = prometheus::IntCounter::new("n", "n").unwrap();
+    let mut v = op().with_normalized_counter(counter.clone());
+    let out = v
+        .process(
+            batch_from_json(&[tabbed.as_str(), belled.as_str()]),
+            "validate",
+        )
+        .unwrap();
+    assert_eq!(out.output.num_rows(), 1);
+    let names = out
+        .output
+        .column_by_name(schema::RECIPIENT_NAME)
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(names.value(0), "Ravi Kumar");
+    let line = out
+        .output
+        .column_by_name("facility_address_line1")
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(line.value(0), "12 Main Rd Ward 3");
+    assert_eq!(counter.get(), 2, "two fields normalised");
+    let dead = out.dead_letters.expect("the bell is refused");
+    assert_eq!(
+        dead.column_by_name("reason_code")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "invalid_characters"
+    );
+}
