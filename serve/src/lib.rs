@@ -387,6 +387,9 @@ pub fn start(plan: &ServePlan, rt: &tokio::runtime::Runtime) -> Result<RunningSe
     if let Some(v) = verify {
         app = app.merge(verify_page::router(v));
     }
+    let app = app.layer(axum::middleware::from_fn(
+        divoc_connectors::http::panics::catch_panics,
+    ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = rt.spawn(async move {
         let _ = axum::serve(listener, app)

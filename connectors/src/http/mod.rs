@@ -19,6 +19,7 @@
 mod config;
 mod crc;
 mod lifecycle;
+pub mod panics;
 mod registry;
 mod server;
 mod source;

@@ -255,6 +255,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         // Bodies are read and limited by the handlers themselves (so a 413 is JSON too).
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(super::panics::catch_panics))
         .with_state(state)
 }
 
