@@ -17,7 +17,8 @@ use arrow::array::{Array, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::{Date32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use divoc_credential::credential::{
-    subject_id, Address, CredentialSubject, Dose, Evidence, Facility, Verifier, CREDENTIAL_TYPES,
+    mask_identity, subject_id, Address, CredentialSubject, Dose, Evidence, Facility, Verifier,
+    CREDENTIAL_TYPES,
 };
 use divoc_credential::status_list::{is_safe_program_id, StatusEntry, StatusPosition};
 use divoc_credential::{
@@ -73,6 +74,10 @@ pub struct SignConfig {
     /// Public URL of the status lists (the `status_list` node's `base_url`).
     #[serde(default = "default_status_base")]
     pub status_base_url: String,
+    /// Sign only the last four digits of the recipient's identity number into the credential
+    /// (`credentialSubject.id`; DIVOC masked Aadhaar so). Off by default: DIVOC-native.
+    #[serde(default)]
+    pub mask_identity: bool,
     /// Programs (optionally of one tenant) signed with their own issuer key, contexts or URLs;
     /// what an entry leaves out comes from the node's options.
     #[serde(default)]
@@ -105,6 +110,8 @@ pub struct SignProgram {
     pub proof_suite: Option<ProofSuite>,
     #[serde(default)]
     pub credential_status: Option<bool>,
+    #[serde(default)]
+    pub mask_identity: Option<bool>,
 }
 
 /// What one profile signs with.
@@ -112,6 +119,7 @@ pub struct SignProgram {
 struct ProfileConfig {
     suite: ProofSuite,
     credential_status: bool,
+    mask_identity: bool,
     key_file: PathBuf,
     context_v1: String,
     context_v2: String,
@@ -126,6 +134,7 @@ impl SignConfig {
         let base = ProfileConfig {
             suite: self.proof_suite,
             credential_status: self.credential_status,
+            mask_identity: self.mask_identity,
             key_file: self.key_file.clone(),
             context_v1: self.context_v1.clone(),
             context_v2: self.context_v2.clone(),
@@ -139,6 +148,7 @@ impl SignConfig {
             out.push(ProfileConfig {
                 suite: p.proof_suite.unwrap_or(base.suite),
                 credential_status: p.credential_status.unwrap_or(base.credential_status),
+                mask_identity: p.mask_identity.unwrap_or(base.mask_identity),
                 key_file: p.key_file.clone().unwrap_or_else(|| base.key_file.clone()),
                 context_v1: or(&p.context_v1, &base.context_v1),
                 context_v2: or(&p.context_v2, &base.context_v2),
@@ -444,11 +454,15 @@ impl Sign {
             types: CREDENTIAL_TYPES.iter().map(|s| s.to_string()).collect(),
             credential_subject: CredentialSubject {
                 subject_type: "Person".into(),
-                id: subject_id(
-                    &r.s(schema::RECIPIENT_IDENTITY).unwrap_or_default(),
-                    &pre,
-                    &self.cfg.identity_did_prefix,
-                ),
+                id: {
+                    let identity = r.s(schema::RECIPIENT_IDENTITY).unwrap_or_default();
+                    let identity = if profile.cfg.mask_identity {
+                        mask_identity(&identity)
+                    } else {
+                        identity
+                    };
+                    subject_id(&identity, &pre, &self.cfg.identity_did_prefix)
+                },
                 ref_id: Some(pre),
                 uhid: None,
                 name: r.s(schema::RECIPIENT_NAME),

@@ -323,9 +323,47 @@ pub fn subject_id(identity: &str, pre_enrollment_code: &str, did_prefix: &str) -
     }
 }
 
+/// An identity with every digit but the last four replaced by `X` (DIVOC masked Aadhaar numbers
+/// this way): `did:in.gov.uidai.aadhaar:123456789012` -> `did:in.gov.uidai.aadhaar:XXXXXXXX9012`.
+/// Only the part after the last `:` is masked, so a DID method name keeps its digits.
+pub fn mask_identity(identity: &str) -> String {
+    let (head, value) = match identity.rfind(':') {
+        Some(at) => identity.split_at(at + 1),
+        None => ("", identity),
+    };
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let mut seen = 0;
+    let masked: String = value
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen + 4 <= digits {
+                'X'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("{head}{masked}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identities_are_masked_to_their_last_four_digits() {
+        assert_eq!(
+            mask_identity("did:in.gov.uidai.aadhaar:123456789012"),
+            "did:in.gov.uidai.aadhaar:XXXXXXXX9012"
+        );
+        assert_eq!(mask_identity("P-1234"), "P-1234");
+        assert_eq!(mask_identity("98765"), "X8765");
+        assert_eq!(mask_identity("did:web2:ab12cd345"), "did:web2:abX2cd345");
+    }
 
     #[test]
     fn subject_ids() {

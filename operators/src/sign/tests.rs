@@ -186,3 +186,47 @@ fn programs_sign_with_their_own_issuer() {
         .unwrap_err();
     assert_eq!(issue.key, "programs[1].id");
 }
+
+#[test]
+fn a_program_can_sign_only_the_last_four_digits_of_the_identity() {
+    let lines = vec![
+        event("1", 1, |v| {
+            v["recipient"]["identity"] = serde_json::json!("did:in.gov.uidai.aadhaar:123456789012");
+            v["programId"] = serde_json::json!("MASKED");
+        }),
+        event("2", 1, |v| {
+            v["recipient"]["identity"] = serde_json::json!("did:in.gov.uidai.aadhaar:123456789012");
+        }),
+    ];
+    let batch = deduped(&lines);
+    let cfg: SignConfig = toml::from_str(
+        "key_file = 'k'\ncatalogue = 'c'\nprograms = [{ id = 'MASKED', mask_identity = true }]",
+    )
+    .unwrap();
+    let cat = VaccineCatalogue::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vaccines.toml"),
+    )
+    .unwrap();
+    let key = IssuerKey::from_seed("https://issuer.example", [7u8; 32]);
+    let mut s = Sign::with_keys(cfg, vec![key.clone(), key], cat);
+    let out = s.process(batch, "sign").unwrap();
+    let creds = credentials(&out.output);
+    let ids: Vec<String> = creds
+        .iter()
+        .map(|c| {
+            let v: serde_json::Value = serde_json::from_str(c).unwrap();
+            v["credentialSubject"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        ids.contains(&"did:in.gov.uidai.aadhaar:XXXXXXXX9012".to_owned()),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&"did:in.gov.uidai.aadhaar:123456789012".to_owned()),
+        "{ids:?}"
+    );
+    assert!(!creds
+        .iter()
+        .any(|c| c.contains("123456789012") && c.contains("XXXX")));
+}
