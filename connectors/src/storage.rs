@@ -363,3 +363,35 @@ fn is_upload_temporary(name: &str) -> bool {
     matches!(name.rsplit_once('#'), Some((stem, n))
         if !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
+
+/// A local store in a fresh temporary directory, with the runtime it blocks on (sink tests).
+#[cfg(test)]
+pub(crate) struct TestStore {
+    pub storage: Storage,
+    /// Where the store's objects are.
+    pub root: PathBuf,
+    _rt: tokio::runtime::Runtime,
+    /// The temporary directory; `dir.path()` has room for state beside `out/`.
+    pub dir: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl TestStore {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let root = dir.path().join("out");
+        let storage = Storage::open(
+            &root.display().to_string(),
+            &Default::default(),
+            rt.handle().clone(),
+        )
+        .expect("local store");
+        TestStore {
+            storage,
+            root,
+            _rt: rt,
+            dir,
+        }
+    }
+}

@@ -45,27 +45,18 @@ fn batch(names: &[&str]) -> RecordBatch {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
     storage: Storage,
     root: std::path::PathBuf,
+    /// Last: dropped after the handles above.
+    _store: crate::storage::TestStore,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let root = dir.path().join("out");
-    let storage = Storage::open(
-        root.to_str().unwrap(),
-        &Default::default(),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let store = crate::storage::TestStore::new();
     Fixture {
-        _dir: dir,
-        _rt: rt,
-        storage,
-        root,
+        storage: store.storage.clone(),
+        root: store.root.clone(),
+        _store: store,
     }
 }
 

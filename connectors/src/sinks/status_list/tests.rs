@@ -7,28 +7,19 @@ use divoc_pipeline::checkpoint::Checkpoint;
 use super::*;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
     storage: Storage,
     state: PathBuf,
     key: IssuerKey,
+    /// Last: dropped after the handles above.
+    _store: crate::storage::TestStore,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let out = dir.path().join("out");
-    let storage = Storage::open(
-        out.to_str().unwrap(),
-        &Default::default(),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let store = crate::storage::TestStore::new();
     Fixture {
-        state: dir.path().join("state"),
-        _dir: dir,
-        _rt: rt,
-        storage,
+        storage: store.storage.clone(),
+        state: store.dir.path().join("state"),
+        _store: store,
         key: IssuerKey::from_seed_with_id("did:web:issuer.example", "key-1", [5u8; 32]),
     }
 }

@@ -7,30 +7,21 @@ use divoc_translog::{consistency_proof, verify_consistency, MemoryTree};
 use super::*;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
     storage: Storage,
     out: PathBuf,
     state: PathBuf,
     key: divoc_credential::SigningKey,
+    /// Last: dropped after the handles above.
+    _store: crate::storage::TestStore,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let out = dir.path().join("out");
-    let storage = Storage::open(
-        out.to_str().unwrap(),
-        &Default::default(),
-        rt.handle().clone(),
-    )
-    .unwrap();
+    let store = crate::storage::TestStore::new();
     Fixture {
-        state: dir.path().join("state"),
-        _dir: dir,
-        _rt: rt,
-        storage,
-        out,
+        storage: store.storage.clone(),
+        out: store.root.clone(),
+        state: store.dir.path().join("state"),
+        _store: store,
         key: divoc_credential::SigningKey::from_bytes(&[3u8; 32]),
     }
 }
